@@ -1,0 +1,46 @@
+# swarmguard: see README.md. `make demo` and `make test` do everything on a
+# fresh Debian machine (.ci/run installs the packages first).
+GO        ?= go
+BIN       := bin/swarmguard
+CORPUS    := testdata/ndpi
+FUZZTIME  ?= 3s
+
+.PHONY: all build demo test vet unit fuzz bench train captures clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/swarmguard
+
+# Classify the bundled captures and print the summary and accuracy tables.
+demo: build
+	$(BIN) classify --quiet --labels $(CORPUS)/labels.jsonl $(CORPUS)/pcap/* testdata/captures/*.pcap*
+
+test: vet unit fuzz
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+unit:
+	$(GO) test -count=1 ./...
+
+# Every fuzz target runs for FUZZTIME on its seed corpus plus new inputs.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	  done; done
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./classifier/ ./shard/
+	$(BIN) bench compare
+
+train: build
+	$(BIN) bench train --out classifier/weights.json
+
+captures: build
+	$(BIN) bench capture --out testdata/captures
+
+clean:
+	rm -rf bin

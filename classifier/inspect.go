@@ -1,0 +1,237 @@
+package classifier
+
+import (
+	"time"
+
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// Budget bounds deep inspection of a flow. After it is spent only the
+// streaming counters of the flow move.
+type Budget struct {
+	Packets int           // payload packets deep-parsed per flow (default 8)
+	Bytes   int           // bytes of each payload the signature matchers read (default 256)
+	Age     time.Duration // flow age after which nothing is deep-parsed (default 10 s)
+}
+
+// DefaultBudget is the inspection budget of DESIGN-NOTES.
+var DefaultBudget = Budget{Packets: 8, Bytes: 256, Age: 10 * time.Second}
+
+// hsFailed marks a direction whose stream cannot start with the handshake.
+const hsFailed = 0xff
+
+// Scratch is a worker's reusable space for one packet's inspection.
+type Scratch struct {
+	Peers Peers // peers announced by the packet (tracker reply, DHT values, PEX)
+}
+
+// Exhausted reports whether f has spent its budget at time now, and marks it.
+func (b *Budget) Exhausted(f *shard.Flow, now int64) bool {
+	if f.Flags&shard.FlagExhausted != 0 {
+		return true
+	}
+	if int(f.Deep) >= b.Packets || now-f.First > int64(b.Age) {
+		f.Flags |= shard.FlagExhausted
+		return true
+	}
+	return false
+}
+
+// Inspect runs the recognizers that apply at this packet's position in flow
+// f (already accounted) and adds what they find to f.Evidence. It returns
+// whether the evidence changed. Peers the packet announces are left in s.Peers.
+func Inspect(f *shard.Flow, dir uint8, m *packet.Meta, b *Budget, s *Scratch) bool {
+	p := m.Payload
+	if len(p) == 0 {
+		return false
+	}
+	s.Peers.Reset()
+	f.Deep++
+	before := f.Evidence
+	fromInit := dir == f.Initiator()
+	firstInDir := f.PayloadPkts[dir] == 1
+	if f.Payloads() == 1 && !fromInit {
+		f.Evidence |= EvServerFirst
+	}
+	head := p[:min(len(p), b.Bytes)]
+	if m.Proto == packet.ProtoTCP {
+		inspectTCP(f, dir, fromInit, firstInDir, p, head, s)
+	} else {
+		inspectUDP(f, dir, fromInit, firstInDir, m, p, head, s)
+	}
+	return f.Evidence != before
+}
+
+func inspectTCP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, p, head []byte, s *Scratch) {
+	// The handshake may be split across segments: match it as a stream prefix.
+	if hs := f.HSMatch[dir]; hs != hsFailed && int(hs) < len(HandshakePrefix) {
+		startedHere := hs == 0
+		r := MatchHandshake(int(hs), head)
+		if r < 0 {
+			f.HSMatch[dir] = hsFailed
+		} else {
+			f.HSMatch[dir] = uint8(r)
+			if r == len(HandshakePrefix) {
+				f.Evidence |= EvHandshake
+				if startedHere && len(p) >= HandshakeLen {
+					if KnownPeerID(p[48:56]) {
+						f.Evidence |= EvPeerID
+					}
+					wire(f, p[HandshakeLen:], s)
+				}
+			}
+		}
+		if r >= 0 {
+			return
+		}
+	} else if f.Evidence&EvHandshake != 0 {
+		wire(f, p, s)
+		return
+	}
+	if firstInDir {
+		switch {
+		case IsTLS(head):
+			f.Evidence |= EvTLS
+			return
+		case IsSSH(head):
+			f.Evidence |= EvSSH
+			return
+		}
+		h := ParseHTTP(p, &s.Peers)
+		switch {
+		case h.Tracker:
+			f.Evidence |= EvHTTPTracker | EvTrackerReq
+		case h.TrackerReply && f.Evidence&EvTrackerReq != 0:
+			f.Evidence |= EvHTTPTracker
+		case h.Request && fromInit:
+			f.Evidence |= EvTrackerReqIfAgent(h)
+		case h.Response:
+			if f.Evidence&(EvHTTPTracker|EvBTAgent) == 0 {
+				f.Evidence |= EvHTTP
+			}
+		}
+		if h.PeerID {
+			f.Evidence |= EvPeerID
+		}
+		if h.Request || h.Response {
+			return
+		}
+		if Printable(head) {
+			f.Evidence |= EvTextFirst
+			return
+		}
+		if LengthFramed(p) {
+			f.Evidence |= EvFramed
+		}
+	} else if !fromInit && f.Evidence&EvTrackerReq != 0 {
+		// A tracker reply whose body is a segment of its own.
+		if ok, _ := ParseTrackerBody(p, &s.Peers); ok {
+			f.Evidence |= EvHTTPTracker
+			return
+		}
+	}
+	if f.Evidence&(evNormal|EvTextFirst) == 0 {
+		wire(f, p, s)
+	}
+}
+
+// EvTrackerReqIfAgent is the evidence of a plain HTTP request: BitTorrent's
+// User-Agent (webseed, metadata) or else ordinary HTTP.
+func EvTrackerReqIfAgent(h HTTP) uint32 {
+	if h.BTAgent {
+		return EvBTAgent
+	}
+	return EvHTTP
+}
+
+// wire checks peer wire framing on a segment assumed to start at a message
+// boundary. Without a handshake it takes two or more fixed-length messages
+// tiling the segment: a single length prefix over ciphertext proves nothing.
+func wire(f *shard.Flow, p []byte, s *Scratch) {
+	if len(p) == 0 {
+		return
+	}
+	r := ParseWire(p, &s.Peers)
+	if r.ExtHS || r.PEX || r.Fast && r.Tiled {
+		f.Evidence |= EvExtension | EvPeerWire
+		return
+	}
+	if !r.Tiled {
+		return
+	}
+	if f.Evidence&EvHandshake != 0 || (r.Messages >= 2 && r.Fixed >= 1) {
+		f.Evidence |= EvPeerWire
+	}
+}
+
+func inspectUDP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, m *packet.Meta, p, head []byte, s *Scratch) {
+	switch {
+	case IsLSD(m.Dst, m.DstPort, p):
+		f.Evidence |= EvLSD
+		return
+	case p[0] == 'd':
+		if k := ParseKRPC(p, &s.Peers); k.Valid {
+			f.Evidence |= EvDHT
+			return
+		}
+	}
+	if fromInit {
+		if t := ParseUDPTrackerRequest(p, f.Evidence&EvUDPTrackerConn != 0); t.Request {
+			f.Evidence |= EvUDPTrackerConn | EvUDPTracker
+			return
+		}
+	} else if f.Evidence&EvUDPTrackerConn != 0 {
+		if t := ParseUDPTrackerResponse(p, m.Src.Is6() && !m.Src.Is4In6(), &s.Peers); t.Response {
+			return
+		}
+	}
+	if UTPShape(p) {
+		utp(f, dir, p)
+		if f.Evidence&EvUTPShape != 0 {
+			return
+		}
+	}
+	if firstInDir {
+		switch {
+		case IsDNS(m.SrcPort, m.DstPort, head):
+			f.Evidence |= EvDNS
+		case IsQUIC(head):
+			f.Evidence |= EvQUIC
+		case IsSTUN(head):
+			f.Evidence |= EvSTUN
+		case Printable(head):
+			f.Evidence |= EvTextFirst
+		}
+	}
+}
+
+// utp follows uTP coherence: the first uTP-shaped packet sets the reference
+// connection id and seq_nr (and its direction, in the top bit of Coherent);
+// later packets that continue it count. Two coherent packets, or one answer
+// from the other side, make EvUTP.
+func utp(f *shard.Flow, dir uint8, p []byte) {
+	h := UTP(p)
+	if f.Evidence&EvUTPShape == 0 {
+		f.Evidence |= EvUTPShape
+		f.UTPConn, f.UTPSeq = h.ConnID(), h.Seq()
+		f.Coherent = dir << 7
+		return
+	}
+	refDir := f.Coherent >> 7
+	n := f.Coherent & 0x7f
+	same := dir == refDir
+	if !UTPContinues(p, same, f.UTPConn, f.UTPSeq, ^h.Timestamp()) {
+		return
+	}
+	if same {
+		f.UTPSeq = h.Seq()
+	}
+	if n < 0x7f {
+		n++
+	}
+	f.Coherent = refDir<<7 | n
+	if !same || n >= 2 {
+		f.Evidence |= EvUTP
+	}
+}

@@ -1,0 +1,65 @@
+// Command swarmguard recognizes BitTorrent and other P2P traffic from packet
+// patterns. Subcommands: classify (offline pcaps), bench (training and
+// benchmarks).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: swarmguard <command> [flags] [args]
+
+commands:
+  classify [--workers N] [--labels FILE] [--weights FILE] FILE...
+                       classify pcap/pcapng files; JSON lines on stdout, summary on stderr
+  bench train [flags]  fit the model weights from labelled captures
+  bench capture [flags] record real-client captures in network namespaces (root)
+  bench compare [flags] whole-process speed: swarmguard classify vs ndpiReader
+`
+
+// exitError carries an exit status with its one-line message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, a...)}
+}
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	fmt.Fprintf(os.Stderr, "swarmguard: %v\n", err)
+	os.Exit(code)
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageErr("no command given")
+	}
+	switch args[0] {
+	case "classify":
+		return cmdClassify(args[1:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageErr("unknown command %q", args[0])
+}

@@ -1,0 +1,294 @@
+// Package packet decodes the L2/L3/L4 headers of one frame into a Meta value.
+//
+// It is the first stage of the swarmguard data path, shared by the live AF_XDP
+// source and the offline pcap source. Decode never allocates and never copies
+// the payload: Meta.Payload is a sub-slice of the frame.
+package packet
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// LinkType says how a frame starts. The values are the pcap LINKTYPE_ numbers.
+type LinkType uint16
+
+// Link types swarmguard decodes.
+const (
+	LinkNull     LinkType = 0   // BSD loopback: 4-byte host-order address family
+	LinkEthernet LinkType = 1   // Ethernet II, optionally 802.1Q / 802.1ad tagged
+	LinkRaw      LinkType = 101 // raw IPv4 or IPv6, version from the first nibble
+	LinkLinuxSLL LinkType = 113 // Linux cooked capture v1 (16-byte header)
+	LinkIPv4     LinkType = 228
+	LinkIPv6     LinkType = 229
+	LinkLinuxSL2 LinkType = 276 // Linux cooked capture v2 (20-byte header)
+	LinkLoop     LinkType = 108 // OpenBSD loopback: like LinkNull in network order
+)
+
+// Supported reports whether Decode understands frames of this link type.
+func (l LinkType) Supported() bool {
+	switch l {
+	case LinkNull, LinkEthernet, LinkRaw, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkLinuxSL2, LinkLoop:
+		return true
+	}
+	return false
+}
+
+// IP protocol numbers.
+const (
+	ProtoTCP = 6
+	ProtoUDP = 17
+)
+
+// Result says how far Decode got.
+type Result uint8
+
+// Decode results. Only OK and Fragment carry addresses; only OK carries ports.
+const (
+	OK        Result = iota // TCP or UDP with ports and payload
+	Fragment                // a non-first IPv4/IPv6 fragment: addresses only
+	NotIP                   // ARP, LLDP, ... : nothing to classify
+	OtherL4                 // ICMP, GRE, ESP, ... : addresses only
+	Malformed               // a header is cut short or inconsistent
+)
+
+// Limits that bound the work done on hostile input.
+const (
+	MaxVLANTags     = 2 // QinQ
+	MaxIPv6ExtHdrs  = 6
+	ethHeaderLen    = 14
+	vlanTagLen      = 4
+	ipv4MinLen      = 20
+	ipv6HeaderLen   = 40
+	tcpMinLen       = 20
+	udpHeaderLen    = 8
+	sllHeaderLen    = 16
+	sll2HeaderLen   = 20
+	nullHeaderLen   = 4
+	etherTypeIPv4   = 0x0800
+	etherTypeIPv6   = 0x86dd
+	etherTypeVLAN   = 0x8100
+	etherTypeQinQ   = 0x88a8
+	etherTypeQinQ2  = 0x9100
+	ipv6HopByHop    = 0
+	ipv6Routing     = 43
+	ipv6Fragment    = 44
+	ipv6DestOpts    = 60
+	ipv6NoNext      = 59
+	ipv6AuthHeader  = 51
+	tcpFlagsOffset  = 13
+	ipv4FlagMF      = 0x2000
+	ipv4FragOffMask = 0x1fff
+)
+
+// TCP flag bits as they appear in the TCP header.
+const (
+	TCPFin = 0x01
+	TCPSyn = 0x02
+	TCPRst = 0x04
+	TCPPsh = 0x08
+	TCPAck = 0x10
+)
+
+// Meta is what the rest of the pipeline needs from one frame. It is a value:
+// copying it costs a few words and no allocation.
+type Meta struct {
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Proto            uint8 // IP protocol number
+	TCPFlags         uint8
+	VLAN             uint16 // innermost VLAN id, 0 when untagged
+	WireLen          int    // IP datagram length as the IP header states it
+	Payload          []byte // L4 payload as captured (may be shorter than on the wire)
+}
+
+// Decode parses one frame of the given link type into m and reports how far it got.
+// m is overwritten; its Payload aliases frame.
+func Decode(link LinkType, frame []byte, m *Meta) Result {
+	*m = Meta{}
+	switch link {
+	case LinkEthernet:
+		return decodeEthernet(frame, m)
+	case LinkRaw:
+		return decodeIPByVersion(frame, m)
+	case LinkIPv4:
+		return decodeIPv4(frame, m)
+	case LinkIPv6:
+		return decodeIPv6(frame, m)
+	case LinkLinuxSLL:
+		if len(frame) < sllHeaderLen {
+			return Malformed
+		}
+		return decodeEtherType(binary.BigEndian.Uint16(frame[14:16]), frame[sllHeaderLen:], m)
+	case LinkLinuxSL2:
+		if len(frame) < sll2HeaderLen {
+			return Malformed
+		}
+		return decodeEtherType(binary.BigEndian.Uint16(frame[0:2]), frame[sll2HeaderLen:], m)
+	case LinkNull, LinkLoop:
+		if len(frame) < nullHeaderLen {
+			return Malformed
+		}
+		// The family is in the writer's byte order (network order for LinkLoop);
+		// the IP version nibble is a sturdier guide than the many AF_INET6 values.
+		return decodeIPByVersion(frame[nullHeaderLen:], m)
+	}
+	return NotIP
+}
+
+func decodeEthernet(b []byte, m *Meta) Result {
+	if len(b) < ethHeaderLen {
+		return Malformed
+	}
+	et := binary.BigEndian.Uint16(b[12:14])
+	b = b[ethHeaderLen:]
+	for i := 0; i <= MaxVLANTags && (et == etherTypeVLAN || et == etherTypeQinQ || et == etherTypeQinQ2); i++ {
+		if i == MaxVLANTags || len(b) < vlanTagLen {
+			return Malformed
+		}
+		m.VLAN = binary.BigEndian.Uint16(b[0:2]) & 0x0fff
+		et = binary.BigEndian.Uint16(b[2:4])
+		b = b[vlanTagLen:]
+	}
+	return decodeEtherType(et, b, m)
+}
+
+func decodeEtherType(et uint16, b []byte, m *Meta) Result {
+	switch et {
+	case etherTypeIPv4:
+		return decodeIPv4(b, m)
+	case etherTypeIPv6:
+		return decodeIPv6(b, m)
+	case etherTypeVLAN, etherTypeQinQ, etherTypeQinQ2:
+		// A tag after a cooked header: Linux strips the outer tag only.
+		if len(b) < vlanTagLen {
+			return Malformed
+		}
+		m.VLAN = binary.BigEndian.Uint16(b[0:2]) & 0x0fff
+		next := binary.BigEndian.Uint16(b[2:4])
+		if next == etherTypeVLAN || next == etherTypeQinQ || next == etherTypeQinQ2 {
+			return Malformed
+		}
+		return decodeEtherType(next, b[vlanTagLen:], m)
+	}
+	return NotIP
+}
+
+func decodeIPByVersion(b []byte, m *Meta) Result {
+	if len(b) < 1 {
+		return Malformed
+	}
+	switch b[0] >> 4 {
+	case 4:
+		return decodeIPv4(b, m)
+	case 6:
+		return decodeIPv6(b, m)
+	}
+	return NotIP
+}
+
+func decodeIPv4(b []byte, m *Meta) Result {
+	if len(b) < ipv4MinLen || b[0]>>4 != 4 {
+		return Malformed
+	}
+	ihl := int(b[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(b[2:4]))
+	if ihl < ipv4MinLen || len(b) < ihl || total < ihl {
+		return Malformed
+	}
+	m.Src = netip.AddrFrom4([4]byte(b[12:16]))
+	m.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	m.Proto = b[9]
+	m.WireLen = total
+	if total < len(b) {
+		b = b[:total] // drop Ethernet padding
+	}
+	frag := binary.BigEndian.Uint16(b[6:8])
+	if frag&ipv4FragOffMask != 0 {
+		return Fragment
+	}
+	// A first fragment (MF set, offset 0) carries the L4 header: classify it.
+	return decodeL4(b[ihl:], m)
+}
+
+func decodeIPv6(b []byte, m *Meta) Result {
+	if len(b) < ipv6HeaderLen || b[0]>>4 != 6 {
+		return Malformed
+	}
+	plen := int(binary.BigEndian.Uint16(b[4:6]))
+	m.Src = netip.AddrFrom16([16]byte(b[8:24]))
+	m.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	m.WireLen = ipv6HeaderLen + plen
+	next := b[6]
+	b = b[ipv6HeaderLen:]
+	if plen < len(b) {
+		b = b[:plen]
+	}
+	for i := 0; ; i++ {
+		switch next {
+		case ipv6HopByHop, ipv6Routing, ipv6DestOpts:
+			if i == MaxIPv6ExtHdrs || len(b) < 8 {
+				return Malformed
+			}
+			n := (int(b[1]) + 1) * 8
+			if len(b) < n {
+				return Malformed
+			}
+			next, b = b[0], b[n:]
+		case ipv6AuthHeader:
+			if i == MaxIPv6ExtHdrs || len(b) < 8 {
+				return Malformed
+			}
+			n := (int(b[1]) + 2) * 4
+			if len(b) < n {
+				return Malformed
+			}
+			next, b = b[0], b[n:]
+		case ipv6Fragment:
+			if i == MaxIPv6ExtHdrs || len(b) < 8 {
+				return Malformed
+			}
+			off := binary.BigEndian.Uint16(b[2:4]) >> 3
+			next, b = b[0], b[8:]
+			if off != 0 {
+				m.Proto = next
+				return Fragment
+			}
+		default:
+			m.Proto = next
+			return decodeL4(b, m)
+		}
+	}
+}
+
+func decodeL4(b []byte, m *Meta) Result {
+	switch m.Proto {
+	case ProtoTCP:
+		if len(b) < tcpMinLen {
+			return Malformed
+		}
+		off := int(b[12]>>4) * 4
+		if off < tcpMinLen || len(b) < off {
+			return Malformed
+		}
+		m.SrcPort = binary.BigEndian.Uint16(b[0:2])
+		m.DstPort = binary.BigEndian.Uint16(b[2:4])
+		m.TCPFlags = b[tcpFlagsOffset]
+		m.Payload = b[off:]
+		return OK
+	case ProtoUDP:
+		if len(b) < udpHeaderLen {
+			return Malformed
+		}
+		m.SrcPort = binary.BigEndian.Uint16(b[0:2])
+		m.DstPort = binary.BigEndian.Uint16(b[2:4])
+		ulen := int(binary.BigEndian.Uint16(b[4:6]))
+		p := b[udpHeaderLen:]
+		if ulen >= udpHeaderLen && ulen-udpHeaderLen < len(p) {
+			p = p[:ulen-udpHeaderLen]
+		}
+		m.Payload = p
+		return OK
+	}
+	return OtherL4
+}

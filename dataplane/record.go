@@ -1,0 +1,81 @@
+package dataplane
+
+import (
+	"math"
+	"net/netip"
+	"sort"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/hostmerge"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// FlowRecord is the decision record of one flow (JSON lines, README).
+type FlowRecord struct {
+	Type           string              `json:"type"`
+	Pcap           string              `json:"pcap,omitempty"`
+	Proto          string              `json:"proto"`
+	A              string              `json:"a"`
+	B              string              `json:"b"`
+	VLAN           uint16              `json:"vlan,omitempty"`
+	Label          string              `json:"label"`
+	P              float64             `json:"p"`
+	Packets        uint32              `json:"packets"`
+	PayloadPackets uint32              `json:"payload_packets"`
+	DecidedAt      uint16              `json:"decided_at_packet"`
+	Reasons        []classifier.Reason `json:"reasons"`
+}
+
+// HostRecord is the record of one host.
+type HostRecord struct {
+	Type    string              `json:"type"`
+	Pcap    string              `json:"pcap,omitempty"`
+	Host    string              `json:"host"`
+	Label   string              `json:"label"`
+	P       float64             `json:"p"`
+	Peers   uint32              `json:"peers"`
+	Ports   uint32              `json:"ports"`
+	Reasons []classifier.Reason `json:"reasons"`
+}
+
+// NewFlowRecord builds f's record. It allocates: records are made once per
+// flow, off the packet path.
+func NewFlowRecord(pcap string, f *shard.Flow, m *classifier.Model, h *classifier.HostFeatures) FlowRecord {
+	a, b := f.Key.Endpoint(0).String(), f.Key.Endpoint(1).String()
+	if b < a {
+		a, b = b, a
+	}
+	proto := "udp"
+	if f.Key.Proto == 6 {
+		proto = "tcp"
+	}
+	return FlowRecord{
+		Type: "flow", Pcap: pcap, Proto: proto, A: a, B: b, VLAN: f.Key.VLAN,
+		Label: f.Label.String(), P: round3(float64(f.P)),
+		Packets: f.Packets(), PayloadPackets: f.Payloads(), DecidedAt: f.DecidedAt,
+		Reasons: m.Reasons(f, h),
+	}
+}
+
+// NewHostRecord builds the record of host a from its snapshot view.
+func NewHostRecord(pcap string, a netip.Addr, v *hostmerge.View, m *classifier.Model) HostRecord {
+	var rs []classifier.Reason
+	for i, x := range v.X {
+		c := m.HostWeights[i] * float64(x)
+		if x == 0 || math.Abs(c) < 0.01 {
+			continue
+		}
+		rs = append(rs, classifier.Reason{Feature: classifier.FeatureNames[classifier.FirstHostFeature+i], Value: round3(float64(x)), Contribution: round3(c)})
+	}
+	if v.P2P > 0 {
+		x := math.Log1p(v.P2P)
+		rs = append(rs, classifier.Reason{Feature: "p2p_flows", Value: round3(v.P2P), Contribution: round3(m.HostP2PWeight * x)})
+	}
+	sort.SliceStable(rs, func(i, j int) bool { return math.Abs(rs[i].Contribution) > math.Abs(rs[j].Contribution) })
+	if rs == nil {
+		rs = []classifier.Reason{}
+	}
+	return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports, Reasons: rs}
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

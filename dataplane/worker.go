@@ -1,0 +1,250 @@
+package dataplane
+
+import (
+	"net/netip"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/hostmerge"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// Verdict is what happens to one packet.
+type Verdict uint8
+
+// Verdicts.
+const (
+	Pass Verdict = iota // forward (bridge) or ignore (monitor)
+	Drop                // the packet belongs to a p2p flow
+)
+
+// Config configures a worker. Zero fields take the defaults of each package.
+type Config struct {
+	Flows  shard.Config
+	Budget classifier.Budget
+	Model  *classifier.Model
+	// RescoreEvery is how often (in packets) a flow still unknown after its
+	// budget is scored again, since host context may have grown (default 32).
+	RescoreEvery uint32
+}
+
+// Stats counts what a worker saw. One owner; read after the worker stops
+// or through a copy made between batches.
+type Stats struct {
+	Packets   uint64
+	Fragments uint64 // non-first fragments: counted, not classified
+	NotIP     uint64
+	OtherL4   uint64
+	Malformed uint64
+	Decided   uint64 // packets that ended at the cached final label
+	Inspected uint64 // packets the recognizers looked at
+	Dropped   uint64 // packets of p2p flows
+}
+
+// Worker is one core's share of the data path. It is not safe for
+// concurrent use; the live source gives each worker its own goroutine.
+type Worker struct {
+	table   *shard.Table
+	delta   *hostmerge.Delta
+	snap    *hostmerge.Snapshot
+	model   *classifier.Model
+	budget  classifier.Budget
+	rescore uint32
+	scratch classifier.Scratch
+	meta    packet.Meta
+	now     int64
+	// Leave receives every flow as it leaves the table (expired, evicted or
+	// flushed), with its final probability and host context filled in.
+	Leave func(f *shard.Flow, why shard.Reason, host classifier.HostFeatures)
+	// Decided is called once when a flow's label becomes final.
+	Decided func(f *shard.Flow)
+	Stats   Stats
+}
+
+// NewWorker makes a worker. The model must be set.
+func NewWorker(c Config) *Worker {
+	if c.Budget == (classifier.Budget{}) {
+		c.Budget = classifier.DefaultBudget
+	}
+	if c.RescoreEvery == 0 {
+		c.RescoreEvery = 32
+	}
+	w := &Worker{
+		table:   shard.New(c.Flows),
+		delta:   hostmerge.NewDelta(0),
+		model:   c.Model,
+		budget:  c.Budget,
+		rescore: c.RescoreEvery,
+	}
+	w.table.Leave = w.leave
+	return w
+}
+
+// SetSnapshot gives the worker the host snapshot to read until the next call.
+func (w *Worker) SetSnapshot(s *hostmerge.Snapshot) { w.snap = s }
+
+// Delta is the worker's host delta, handed to the merger between batches.
+func (w *Worker) Delta() *hostmerge.Delta { return w.delta }
+
+// Table is the worker's flow shard.
+func (w *Worker) Table() *shard.Table { return w.table }
+
+// Packet runs one frame through the path and returns its verdict. now is
+// the packet time in ns (capture time offline, wall time live) and must not
+// go backwards by more than the caller tolerates.
+func (w *Worker) Packet(link packet.LinkType, frame []byte, now int64) Verdict {
+	w.Stats.Packets++
+	w.now = now
+	m := &w.meta
+	switch packet.Decode(link, frame, m) {
+	case packet.OK:
+	case packet.Fragment:
+		w.Stats.Fragments++
+		return Pass
+	case packet.NotIP:
+		w.Stats.NotIP++
+		return Pass
+	case packet.OtherL4:
+		w.Stats.OtherL4++
+		return Pass
+	default:
+		w.Stats.Malformed++
+		return Pass
+	}
+	key, dir := shard.MakeKey(m)
+	f, created := w.table.Lookup(&key, key.Hash(), now)
+	if created && dir == 1 {
+		f.Flags |= shard.FlagInitHi
+	}
+	f.Account(dir, len(m.Payload), m.TCPFlags, now)
+	if f.Flags&shard.FlagFinal != 0 {
+		w.Stats.Decided++
+		if f.Label == shard.P2P {
+			w.Stats.Dropped++
+			return Drop
+		}
+		return Pass
+	}
+	v := w.slow(f, dir, created)
+	if v == Drop {
+		w.Stats.Dropped++
+	}
+	return v
+}
+
+func verdict(f *shard.Flow) Verdict {
+	if f.Label == shard.P2P {
+		return Drop
+	}
+	return Pass
+}
+
+// slow is the path of flows without a final label: first packets, budgeted
+// inspection, host events and scoring.
+func (w *Worker) slow(f *shard.Flow, dir uint8, created bool) Verdict {
+	m := &w.meta
+	init, resp := w.endpoints(f)
+	score := false
+	if created {
+		w.delta.FlowStart(init, resp, f.Key.Proto)
+		if w.snap != nil && w.snap.Predicted(init.Addr(), resp, w.now) {
+			f.Evidence |= classifier.EvPredicted
+			w.delta.FlowEvidence(init.Addr(), resp.Addr(), classifier.EvPredicted, false)
+			score = true
+		}
+	}
+	if len(m.Payload) > 0 && !w.budget.Exhausted(f, w.now) {
+		w.Stats.Inspected++
+		before := f.Evidence
+		if classifier.Inspect(f, dir, m, &w.budget, &w.scratch) {
+			w.delta.FlowEvidence(init.Addr(), resp.Addr(), f.Evidence&^before, false)
+		}
+		if w.scratch.Peers.N > 0 {
+			// Peers are announced to the receiver of this packet.
+			w.delta.Predict(m.Dst, &w.scratch.Peers)
+		}
+		if f.Flags&shard.FlagMSEReported == 0 && classifier.MSEShape(f) == 1 {
+			f.Flags |= shard.FlagMSEReported
+			w.delta.FlowEvidence(init.Addr(), resp.Addr(), 0, true)
+		}
+		score = true
+	} else if f.Packets()%w.rescore == 0 {
+		score = true
+	}
+	if score {
+		w.decide(f)
+	}
+	return verdict(f)
+}
+
+func (w *Worker) endpoints(f *shard.Flow) (init, resp netip.AddrPort) {
+	i := f.Initiator()
+	return f.Key.Endpoint(i), f.Key.Endpoint(1 - i)
+}
+
+// hostContext returns the context of the flow's more suspicious endpoint.
+func (w *Worker) hostContext(f *shard.Flow) classifier.HostFeatures {
+	if w.snap == nil {
+		return classifier.HostFeatures{}
+	}
+	a := w.snap.Host(netip.AddrFrom16(f.Key.LoAddr).Unmap())
+	b := w.snap.Host(netip.AddrFrom16(f.Key.HiAddr).Unmap())
+	if b.Score > a.Score {
+		return b.HostFeatures
+	}
+	return a.HostFeatures
+}
+
+// decide scores f and makes its label final when the evidence is enough.
+func (w *Worker) decide(f *shard.Flow) {
+	h := w.hostContext(f)
+	p := w.model.Score(f, &h)
+	f.P = float32(p)
+	switch {
+	case p >= w.model.THigh:
+		f.Label = shard.P2P
+	case p <= w.model.TLow && (f.Flags&(shard.FlagExhausted|shard.FlagFin) != 0):
+		f.Label = shard.Normal
+	default:
+		f.Label = shard.Unknown
+		return
+	}
+	f.Flags |= shard.FlagFinal
+	f.DecidedAt = uint16(min(f.Packets(), 0xffff))
+	init, resp := w.endpoints(f)
+	i := f.Initiator()
+	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, f.Bytes[i], f.Bytes[1-i], false)
+	if w.Decided != nil {
+		w.Decided(f)
+	}
+}
+
+// leave scores a flow one last time as it leaves the table and hands it on.
+func (w *Worker) leave(f *shard.Flow, why shard.Reason) {
+	h := w.hostContext(f)
+	if f.Flags&shard.FlagFinal == 0 {
+		p := w.model.Score(f, &h)
+		f.P = float32(p)
+		switch {
+		case p >= w.model.THigh:
+			f.Label = shard.P2P
+		case p <= w.model.TLow:
+			f.Label = shard.Normal
+		default:
+			f.Label = shard.Unknown
+		}
+		init, resp := w.endpoints(f)
+		i := f.Initiator()
+		unanswered := f.Key.Proto == packet.ProtoTCP && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0
+		w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, f.Bytes[i], f.Bytes[1-i], unanswered)
+	}
+	if w.Leave != nil {
+		w.Leave(f, why, h)
+	}
+}
+
+// Sweep expires idle flows in a bounded slice of the table.
+func (w *Worker) Sweep(now int64, buckets int) { w.table.Sweep(now, buckets) }
+
+// Flush sends every flow left in the table to Leave.
+func (w *Worker) Flush() { w.table.Flush() }

@@ -1,0 +1,173 @@
+package hostmerge
+
+import (
+	"net/netip"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// counters are additive host quantities; deltas and windows share the type.
+type counters struct {
+	newFlows   float64 // flows this host initiated
+	inbound    float64 // flows others initiated to this host
+	btFlows    float64 // flows with a plaintext BitTorrent signature
+	mseFlows   float64 // flows with the MSE/PE key-exchange shape
+	discovery  float64 // DHT, uTP, tracker, LSD flows
+	p2pFlows   float64 // flows labelled p2p
+	unanswered float64 // initiated TCP flows whose SYN got no answer
+	bytesUp    float64
+	bytesDown  float64
+}
+
+func (c *counters) add(o *counters) {
+	c.newFlows += o.newFlows
+	c.inbound += o.inbound
+	c.btFlows += o.btFlows
+	c.mseFlows += o.mseFlows
+	c.discovery += o.discovery
+	c.p2pFlows += o.p2pFlows
+	c.unanswered += o.unanswered
+	c.bytesUp += o.bytesUp
+	c.bytesDown += o.bytesDown
+}
+
+func (c *counters) scale(k float64) {
+	c.newFlows *= k
+	c.inbound *= k
+	c.btFlows *= k
+	c.mseFlows *= k
+	c.discovery *= k
+	c.p2pFlows *= k
+	c.unanswered *= k
+	c.bytesUp *= k
+	c.bytesDown *= k
+}
+
+// remote is one outbound contact: the host reached addr:port over proto.
+type remote struct {
+	host  netip.Addr
+	peer  uint64 // hash of the remote address
+	port  uint16
+	proto uint8
+}
+
+// prediction is a peer a discovery answer announced to host.
+type prediction struct {
+	host netip.Addr
+	peer netip.AddrPort
+}
+
+// Delta is one worker's host events since the last merge. Its maps and
+// slices keep their capacity across Reset, so a warmed-up worker does not
+// allocate.
+type Delta struct {
+	hosts     map[netip.Addr]counters
+	remotes   []remote
+	predicted []prediction
+	// Dropped counts events not recorded because the delta was full.
+	Dropped uint64
+	max     int
+}
+
+// NewDelta makes a delta that holds at most maxEvents remotes and predictions between merges.
+func NewDelta(maxEvents int) *Delta {
+	if maxEvents <= 0 {
+		maxEvents = 1 << 16
+	}
+	return &Delta{hosts: make(map[netip.Addr]counters, 1024), max: maxEvents}
+}
+
+// Reset empties d after a merge.
+func (d *Delta) Reset() {
+	clear(d.hosts)
+	d.remotes = d.remotes[:0]
+	d.predicted = d.predicted[:0]
+}
+
+func (d *Delta) bump(a netip.Addr, fn func(c *counters)) {
+	c := d.hosts[a]
+	fn(&c)
+	d.hosts[a] = c
+}
+
+// FlowStart records a new flow from init to resp.
+func (d *Delta) FlowStart(init, resp netip.AddrPort, proto uint8) {
+	d.bump(init.Addr(), func(c *counters) { c.newFlows++ })
+	d.bump(resp.Addr(), func(c *counters) { c.inbound++ })
+	if len(d.remotes) >= d.max {
+		d.Dropped++
+		return
+	}
+	d.remotes = append(d.remotes, remote{host: init.Addr(), peer: addrHash(resp.Addr()), port: resp.Port(), proto: proto})
+}
+
+// FlowEvidence records evidence newly found on a flow between a and b.
+func (d *Delta) FlowEvidence(a, b netip.Addr, added uint32, mseShaped bool) {
+	var c counters
+	if added&evBT != 0 {
+		c.btFlows = 1
+	}
+	if added&evDiscovery != 0 {
+		c.discovery = 1
+	}
+	if mseShaped {
+		c.mseFlows = 1
+	}
+	if c == (counters{}) {
+		return
+	}
+	d.bump(a, func(h *counters) { h.add(&c) })
+	d.bump(b, func(h *counters) { h.add(&c) })
+}
+
+// FlowEnd records what a flow amounted to when it was decided or left the
+// table: its label, its bytes as seen from the initiator, and an unanswered SYN.
+func (d *Delta) FlowEnd(init, resp netip.Addr, label shard.Label, up, down uint64, unanswered bool) {
+	d.bump(init, func(c *counters) {
+		c.bytesUp += float64(up)
+		c.bytesDown += float64(down)
+		if label == shard.P2P {
+			c.p2pFlows++
+		}
+		if unanswered {
+			c.unanswered++
+		}
+	})
+	d.bump(resp, func(c *counters) {
+		c.bytesUp += float64(down)
+		c.bytesDown += float64(up)
+		if label == shard.P2P {
+			c.p2pFlows++
+		}
+	})
+}
+
+// Predict records peers announced to host by a tracker, DHT or PEX answer.
+func (d *Delta) Predict(host netip.Addr, peers *classifier.Peers) {
+	for i := 0; i < peers.N; i++ {
+		if len(d.predicted) >= d.max {
+			d.Dropped++
+			return
+		}
+		d.predicted = append(d.predicted, prediction{host: host, peer: peers.Addr[i]})
+	}
+}
+
+const (
+	evBT        = classifier.EvHandshake | classifier.EvExtension | classifier.EvDHT | classifier.EvUTP | classifier.EvUDPTracker | classifier.EvHTTPTracker | classifier.EvLSD | classifier.EvBTAgent | classifier.EvPredicted
+	evDiscovery = classifier.EvDHT | classifier.EvUTP | classifier.EvUDPTracker | classifier.EvHTTPTracker | classifier.EvLSD
+)
+
+func addrHash(a netip.Addr) uint64 {
+	b := a.As16()
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	return h
+}

@@ -1,0 +1,267 @@
+package hostmerge
+
+import (
+	"maps"
+	"math"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// Window lengths: the short window catches bursts, the medium one swarm
+// behaviour, the long one keeps a host from being forgotten too quickly.
+const (
+	Short  = 10 * time.Second
+	Medium = 2 * time.Minute
+	Long   = 30 * time.Minute
+	// Tick is how often deltas are merged and a snapshot published.
+	Tick = 100 * time.Millisecond
+)
+
+const (
+	numWindows  = 3
+	hllPrec     = 10 // 1 KiB dense at most, ~3% error
+	numShards   = 64
+	overlapBits = 256
+)
+
+// Config bounds the merger's memory. Zero fields take the defaults.
+type Config struct {
+	MaxHosts     int           // hosts kept (default 1<<18); the least recently active go first
+	MaxPredicted int           // predicted peers kept (default 1<<20)
+	PredictTTL   time.Duration // how long a predicted peer counts (default 30 min)
+	Model        *classifier.Model
+}
+
+// host is the merger's state of one host.
+type host struct {
+	last int64
+	win  [numWindows]counters
+	// Distinct remote IPs and ports of outbound flows over the medium
+	// window: two sketches, rotated every half window.
+	ips, ports         [2]*hyperloglog.Sketch
+	rotated            int64
+	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
+	label              shard.Label
+	p                  float32
+}
+
+// Merger folds worker deltas into host state and publishes snapshots. Only
+// the goroutine that calls Merge touches its state; workers read the
+// published Snapshot.
+type Merger struct {
+	cfg      Config
+	hosts    map[netip.Addr]*host
+	pred     [numShards]map[predKey]int64 // expiry, ns; sharded by host like the snapshot
+	snap     atomic.Pointer[Snapshot]
+	refresh  int // next shard refreshed to show decay on idle hosts
+	lastTick int64
+	npred    int
+	sum      map[netip.Addr]counters
+	scratch  *hyperloglog.Sketch
+	// Evicted counts hosts and predictions dropped to stay within bounds.
+	EvictedHosts, EvictedPredictions uint64
+}
+
+type predKey struct {
+	host netip.Addr
+	peer netip.AddrPort
+}
+
+// NewMerger makes a merger and publishes an empty snapshot.
+func NewMerger(c Config) *Merger {
+	if c.MaxHosts <= 0 {
+		c.MaxHosts = 1 << 18
+	}
+	if c.MaxPredicted <= 0 {
+		c.MaxPredicted = 1 << 20
+	}
+	if c.PredictTTL <= 0 {
+		c.PredictTTL = Long
+	}
+	m := &Merger{cfg: c, hosts: make(map[netip.Addr]*host), sum: make(map[netip.Addr]counters)}
+	for i := range m.pred {
+		m.pred[i] = make(map[predKey]int64)
+	}
+	s := &Snapshot{}
+	for i := range s.hosts {
+		s.hosts[i] = &hostShard{}
+		s.pred[i] = &predShard{}
+	}
+	m.snap.Store(s)
+	return m
+}
+
+// Snapshot returns the latest published snapshot. Safe from any goroutine.
+func (m *Merger) Snapshot() *Snapshot { return m.snap.Load() }
+
+func decayFactor(dt int64, w time.Duration) float64 {
+	if dt <= 0 {
+		return 1
+	}
+	return math.Exp(-float64(dt) / float64(w))
+}
+
+var windows = [numWindows]time.Duration{Short, Medium, Long}
+
+func (h *host) decay(now int64) {
+	dt := now - h.last
+	if dt <= 0 {
+		return
+	}
+	for i := range h.win {
+		h.win[i].scale(decayFactor(dt, windows[i]))
+	}
+	h.last = now
+	if now-h.rotated >= int64(Medium/2) {
+		h.ips[1], h.ips[0] = h.ips[0], h.ips[1]
+		h.ports[1], h.ports[0] = h.ports[0], h.ports[1]
+		h.ips[0].Reset()
+		h.ports[0].Reset()
+		h.tcpPeers, h.udpPeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
+		h.rotated = now
+	}
+}
+
+func newHost(now int64) *host {
+	h := &host{last: now, rotated: now}
+	for i := range h.ips {
+		h.ips[i], _ = hyperloglog.NewSketch(hllPrec, true)
+		h.ports[i], _ = hyperloglog.NewSketch(hllPrec, true)
+	}
+	return h
+}
+
+func (m *Merger) host(a netip.Addr, now int64) *host {
+	h := m.hosts[a]
+	if h == nil {
+		h = newHost(now)
+		m.hosts[a] = h
+	}
+	h.decay(now)
+	return h
+}
+
+// Merge folds the deltas (in the order given) into the host state at time
+// now, publishes a new snapshot and resets the deltas. Folding is
+// commutative, so any number of workers gives the same state.
+func (m *Merger) Merge(now int64, deltas ...*Delta) {
+	var dirty, predDirty [numShards]bool
+	// Sum the deltas first: integer counts add exactly, so the result does
+	// not depend on how many workers there are or in which order they come.
+	clear(m.sum)
+	for _, d := range deltas {
+		for a, c := range d.hosts {
+			s := m.sum[a]
+			s.add(&c)
+			m.sum[a] = s
+		}
+	}
+	for a, c := range m.sum {
+		h := m.host(a, now)
+		for i := range h.win {
+			h.win[i].add(&c)
+		}
+		dirty[shardOf(a)] = true
+	}
+	for _, d := range deltas {
+		for _, r := range d.remotes {
+			h := m.host(r.host, now)
+			h.ips[0].InsertHash(r.peer)
+			h.ports[0].InsertHash(uint64(r.port)*0x9e3779b97f4a7c15 + 1)
+			bit := r.peer % overlapBits
+			if r.proto == 6 {
+				h.tcpPeers[bit/64] |= 1 << (bit % 64)
+			} else {
+				h.udpPeers[bit/64] |= 1 << (bit % 64)
+			}
+			dirty[shardOf(r.host)] = true
+		}
+		exp := now + int64(m.cfg.PredictTTL)
+		for _, p := range d.predicted {
+			k := predKey{host: p.host, peer: p.peer}
+			i := shardOf(p.host)
+			if _, ok := m.pred[i][k]; !ok && m.npred >= m.cfg.MaxPredicted {
+				m.EvictedPredictions++
+				continue
+			} else if !ok {
+				m.npred++
+			}
+			m.pred[i][k] = exp
+			predDirty[i] = true
+		}
+		d.Reset()
+	}
+	// Idle hosts decay too: refresh a few shards every tick.
+	for i := 0; i < 4; i++ {
+		dirty[m.refresh] = true
+		m.refresh = (m.refresh + 1) % numShards
+	}
+	m.bound(now, &predDirty)
+	m.publish(now, &dirty, &predDirty)
+	m.lastTick = now
+}
+
+// bound drops the least recently active hosts and expired predictions when
+// over the limits. It runs at most once a second of input time.
+func (m *Merger) bound(now int64, predDirty *[numShards]bool) {
+	if now/int64(time.Second) == m.lastTick/int64(time.Second) {
+		return
+	}
+	for i, shard := range m.pred {
+		for k, exp := range shard {
+			if exp <= now {
+				delete(shard, k)
+				m.npred--
+				predDirty[i] = true
+			}
+		}
+	}
+	if len(m.hosts) <= m.cfg.MaxHosts {
+		return
+	}
+	// Drop hosts idle for longer than the long window, then the oldest.
+	cut := now - int64(Long)
+	for len(m.hosts) > m.cfg.MaxHosts {
+		for a, h := range m.hosts {
+			if h.last < cut && len(m.hosts) > m.cfg.MaxHosts {
+				delete(m.hosts, a)
+				m.EvictedHosts++
+			}
+		}
+		cut += int64(Long) / 4
+	}
+}
+
+func shardOf(a netip.Addr) int {
+	return int(addrHash(a) % numShards)
+}
+
+// publish copies the dirty shards into a new snapshot; clean shards are
+// shared with the previous one, which stays valid for its readers.
+func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool) {
+	old := m.snap.Load()
+	s := &Snapshot{Time: now, hosts: old.hosts, pred: old.pred}
+	for i := range dirty {
+		if dirty[i] {
+			s.hosts[i] = &hostShard{m: make(map[netip.Addr]View)}
+		}
+		if predDirty[i] {
+			s.pred[i] = &predShard{m: maps.Clone(m.pred[i])}
+		}
+	}
+	for a, h := range m.hosts {
+		i := shardOf(a)
+		if !dirty[i] {
+			continue
+		}
+		h.decay(now)
+		s.hosts[i].m[a] = m.view(h)
+	}
+	m.snap.Store(s)
+}

@@ -1,0 +1,135 @@
+package hostmerge
+
+import (
+	"math"
+	"math/bits"
+	"net/netip"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// View is what the snapshot says about one host.
+type View struct {
+	classifier.HostFeatures
+	Label shard.Label
+	P     float32
+	Peers uint32 // distinct remote IPs of outbound flows, medium window
+	Ports uint32 // distinct remote ports of outbound flows, medium window
+	Flows float64
+	P2P   float64 // flows labelled p2p, long window (decayed)
+}
+
+type hostShard struct{ m map[netip.Addr]View }
+type predShard struct{ m map[predKey]int64 }
+
+// Snapshot is an immutable view of all hosts at one merge. Workers hold one
+// for a tick and never write to it.
+type Snapshot struct {
+	Time  int64
+	hosts [numShards]*hostShard
+	pred  [numShards]*predShard
+}
+
+// Host returns the view of a, or the zero view for a host never seen.
+func (s *Snapshot) Host(a netip.Addr) View {
+	return s.hosts[shardOf(a)].m[a]
+}
+
+// Predicted reports whether a discovery answer announced peer to host and
+// the announcement is still within its TTL at time now.
+func (s *Snapshot) Predicted(host netip.Addr, peer netip.AddrPort, now int64) bool {
+	exp, ok := s.pred[shardOf(host)].m[predKey{host: host, peer: peer}]
+	return ok && exp > now
+}
+
+// Range calls fn for every host of the snapshot.
+func (s *Snapshot) Range(fn func(a netip.Addr, v *View)) {
+	for _, sh := range s.hosts {
+		for a, v := range sh.m {
+			fn(a, &v)
+		}
+	}
+}
+
+// Thresholds of the host features and of the scan rule.
+const (
+	pprMinPeers  = 4  // below this many peers the port/peer ratio means nothing
+	scanMinPeers = 16 // a scan touches at least this many targets...
+	scanMinFail  = 0.5
+)
+
+func logScale(x, full float64) float32 {
+	return float32(min(1, math.Log1p(max(0, x))/math.Log1p(full)))
+}
+
+// view computes a host's features, score and label (with hysteresis).
+func (m *Merger) view(h *host) View {
+	mid, long, short := &h.win[1], &h.win[2], &h.win[0]
+	peers := float64(m.union(h.ips))
+	ports := float64(m.union(h.ports))
+	var v View
+	v.Peers, v.Ports = uint32(peers), uint32(ports)
+	v.Flows = long.newFlows + long.inbound
+	v.P2P = long.p2pFlows
+	x := &v.X
+	const o = classifier.FirstHostFeature
+	x[classifier.FHostFanout-o] = logScale(peers, 256)
+	ppr := 0.0
+	if peers >= pprMinPeers {
+		ppr = ports / peers
+		x[classifier.FHostPPR-o] = float32(max(0, 1-math.Abs(math.Log(max(ppr, 1e-3)))))
+	}
+	x[classifier.FHostBTFlows-o] = logScale(float64(mid.btFlows), 16)
+	x[classifier.FHostMSEFlows-o] = logScale(float64(mid.mseFlows), 16)
+	x[classifier.FHostDiscovery-o] = logScale(float64(mid.discovery), 8)
+	overlap := 0
+	for i := range h.tcpPeers {
+		overlap += bits.OnesCount64(h.tcpPeers[i] & h.udpPeers[i])
+	}
+	x[classifier.FHostTCPUDP-o] = float32(min(1, float64(overlap)/4))
+	x[classifier.FHostNewFlows-o] = logScale(float64(short.newFlows), 100)
+	up, down := float64(long.bytesUp), float64(long.bytesDown)
+	x[classifier.FHostSymmetry-o] = float32(math.Min(up, down) / (math.Max(up, down) + 1))
+	if m.cfg.Model == nil {
+		return v
+	}
+	md := m.cfg.Model
+	v.Score = md.HostScore(&v.X)
+	s := md.HostBias + md.HostP2PWeight*math.Log1p(float64(long.p2pFlows))
+	for i, xi := range v.X {
+		s += md.HostWeights[i] * float64(xi)
+	}
+	p := 1 / (1 + math.Exp(-s))
+	v.P = float32(p)
+	// Hysteresis: a p2p host stays p2p until its probability falls to TLow.
+	// p2p needs flow-level evidence: at least one flow labelled p2p.
+	switch {
+	case p >= md.THigh && long.p2pFlows >= 0.5:
+		h.label = shard.P2P
+	case h.label == shard.P2P && p > md.TLow:
+	case long.p2pFlows < 0.5 && peers >= scanMinPeers && float64(mid.unanswered) >= scanMinFail*float64(mid.newFlows) &&
+		(ppr < 0.5 || ppr > 2):
+		h.label = shard.Scan
+	case p <= md.TLow:
+		h.label = shard.Normal
+	case h.label != shard.Scan:
+		h.label = shard.Unknown
+	}
+	h.p = v.P
+	v.Label = h.label
+	return v
+}
+
+// union estimates the distinct count over both halves of a window.
+func (m *Merger) union(sk [2]*hyperloglog.Sketch) uint64 {
+	if m.scratch == nil {
+		m.scratch, _ = hyperloglog.NewSketch(hllPrec, false)
+	}
+	m.scratch.Reset()
+	_ = m.scratch.Merge(sk[0])
+	_ = m.scratch.Merge(sk[1])
+	return m.scratch.Estimate()
+}
