@@ -32,7 +32,7 @@ const (
 	FHostFanout // first host feature
 	FHostPPR
 	FHostBTFlows
-	FHostMSEFlows
+	FHostMSEPeers
 	FHostDiscovery
 	FHostTCPUDP
 	FHostNewFlows
@@ -48,7 +48,7 @@ var FeatureNames = [NumFeatures]string{
 	"handshake", "peer_wire", "extension", "dht_krpc", "utp", "tracker", "lsd", "client_id",
 	"predicted_peer", "mse_shape", "known_protocol", "text_first", "symmetry", "size_mix",
 	"high_ports", "depth", "unanswered_syn", "framed",
-	"host_fanout", "host_port_peer_ratio", "host_bt_flows", "host_mse_flows", "host_discovery",
+	"host_fanout", "host_port_peer_ratio", "host_bt_flows", "host_mse_peers", "host_discovery",
 	"host_tcp_udp_peers", "host_new_flows", "host_symmetry",
 }
 
@@ -66,7 +66,7 @@ var family = [NumFeatures]uint8{
 	FUTP: famSignature, FTracker: famSignature, FLSD: famSignature, FClientID: famSignature,
 	FPredicted: famSignature, FMSEShape: famShape, FKnownProto: famFlow, FTextFirst: famFlow,
 	FSymmetry: famFlow, FSizeMix: famFlow, FHighPorts: famFlow, FDepth: famFlow, FUnanswered: famFlow, FFramed: famShape,
-	FHostFanout: famHost, FHostPPR: famHost, FHostBTFlows: famHost, FHostMSEFlows: famHost,
+	FHostFanout: famHost, FHostPPR: famHost, FHostBTFlows: famHost, FHostMSEPeers: famHost,
 	FHostDiscovery: famHost, FHostTCPUDP: famHost, FHostNewFlows: famHost, FHostSymmetry: famHost,
 }
 

@@ -116,7 +116,7 @@ func (w *Worker) Packet(link packet.LinkType, frame []byte, now int64) Verdict {
 	if created && dir == 1 {
 		f.Flags |= shard.FlagInitHi
 	}
-	f.Account(dir, len(m.Payload), m.TCPFlags, now)
+	f.Account(dir, m.PayloadLen, m.TCPFlags, now)
 	if f.Flags&shard.FlagFinal != 0 {
 		w.Stats.Decided++
 		if f.Label == shard.P2P {

@@ -12,7 +12,6 @@ type counters struct {
 	newFlows   float64 // flows this host initiated
 	inbound    float64 // flows others initiated to this host
 	btFlows    float64 // flows with a plaintext BitTorrent signature
-	mseFlows   float64 // flows with the MSE/PE key-exchange shape
 	discovery  float64 // DHT, uTP, tracker, LSD flows
 	p2pFlows   float64 // flows labelled p2p
 	unanswered float64 // initiated TCP flows whose SYN got no answer
@@ -24,7 +23,6 @@ func (c *counters) add(o *counters) {
 	c.newFlows += o.newFlows
 	c.inbound += o.inbound
 	c.btFlows += o.btFlows
-	c.mseFlows += o.mseFlows
 	c.discovery += o.discovery
 	c.p2pFlows += o.p2pFlows
 	c.unanswered += o.unanswered
@@ -36,7 +34,6 @@ func (c *counters) scale(k float64) {
 	c.newFlows *= k
 	c.inbound *= k
 	c.btFlows *= k
-	c.mseFlows *= k
 	c.discovery *= k
 	c.p2pFlows *= k
 	c.unanswered *= k
@@ -44,13 +41,20 @@ func (c *counters) scale(k float64) {
 	c.bytesDown *= k
 }
 
-// remote is one outbound contact: the host reached addr:port over proto.
+// remote is one contact of a host with a peer.
 type remote struct {
 	host  netip.Addr
 	peer  uint64 // hash of the remote address
 	port  uint16
 	proto uint8
+	kind  uint8
 }
+
+// Kinds of remote contacts.
+const (
+	outbound  = iota // the host opened a flow to peer:port
+	msePeer          // a flow between host and peer has the MSE/PE shape
+)
 
 // prediction is a peer a discovery answer announced to host.
 type prediction struct {
@@ -86,6 +90,9 @@ func (d *Delta) Reset() {
 }
 
 func (d *Delta) bump(a netip.Addr, fn func(c *counters)) {
+	if !isHost(a) {
+		return
+	}
 	c := d.hosts[a]
 	fn(&c)
 	d.hosts[a] = c
@@ -95,6 +102,9 @@ func (d *Delta) bump(a netip.Addr, fn func(c *counters)) {
 func (d *Delta) FlowStart(init, resp netip.AddrPort, proto uint8) {
 	d.bump(init.Addr(), func(c *counters) { c.newFlows++ })
 	d.bump(resp.Addr(), func(c *counters) { c.inbound++ })
+	if !isHost(init.Addr()) {
+		return
+	}
 	if len(d.remotes) >= d.max {
 		d.Dropped++
 		return
@@ -104,15 +114,15 @@ func (d *Delta) FlowStart(init, resp netip.AddrPort, proto uint8) {
 
 // FlowEvidence records evidence newly found on a flow between a and b.
 func (d *Delta) FlowEvidence(a, b netip.Addr, added uint32, mseShaped bool) {
+	if mseShaped && len(d.remotes)+2 <= d.max {
+		d.remotes = append(d.remotes, remote{host: a, peer: addrHash(b), kind: msePeer}, remote{host: b, peer: addrHash(a), kind: msePeer})
+	}
 	var c counters
 	if added&evBT != 0 {
 		c.btFlows = 1
 	}
 	if added&evDiscovery != 0 {
 		c.discovery = 1
-	}
-	if mseShaped {
-		c.mseFlows = 1
 	}
 	if c == (counters{}) {
 		return
@@ -170,4 +180,13 @@ func addrHash(a netip.Addr) uint64 {
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
 	return h
+}
+
+// isHost excludes group and placeholder addresses (LSD's multicast group,
+// broadcast, 0.0.0.0): they are destinations, not hosts with behaviour.
+func isHost(a netip.Addr) bool {
+	if !a.IsValid() || a.IsMulticast() || a.IsUnspecified() {
+		return false
+	}
+	return a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }

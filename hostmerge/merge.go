@@ -47,6 +47,7 @@ type host struct {
 	ips, ports         [2]*hyperloglog.Sketch
 	rotated            int64
 	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
+	msePeers           [overlapBits / 64]uint64 // hashed peers of MSE-shaped flows
 	label              shard.Label
 	p                  float32
 }
@@ -123,7 +124,7 @@ func (h *host) decay(now int64) {
 		h.ports[1], h.ports[0] = h.ports[0], h.ports[1]
 		h.ips[0].Reset()
 		h.ports[0].Reset()
-		h.tcpPeers, h.udpPeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
+		h.tcpPeers, h.udpPeers, h.msePeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
 		h.rotated = now
 	}
 }
@@ -172,9 +173,14 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 	for _, d := range deltas {
 		for _, r := range d.remotes {
 			h := m.host(r.host, now)
+			dirty[shardOf(r.host)] = true
+			bit := r.peer % overlapBits
+			if r.kind == msePeer {
+				h.msePeers[bit/64] |= 1 << (bit % 64)
+				continue
+			}
 			h.ips[0].InsertHash(r.peer)
 			h.ports[0].InsertHash(uint64(r.port)*0x9e3779b97f4a7c15 + 1)
-			bit := r.peer % overlapBits
 			if r.proto == 6 {
 				h.tcpPeers[bit/64] |= 1 << (bit % 64)
 			} else {

@@ -83,7 +83,7 @@ func (m *Merger) view(h *host) View {
 		x[classifier.FHostPPR-o] = float32(max(0, 1-math.Abs(math.Log(max(ppr, 1e-3)))))
 	}
 	x[classifier.FHostBTFlows-o] = logScale(float64(mid.btFlows), 16)
-	x[classifier.FHostMSEFlows-o] = logScale(float64(mid.mseFlows), 16)
+	x[classifier.FHostMSEPeers-o] = logScale(float64(popcount(&h.msePeers)), 16)
 	x[classifier.FHostDiscovery-o] = logScale(float64(mid.discovery), 8)
 	overlap := 0
 	for i := range h.tcpPeers {
@@ -132,4 +132,12 @@ func (m *Merger) union(sk [2]*hyperloglog.Sketch) uint64 {
 	_ = m.scratch.Merge(sk[0])
 	_ = m.scratch.Merge(sk[1])
 	return m.scratch.Estimate()
+}
+
+func popcount(b *[overlapBits / 64]uint64) int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }

@@ -99,7 +99,8 @@ type Meta struct {
 	TCPFlags         uint8
 	VLAN             uint16 // innermost VLAN id, 0 when untagged
 	WireLen          int    // IP datagram length as the IP header states it
-	Payload          []byte // L4 payload as captured (may be shorter than on the wire)
+	PayloadLen       int    // L4 payload length on the wire (from the IP/UDP lengths)
+	Payload          []byte // L4 payload as captured: at most PayloadLen bytes, fewer if the capture was cut
 }
 
 // Decode parses one frame of the given link type into m and reports how far it got.
@@ -193,6 +194,9 @@ func decodeIPv4(b []byte, m *Meta) Result {
 	}
 	ihl := int(b[0]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(b[2:4]))
+	if total == 0 && len(b) > 0xffff {
+		total = len(b) // a TSO super-packet captured before segmentation
+	}
 	if ihl < ipv4MinLen || len(b) < ihl || total < ihl {
 		return Malformed
 	}
@@ -208,7 +212,7 @@ func decodeIPv4(b []byte, m *Meta) Result {
 		return Fragment
 	}
 	// A first fragment (MF set, offset 0) carries the L4 header: classify it.
-	return decodeL4(b[ihl:], m)
+	return decodeL4(b[ihl:], total-ihl, m)
 }
 
 func decodeIPv6(b []byte, m *Meta) Result {
@@ -224,6 +228,7 @@ func decodeIPv6(b []byte, m *Meta) Result {
 	if plen < len(b) {
 		b = b[:plen]
 	}
+	rem := plen // wire bytes left after the headers walked so far
 	for i := 0; ; i++ {
 		switch next {
 		case ipv6HopByHop, ipv6Routing, ipv6DestOpts:
@@ -234,7 +239,7 @@ func decodeIPv6(b []byte, m *Meta) Result {
 			if len(b) < n {
 				return Malformed
 			}
-			next, b = b[0], b[n:]
+			next, b, rem = b[0], b[n:], rem-n
 		case ipv6AuthHeader:
 			if i == MaxIPv6ExtHdrs || len(b) < 8 {
 				return Malformed
@@ -243,25 +248,25 @@ func decodeIPv6(b []byte, m *Meta) Result {
 			if len(b) < n {
 				return Malformed
 			}
-			next, b = b[0], b[n:]
+			next, b, rem = b[0], b[n:], rem-n
 		case ipv6Fragment:
 			if i == MaxIPv6ExtHdrs || len(b) < 8 {
 				return Malformed
 			}
 			off := binary.BigEndian.Uint16(b[2:4]) >> 3
-			next, b = b[0], b[8:]
+			next, b, rem = b[0], b[8:], rem-8
 			if off != 0 {
 				m.Proto = next
 				return Fragment
 			}
 		default:
 			m.Proto = next
-			return decodeL4(b, m)
+			return decodeL4(b, rem, m)
 		}
 	}
 }
 
-func decodeL4(b []byte, m *Meta) Result {
+func decodeL4(b []byte, wire int, m *Meta) Result {
 	switch m.Proto {
 	case ProtoTCP:
 		if len(b) < tcpMinLen {
@@ -274,7 +279,8 @@ func decodeL4(b []byte, m *Meta) Result {
 		m.SrcPort = binary.BigEndian.Uint16(b[0:2])
 		m.DstPort = binary.BigEndian.Uint16(b[2:4])
 		m.TCPFlags = b[tcpFlagsOffset]
-		m.Payload = b[off:]
+		m.PayloadLen = max(0, wire-off)
+		m.Payload = b[off:min(len(b), off+m.PayloadLen)]
 		return OK
 	case ProtoUDP:
 		if len(b) < udpHeaderLen {
@@ -283,11 +289,11 @@ func decodeL4(b []byte, m *Meta) Result {
 		m.SrcPort = binary.BigEndian.Uint16(b[0:2])
 		m.DstPort = binary.BigEndian.Uint16(b[2:4])
 		ulen := int(binary.BigEndian.Uint16(b[4:6]))
-		p := b[udpHeaderLen:]
-		if ulen >= udpHeaderLen && ulen-udpHeaderLen < len(p) {
-			p = p[:ulen-udpHeaderLen]
+		if ulen < udpHeaderLen || ulen > wire {
+			ulen = wire // jumbo or lying length: trust the IP header
 		}
-		m.Payload = p
+		m.PayloadLen = max(0, ulen-udpHeaderLen)
+		m.Payload = b[udpHeaderLen:min(len(b), udpHeaderLen+m.PayloadLen)]
 		return OK
 	}
 	return OtherL4

@@ -1,0 +1,221 @@
+package classifier
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+)
+
+func TestHandshakeMatchesWholeAndSplitAcrossSegments(t *testing.T) {
+	hs := first(t, "bittorrent.pcap", port(52894)) // "\x13BitTorrent protocol" + reserved + hash + "-UM1860-..."
+	if !bytes.HasPrefix(hs, []byte(HandshakePrefix)) {
+		t.Fatalf("corpus packet is not a handshake: % x", hs[:20])
+	}
+	if got := MatchHandshake(0, hs); got != len(HandshakePrefix) {
+		t.Fatalf("whole handshake: matched %d", got)
+	}
+	for cut := 1; cut < len(HandshakePrefix); cut++ {
+		m := MatchHandshake(0, hs[:cut])
+		if m != cut {
+			t.Fatalf("cut %d: first part matched %d", cut, m)
+		}
+		if got := MatchHandshake(m, hs[cut:]); got != len(HandshakePrefix) {
+			t.Fatalf("cut %d: second part matched %d", cut, got)
+		}
+	}
+	if got := MatchHandshake(0, []byte("\x13BitTorrent protocoX")); got != -1 {
+		t.Fatalf("near miss matched %d", got)
+	}
+	if !KnownPeerID(hs[48:56]) {
+		t.Fatalf("peer id %q not recognised", hs[48:56])
+	}
+}
+
+func TestPeerWireGrammar(t *testing.T) {
+	msg := func(id byte, body ...byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(1+len(body)))
+		return append(append(b, id), body...)
+	}
+	have := msg(msgHave, 0, 0, 0, 7)
+	req := msg(msgRequest, make([]byte, 12)...)
+	cases := []struct {
+		name  string
+		in    []byte
+		msgs  int
+		tiled bool
+	}{
+		{"have+request tile", append(append([]byte{}, have...), req...), 2, true},
+		{"keepalive+interested", append([]byte{0, 0, 0, 0}, msg(msgInterested)...), 2, true},
+		{"have with wrong length", msg(msgHave, 1, 2), 0, false},
+		{"unknown id", msg(42, 1, 2, 3), 0, false},
+		{"piece running past segment", append(append([]byte{}, have...), binary.BigEndian.AppendUint32(nil, 16393)[0:4]...), 1, false},
+		{"length prefix over ciphertext", []byte{0, 0, 1, 0, 0x9c, 0x11, 0x42, 0x77}, 0, false},
+	}
+	for _, c := range cases {
+		r := ParseWire(c.in, nil)
+		if r.Messages != c.msgs || r.Tiled != c.tiled {
+			t.Errorf("%s: got %+v, want %d messages tiled=%v", c.name, r, c.msgs, c.tiled)
+		}
+	}
+}
+
+func TestExtensionHandshakeAndPEX(t *testing.T) {
+	ext := []byte("d1:md11:ut_metadatai2e6:ut_pexi1ee1:pi6881e1:v13:Transmission 3e")
+	b := binary.BigEndian.AppendUint32(nil, uint32(2+len(ext)))
+	b = append(append(b, msgExtended, 0), ext...)
+	if r := ParseWire(b, nil); !r.ExtHS || !r.Tiled {
+		t.Fatalf("extension handshake: %+v", r)
+	}
+	pex := []byte("d5:added12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x1a\xe27:added.f2:\x00\x00e")
+	b = binary.BigEndian.AppendUint32(nil, uint32(2+len(pex)))
+	b = append(append(b, msgExtended, 1), pex...)
+	var peers Peers
+	if r := ParseWire(b, &peers); !r.PEX {
+		t.Fatalf("pex: %+v", r)
+	}
+	if peers.N != 2 || peers.Addr[0] != netip.MustParseAddrPort("10.0.0.1:6881") {
+		t.Fatalf("pex peers: %v", peers.Addr[:peers.N])
+	}
+	fast := append(binary.BigEndian.AppendUint32(nil, 1), msgHaveAll)
+	if r := ParseWire(fast, nil); !r.Fast || !r.Tiled {
+		t.Fatalf("have all: %+v", r)
+	}
+}
+
+func TestKRPCOnCorpusDHT(t *testing.T) {
+	ps := payloads(t, "lru_ipv6_caches.pcapng", func(m *packet.Meta) bool { return m.Payload[0] == 'd' })
+	if len(ps) == 0 {
+		t.Fatal("no bencoded payloads in corpus")
+	}
+	valid, getPeers := 0, 0
+	for _, m := range ps {
+		k := ParseKRPC(m.Payload, nil)
+		if k.Valid {
+			valid++
+		}
+		if k.GetPeer {
+			getPeers++
+		}
+	}
+	if valid != len(ps) || getPeers == 0 {
+		t.Fatalf("%d of %d KRPC payloads valid, %d get_peers", valid, len(ps), getPeers)
+	}
+	// Structure, not substrings: a dict that mentions the keys in the wrong places is no KRPC.
+	for _, bad := range []string{
+		"d1:y1:q1:q4:ping1:t2:aae",                         // no arguments dict
+		"d1:ad2:id19:012345678901234567891:q4:ping1:t2:aa1:y1:qe", // 19-byte id
+		"d1:rd2:id20:012345678901234567895:nodes3:abce1:t2:aa1:y1:re", // nodes not whole records
+		"d1:ad2:id20:01234567890123456789e1:q4:ping1:t2:aa1:y1:q",  // cut
+	} {
+		if ParseKRPC([]byte(bad), nil).Valid {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	var peers Peers
+	resp := []byte("d1:rd2:id20:012345678901234567895:token2:xx6:valuesl6:\x0a\x00\x00\x05\x1a\xe1ee1:t2:aa1:y1:re")
+	if k := ParseKRPC(resp, &peers); !k.Valid || k.Values != 1 || peers.N != 1 {
+		t.Fatalf("get_peers response: %+v, peers %v", k, peers.Addr[:peers.N])
+	}
+}
+
+func TestUTPNeedsCoherenceAndRejectsDNS(t *testing.T) {
+	ps := payloads(t, "bittorrent_utp.pcap", func(m *packet.Meta) bool { return UTPShape(m.Payload) })
+	if len(ps) < 4 {
+		t.Fatalf("only %d uTP packets in corpus", len(ps))
+	}
+	// A 20-byte DNS query shaped like a uTP SYN passes the shape test alone...
+	dns := []byte{0x41, 0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x61, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00}
+	if !UTPShape(dns) {
+		t.Fatal("test DNS query should look like a uTP SYN by shape")
+	}
+	// ...but its retransmission does not continue a uTP connection.
+	h := UTP(dns)
+	if UTPContinues(dns, true, h.ConnID(), h.Seq(), h.Timestamp()) {
+		t.Fatal("repeated DNS query counted as a coherent uTP flow")
+	}
+	if IsDNS(40000, 53, dns) == false {
+		t.Fatal("the query is DNS")
+	}
+}
+
+func TestUDPTracker(t *testing.T) {
+	connect := binary.BigEndian.AppendUint64(nil, UDPTrackerProtocolID)
+	connect = append(connect, 0, 0, 0, 0, 1, 2, 3, 4)
+	if !ParseUDPTrackerRequest(connect, false).Request {
+		t.Fatal("connect request")
+	}
+	announce := make([]byte, 98)
+	binary.BigEndian.PutUint32(announce[8:], actAnnounce)
+	if ParseUDPTrackerRequest(announce, false).Request {
+		t.Fatal("announce without a prior connect accepted")
+	}
+	if !ParseUDPTrackerRequest(announce, true).Request {
+		t.Fatal("announce after connect")
+	}
+	resp := make([]byte, 20+12)
+	binary.BigEndian.PutUint32(resp, actAnnounce)
+	copy(resp[20:], []byte{10, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0x1a, 0xe2})
+	var peers Peers
+	if r := ParseUDPTrackerResponse(resp, false, &peers); !r.Response || r.Peers != 2 || peers.N != 2 {
+		t.Fatalf("announce response: %+v", r)
+	}
+}
+
+func TestHTTPTrackerAndAgents(t *testing.T) {
+	req := []byte("GET /announce?info_hash=%12%34%56%78%9a%bc%de%f0%12%34%56%78%9a%bc%de%f0%12%34%56%78&peer_id=-TR3000-abcdefghijkl&port=51413&compact=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: Transmission/3.00\r\n\r\n")
+	h := ParseHTTP(req, nil)
+	if !h.Tracker || !h.PeerID || !h.BTAgent {
+		t.Fatalf("announce: %+v", h)
+	}
+	page := []byte("GET /magnet-links-explained?q=announce HTTP/1.1\r\nHost: blog\r\nUser-Agent: curl/8.0\r\n\r\n")
+	if h := ParseHTTP(page, nil); h.Tracker || h.BTAgent || !h.Request {
+		t.Fatalf("web page request: %+v", h)
+	}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nd8:intervali1800e5:peers12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x1a\xe2e")
+	var peers Peers
+	if h := ParseHTTP(resp, &peers); !h.TrackerReply || h.Peers != 2 || peers.N != 2 {
+		t.Fatalf("tracker reply: %+v peers %v", h, peers.Addr[:peers.N])
+	}
+	dict := []byte("d8:intervali900e5:peersld2:ip8:10.0.0.77:peer id20:-TR3000-abcdefghijkl4:porti6881eeee")
+	peers.Reset()
+	if ok, n := ParseTrackerBody(dict, &peers); !ok || n != 1 || peers.N != 1 || peers.Addr[0] != netip.MustParseAddrPort("10.0.0.7:6881") {
+		t.Fatalf("dictionary peers: ok=%v n=%d %v", ok, n, peers.Addr[:peers.N])
+	}
+}
+
+func TestLSD(t *testing.T) {
+	msg := []byte("BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 51413\r\nInfohash: 0123456789abcdef0123456789abcdef01234567\r\n\r\n\r\n")
+	if !IsLSD(LSDGroup4, LSDPort, msg) || !IsLSD(LSDGroup6, LSDPort, msg) {
+		t.Fatal("LSD announce not recognised")
+	}
+	if IsLSD(netip.MustParseAddr("10.0.0.1"), LSDPort, msg) {
+		t.Fatal("LSD text to a unicast address accepted")
+	}
+}
+
+func TestNormalProtocolsOnCorpus(t *testing.T) {
+	if tls := first(t, "443-curl.pcap", func(m *packet.Meta) bool { return m.DstPort == 443 }); !IsTLS(tls) {
+		t.Fatalf("TLS client hello not recognised: % x", tls[:8])
+	}
+	if ssh := first(t, "ssh.pcap", port(22)); !IsSSH(ssh) {
+		t.Fatalf("SSH banner not recognised: %q", ssh[:8])
+	}
+	if q := first(t, "quic046.pcap", port(443)); !IsQUIC(q) {
+		t.Fatalf("QUIC long header not recognised: % x", q[:8])
+	}
+	if s := first(t, "stun.pcap", func(m *packet.Meta) bool { return IsSTUN(m.Payload) }); s == nil {
+		t.Fatal("no STUN")
+	}
+}
+
+func TestMSEShapeIsNotOnePacket(t *testing.T) {
+	// An RLPx (Ethereum) first message is the size of an MSE key exchange but
+	// carries its own length: framed, not MSE.
+	eth := first(t, "ethereum.pcap", func(m *packet.Meta) bool { return m.Proto == packet.ProtoTCP && m.DstPort == 30303 })
+	if !LengthFramed(eth) {
+		t.Fatalf("RLPx auth (%d bytes, prefix % x) not seen as length-framed", len(eth), eth[:2])
+	}
+}
