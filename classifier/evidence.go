@@ -32,6 +32,10 @@ const (
 // flow must carry to be p2p from structure alone.
 const evPlainBT = EvHandshake | EvExtension | EvDHT | EvUTP | EvUDPTracker | EvHTTPTracker | EvLSD | EvPredicted | EvBTAgent
 
+// EvPeerSources are flows whose later packets may announce peers: tracker
+// answers, DHT responses, PEX after a peer wire handshake.
+const EvPeerSources = EvTrackerReq | EvUDPTrackerConn | EvDHT | EvHandshake | EvExtension
+
 // evNormal are protocols that are not BitTorrent.
 const evNormal = EvTLS | EvSSH | EvHTTP | EvDNS | EvQUIC | EvSTUN
 

@@ -105,10 +105,10 @@ func TestKRPCOnCorpusDHT(t *testing.T) {
 	}
 	// Structure, not substrings: a dict that mentions the keys in the wrong places is no KRPC.
 	for _, bad := range []string{
-		"d1:y1:q1:q4:ping1:t2:aae",                         // no arguments dict
-		"d1:ad2:id19:012345678901234567891:q4:ping1:t2:aa1:y1:qe", // 19-byte id
+		"d1:y1:q1:q4:ping1:t2:aae",                                    // no arguments dict
+		"d1:ad2:id19:012345678901234567891:q4:ping1:t2:aa1:y1:qe",     // 19-byte id
 		"d1:rd2:id20:012345678901234567895:nodes3:abce1:t2:aa1:y1:re", // nodes not whole records
-		"d1:ad2:id20:01234567890123456789e1:q4:ping1:t2:aa1:y1:q",  // cut
+		"d1:ad2:id20:01234567890123456789e1:q4:ping1:t2:aa1:y1:q",     // cut
 	} {
 		if ParseKRPC([]byte(bad), nil).Valid {
 			t.Errorf("accepted %q", bad)

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -23,6 +24,8 @@ type Options struct {
 	// Observe, if set, sees every flow as it leaves a table with the host
 	// context it was last scored with (the trainer uses it).
 	Observe func(pcap string, f *shard.Flow, h *classifier.HostFeatures)
+	// ObserveHost, if set, sees every host of the final snapshot.
+	ObserveHost func(pcap string, a netip.Addr, v *hostmerge.View)
 }
 
 // Result is what an offline run of one capture produced.
@@ -179,9 +182,21 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 		if a.VLAN != b.VLAN {
 			return a.VLAN < b.VLAN
 		}
-		return a.Packets < b.Packets
+		if a.Packets != b.Packets {
+			return a.Packets < b.Packets
+		}
+		if a.PayloadPackets != b.PayloadPackets {
+			return a.PayloadPackets < b.PayloadPackets
+		}
+		if a.P != b.P {
+			return a.P < b.P
+		}
+		return fmt.Sprint(*a) < fmt.Sprint(*b) // same flow key twice: any total order
 	})
 	merger.Snapshot().Range(func(a netip.Addr, v *hostmerge.View) {
+		if opt.ObserveHost != nil {
+			opt.ObserveHost(pcap, a, v)
+		}
 		res.Hosts = append(res.Hosts, NewHostRecord(pcap, a, v, opt.Worker.Model))
 	})
 	sort.Slice(res.Hosts, func(i, j int) bool { return res.Hosts[i].Host < res.Hosts[j].Host })

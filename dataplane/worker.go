@@ -26,6 +26,12 @@ type Config struct {
 	// RescoreEvery is how often (in packets) a flow still unknown after its
 	// budget is scored again, since host context may have grown (default 32).
 	RescoreEvery uint32
+	// Observe, if set, sees every scoring of a flow with the context of both
+	// endpoints (Lo, Hi). With Collect set no label becomes final, so every
+	// flow is scored at each packet it is inspected at: the trainer's rows do
+	// not depend on the model they will fit.
+	Observe func(f *shard.Flow, lo, hi *classifier.HostFeatures)
+	Collect bool
 }
 
 // Stats counts what a worker saw. One owner; read after the worker stops
@@ -50,6 +56,8 @@ type Worker struct {
 	model   *classifier.Model
 	budget  classifier.Budget
 	rescore uint32
+	observe func(f *shard.Flow, lo, hi *classifier.HostFeatures)
+	collect bool
 	scratch classifier.Scratch
 	meta    packet.Meta
 	now     int64
@@ -75,6 +83,8 @@ func NewWorker(c Config) *Worker {
 		model:   c.Model,
 		budget:  c.Budget,
 		rescore: c.RescoreEvery,
+		observe: c.Observe,
+		collect: c.Collect,
 	}
 	w.table.Leave = w.leave
 	return w
@@ -119,6 +129,9 @@ func (w *Worker) Packet(link packet.LinkType, frame []byte, now int64) Verdict {
 	f.Account(dir, m.PayloadLen, m.TCPFlags, now)
 	if f.Flags&shard.FlagFinal != 0 {
 		w.Stats.Decided++
+		if f.Flags&shard.FlagHarvest != 0 {
+			w.harvest(f, dir)
+		}
 		if f.Label == shard.P2P {
 			w.Stats.Dropped++
 			return Drop
@@ -147,11 +160,15 @@ func (w *Worker) slow(f *shard.Flow, dir uint8, created bool) Verdict {
 	score := false
 	if created {
 		w.delta.FlowStart(init, resp, f.Key.Proto)
-		if w.snap != nil && w.snap.Predicted(init.Addr(), resp, w.now) {
-			f.Evidence |= classifier.EvPredicted
-			w.delta.FlowEvidence(init.Addr(), resp.Addr(), classifier.EvPredicted, false)
-			score = true
-		}
+	}
+	// A peer announced by a tracker, DHT or PEX answer: strong evidence from
+	// the first packet. The answer reaches the snapshot at the next merge, so
+	// flows opened within the same tick are checked again on later packets
+	// (a SYN's retransmission, the first payload).
+	if f.Evidence&classifier.EvPredicted == 0 && w.snap != nil && w.snap.Predicted(init.Addr(), resp, w.now) {
+		f.Evidence |= classifier.EvPredicted
+		w.delta.FlowEvidence(init.Addr(), resp.Addr(), classifier.EvPredicted, false)
+		score = true
 	}
 	if len(m.Payload) > 0 && !w.budget.Exhausted(f, w.now) {
 		w.Stats.Inspected++
@@ -177,6 +194,23 @@ func (w *Worker) slow(f *shard.Flow, dir uint8, created bool) Verdict {
 	return verdict(f)
 }
 
+// harvest keeps reading a decided discovery flow (tracker, DHT, peer wire
+// with PEX) for the peers its answers announce, within the flow's budget.
+func (w *Worker) harvest(f *shard.Flow, dir uint8) {
+	m := &w.meta
+	if w.budget.Exhausted(f, w.now) {
+		f.Flags &^= shard.FlagHarvest
+		return
+	}
+	if len(m.Payload) == 0 {
+		return
+	}
+	classifier.Inspect(f, dir, m, &w.budget, &w.scratch)
+	if w.scratch.Peers.N > 0 {
+		w.delta.Predict(m.Dst, &w.scratch.Peers)
+	}
+}
+
 func (w *Worker) endpoints(f *shard.Flow) (init, resp netip.AddrPort) {
 	i := f.Initiator()
 	return f.Key.Endpoint(i), f.Key.Endpoint(1 - i)
@@ -184,15 +218,20 @@ func (w *Worker) endpoints(f *shard.Flow) (init, resp netip.AddrPort) {
 
 // hostContext returns the context of the flow's more suspicious endpoint.
 func (w *Worker) hostContext(f *shard.Flow) classifier.HostFeatures {
-	if w.snap == nil {
-		return classifier.HostFeatures{}
-	}
-	a := w.snap.Host(netip.AddrFrom16(f.Key.LoAddr).Unmap())
-	b := w.snap.Host(netip.AddrFrom16(f.Key.HiAddr).Unmap())
+	a, b := w.hosts(f)
 	if b.Score > a.Score {
-		return b.HostFeatures
+		return b
 	}
-	return a.HostFeatures
+	return a
+}
+
+// hosts returns the context of the flow's two endpoints, Lo then Hi.
+func (w *Worker) hosts(f *shard.Flow) (lo, hi classifier.HostFeatures) {
+	if w.snap == nil {
+		return lo, hi
+	}
+	return w.snap.Host(netip.AddrFrom16(f.Key.LoAddr).Unmap()).HostFeatures,
+		w.snap.Host(netip.AddrFrom16(f.Key.HiAddr).Unmap()).HostFeatures
 }
 
 // decide scores f and makes its label final when the evidence is enough.
@@ -200,6 +239,13 @@ func (w *Worker) decide(f *shard.Flow) {
 	h := w.hostContext(f)
 	p := w.model.Score(f, &h)
 	f.P = float32(p)
+	if w.observe != nil {
+		lo, hi := w.hosts(f)
+		w.observe(f, &lo, &hi)
+		if w.collect {
+			return
+		}
+	}
 	switch {
 	case p >= w.model.THigh:
 		f.Label = shard.P2P
@@ -210,13 +256,22 @@ func (w *Worker) decide(f *shard.Flow) {
 		return
 	}
 	f.Flags |= shard.FlagFinal
+	if f.Label == shard.P2P && f.Evidence&classifier.EvPeerSources != 0 {
+		f.Flags |= shard.FlagHarvest
+	}
 	f.DecidedAt = uint16(min(f.Packets(), 0xffff))
 	init, resp := w.endpoints(f)
 	i := f.Initiator()
-	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, f.Bytes[i], f.Bytes[1-i], false)
+	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, answered(f), f.Bytes[i], f.Bytes[1-i], false)
 	if w.Decided != nil {
 		w.Decided(f)
 	}
+}
+
+// answered reports whether both sides of f spoke: payload both ways, or a
+// TCP handshake the responder completed. One spoofed packet is neither.
+func answered(f *shard.Flow) bool {
+	return f.PayloadPkts[0] > 0 && f.PayloadPkts[1] > 0 || f.Flags&shard.FlagSynAck != 0 && f.Payloads() > 0
 }
 
 // leave scores a flow one last time as it leaves the table and hands it on.
@@ -225,6 +280,10 @@ func (w *Worker) leave(f *shard.Flow, why shard.Reason) {
 	if f.Flags&shard.FlagFinal == 0 {
 		p := w.model.Score(f, &h)
 		f.P = float32(p)
+		if w.observe != nil {
+			lo, hi := w.hosts(f)
+			w.observe(f, &lo, &hi)
+		}
 		switch {
 		case p >= w.model.THigh:
 			f.Label = shard.P2P
@@ -236,7 +295,7 @@ func (w *Worker) leave(f *shard.Flow, why shard.Reason) {
 		init, resp := w.endpoints(f)
 		i := f.Initiator()
 		unanswered := f.Key.Proto == packet.ProtoTCP && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0
-		w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, f.Bytes[i], f.Bytes[1-i], unanswered)
+		w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, answered(f), f.Bytes[i], f.Bytes[1-i], unanswered)
 	}
 	if w.Leave != nil {
 		w.Leave(f, why, h)

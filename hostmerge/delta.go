@@ -14,6 +14,7 @@ type counters struct {
 	btFlows    float64 // flows with a plaintext BitTorrent signature
 	discovery  float64 // DHT, uTP, tracker, LSD flows
 	p2pFlows   float64 // flows labelled p2p
+	confirmed  float64 // p2p flows the other side answered: payload both ways or a TCP handshake
 	unanswered float64 // initiated TCP flows whose SYN got no answer
 	bytesUp    float64
 	bytesDown  float64
@@ -25,6 +26,7 @@ func (c *counters) add(o *counters) {
 	c.btFlows += o.btFlows
 	c.discovery += o.discovery
 	c.p2pFlows += o.p2pFlows
+	c.confirmed += o.confirmed
 	c.unanswered += o.unanswered
 	c.bytesUp += o.bytesUp
 	c.bytesDown += o.bytesDown
@@ -36,6 +38,7 @@ func (c *counters) scale(k float64) {
 	c.btFlows *= k
 	c.discovery *= k
 	c.p2pFlows *= k
+	c.confirmed *= k
 	c.unanswered *= k
 	c.bytesUp *= k
 	c.bytesDown *= k
@@ -52,8 +55,8 @@ type remote struct {
 
 // Kinds of remote contacts.
 const (
-	outbound  = iota // the host opened a flow to peer:port
-	msePeer          // a flow between host and peer has the MSE/PE shape
+	outbound = iota // the host opened a flow to peer:port
+	msePeer         // a flow between host and peer has the MSE/PE shape
 )
 
 // prediction is a peer a discovery answer announced to host.
@@ -132,14 +135,21 @@ func (d *Delta) FlowEvidence(a, b netip.Addr, added uint32, mseShaped bool) {
 }
 
 // FlowEnd records what a flow amounted to when it was decided or left the
-// table: its label, its bytes as seen from the initiator, and an unanswered SYN.
-func (d *Delta) FlowEnd(init, resp netip.Addr, label shard.Label, up, down uint64, unanswered bool) {
+// table: its label, whether the other side answered (a spoofed packet is
+// never confirmed), its bytes as seen from the initiator, and an unanswered SYN.
+func (d *Delta) FlowEnd(init, resp netip.Addr, label shard.Label, confirmed bool, up, down uint64, unanswered bool) {
+	p2p, conf := 0.0, 0.0
+	if label == shard.P2P {
+		p2p = 1
+		if confirmed {
+			conf = 1
+		}
+	}
 	d.bump(init, func(c *counters) {
 		c.bytesUp += float64(up)
 		c.bytesDown += float64(down)
-		if label == shard.P2P {
-			c.p2pFlows++
-		}
+		c.p2pFlows += p2p
+		c.confirmed += conf
 		if unanswered {
 			c.unanswered++
 		}
@@ -147,9 +157,8 @@ func (d *Delta) FlowEnd(init, resp netip.Addr, label shard.Label, up, down uint6
 	d.bump(resp, func(c *counters) {
 		c.bytesUp += float64(down)
 		c.bytesDown += float64(up)
-		if label == shard.P2P {
-			c.p2pFlows++
-		}
+		c.p2pFlows += p2p
+		c.confirmed += conf
 	})
 }
 

@@ -105,9 +105,10 @@ func (m *Merger) view(h *host) View {
 	p := 1 / (1 + math.Exp(-s))
 	v.P = float32(p)
 	// Hysteresis: a p2p host stays p2p until its probability falls to TLow.
-	// p2p needs flow-level evidence: at least one flow labelled p2p.
+	// p2p needs flow-level evidence that a spoofed packet cannot give: a p2p
+	// flow the other side answered.
 	switch {
-	case p >= md.THigh && long.p2pFlows >= 0.5:
+	case p >= md.THigh && long.confirmed >= 0.5:
 		h.label = shard.P2P
 	case h.label == shard.P2P && p > md.TLow:
 	case long.p2pFlows < 0.5 && peers >= scanMinPeers && float64(mid.unanswered) >= scanMinFail*float64(mid.newFlows) &&

@@ -32,6 +32,7 @@ const (
 	FlagFin                           // FIN or RST seen
 	FlagMSEReported                   // the flow's MSE shape was reported to the host delta
 	FlagExhausted                     // inspection budget spent
+	FlagHarvest                       // final, but answers with peer lists may still come: keep parsing them within the budget
 )
 
 // Flow is one entry of the table: 128 bytes, streaming statistics only, no

@@ -19,7 +19,7 @@ OUT=${1:?usage: capture.sh OUTDIR [plain|encrypted|hidden ...]}
 shift
 SCENARIOS=${*:-plain encrypted hidden}
 [ "$(id -u)" = 0 ] || { echo "capture.sh: needs root (network namespaces)" >&2; exit 2; }
-for b in ip tcpdump transmission-daemon transmission-remote mktorrent opentracker nginx sshd dnsmasq iperf3 curl dig scp openssl ethtool; do
+for b in ip tcpdump transmission-daemon transmission-remote transmission-show mktorrent opentracker nginx sshd dnsmasq iperf3 curl dig scp openssl ethtool; do
   command -v "$b" >/dev/null || { echo "capture.sh: $b missing (make captures installs it)" >&2; exit 2; }
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -90,7 +90,6 @@ http {
 }
 NGX
   bg srv nginx -c "$d/nginx.conf" -p "$d/nginx" -g 'daemon off;'
-  bg srv opentracker -i 10.77.0.1 -p 6969 -P 6969 -u root -d "$d"
   ssh-keygen -q -t ed25519 -N '' -f "$d/ssh/host" && ssh-keygen -q -t ed25519 -N '' -f "$d/ssh/client"
   cp "$d/ssh/client.pub" "$d/ssh/authorized_keys"
   mkdir -p /run/sshd
@@ -153,6 +152,15 @@ scenario() {
   mkdir -p "$s"
   head -c 6000000 /dev/urandom > "$s/payload-$name.bin"
   mktorrent -l 16 $announce -o "$s/t.torrent" "$s/payload-$name.bin" >/dev/null
+  # Debian's opentracker serves whitelisted torrents only, chrooted, as its own user.
+  local ot_pid=""
+  if [ "$name" != hidden ]; then
+    mkdir -p "$s/ot" && chmod 755 "$s" "$s/ot"
+    transmission-show "$s/t.torrent" | awk '/Hash:/{print $2}' > "$s/ot/whitelist"
+    chmod 644 "$s/ot/whitelist"
+    bg srv opentracker -i 10.77.0.1 -p 6969 -P 6969 -d "$s/ot" -w whitelist
+    ot_pid=${PIDS[-1]}
+  fi
   bg sw tcpdump -i br0 -s 256 -U -n -w "$OUT/$name.pcap" 2>/dev/null
   local tcpdump_pid=${PIDS[-1]}
   sleep 1
@@ -188,7 +196,7 @@ scenario() {
   sleep 3
   for i in 1 2 3 4; do in_ns "bt$i" transmission-remote 127.0.0.1:9091 --exit >/dev/null 2>&1 || true; done
   sleep 2
-  kill "$tcpdump_pid" 2>/dev/null || true
+  kill "$tcpdump_pid" $ot_pid 2>/dev/null || true
   sleep 1
   [ $done = 3 ] || { echo "capture.sh: $name: swarm did not complete (see $s/bt*/log)" >&2; tail -5 "$s"/bt*/log >&2; return 1; }
 }

@@ -23,6 +23,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "tracker":
 		return cmdTracker(args[1:], stderr)
+	case "train":
+		return cmdTrain(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

@@ -1,0 +1,50 @@
+// Package capture knows the address plan of bench/capture/capture.sh, so
+// that its captures can be labelled from ground truth: which namespaces ran
+// BitTorrent clients and trackers is known by construction, not guessed.
+package capture
+
+import "net/netip"
+
+// The address plan of capture.sh.
+var (
+	Server       = netip.MustParseAddr("10.77.0.1")  // opentracker :6969, nginx, sshd, dnsmasq, iperf3
+	HTTPSTracker = netip.MustParseAddr("10.77.0.2")  // the hidden swarm's tracker, TLS only
+	Web          = netip.MustParseAddr("10.77.0.50") // a host with no BitTorrent at all
+	LSDGroup     = netip.MustParseAddr("239.192.152.143")
+)
+
+// OpenTrackerPort is where opentracker listens (TCP and UDP) on Server.
+const OpenTrackerPort = 6969
+
+// IsBTHost reports whether a runs transmission-daemon (10.77.0.11-14).
+func IsBTHost(a netip.Addr) bool {
+	if !a.Is4() {
+		return false
+	}
+	b := a.As4()
+	return b[0] == 10 && b[1] == 77 && b[2] == 0 && b[3] >= 11 && b[3] <= 14
+}
+
+// Label is the ground truth of a flow between a and b: "bittorrent" for
+// peer flows between two BitTorrent hosts, their announces to opentracker
+// and their LSD multicasts; "other" for everything else, the BitTorrent
+// hosts' own HTTPS, SSH and DNS included. Announces to the HTTPS tracker are
+// TLS and count as other: nothing in them is BitTorrent to a passive
+// observer.
+func Label(a, b netip.AddrPort) string {
+	bt := func(x, y netip.AddrPort) bool {
+		switch {
+		case IsBTHost(x.Addr()) && IsBTHost(y.Addr()):
+			return true
+		case IsBTHost(x.Addr()) && y.Addr() == Server && y.Port() == OpenTrackerPort:
+			return true
+		case IsBTHost(x.Addr()) && y.Addr() == LSDGroup:
+			return true
+		}
+		return false
+	}
+	if bt(a, b) || bt(b, a) {
+		return "bittorrent"
+	}
+	return "other"
+}

@@ -1,0 +1,144 @@
+package dataplane_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	. "github.com/swarmguard/swarmguard/dataplane"
+	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+)
+
+// pkt is one synthetic packet of a test capture.
+type pkt struct {
+	at       time.Duration
+	src, dst string // ip:port
+	tcp      bool
+	flags    byte
+	payload  string
+}
+
+// capture writes packets as a raw-IP pcap in memory and classifies it.
+func capture(t *testing.T, pkts []pkt) *Result {
+	t.Helper()
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1700000000, 0)
+	for _, p := range pkts {
+		b := ipv4(p)
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: t0.Add(p.at), CaptureLength: len(b), Length: len(b)}, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := pcapsrc.NewReader("synthetic.pcap", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Classify(r, "synthetic.pcap", Options{Worker: Config{Model: classifier.DefaultModel()}})
+	if err != nil || res.Err != nil {
+		t.Fatal(err, res.Err)
+	}
+	return res
+}
+
+func ipv4(p pkt) []byte {
+	s, d := netip.MustParseAddrPort(p.src), netip.MustParseAddrPort(p.dst)
+	l4 := make([]byte, 8)
+	proto := byte(17)
+	if p.tcp {
+		proto = 6
+		l4 = make([]byte, 20)
+		l4[12] = 5 << 4
+		l4[13] = p.flags
+	} else {
+		binary.BigEndian.PutUint16(l4[4:], uint16(8+len(p.payload)))
+	}
+	binary.BigEndian.PutUint16(l4[0:], s.Port())
+	binary.BigEndian.PutUint16(l4[2:], d.Port())
+	b := make([]byte, 20, 20+len(l4)+len(p.payload))
+	b[0], b[8], b[9] = 0x45, 64, proto
+	binary.BigEndian.PutUint16(b[2:], uint16(20+len(l4)+len(p.payload)))
+	sa, da := s.Addr().As4(), d.Addr().As4()
+	copy(b[12:], sa[:])
+	copy(b[16:], da[:])
+	return append(append(b, l4...), p.payload...)
+}
+
+func flowLabel(res *Result, a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	for _, f := range res.Flows {
+		if f.A == a && f.B == b {
+			return f.Label
+		}
+	}
+	return "missing"
+}
+
+func hostLabel(res *Result, h string) string {
+	for _, r := range res.Hosts {
+		if r.Host == h {
+			return r.Label
+		}
+	}
+	return "missing"
+}
+
+const (
+	syn    = 0x02
+	synAck = 0x12
+	ack    = 0x10
+	psh    = 0x18
+)
+
+// A tracker answer announces 10.0.0.9:51413; the host's later SYN to it,
+// never answered, is p2p from its first packet.
+func TestPredictedPeerSYNIsP2P(t *testing.T) {
+	peer := "\x0a\x00\x00\x09\xc8\xd5" // 10.0.0.9:51413
+	res := capture(t, []pkt{
+		{0, "10.0.0.5:40000", "10.0.0.1:6969", true, syn, ""},
+		{1 * time.Millisecond, "10.0.0.1:6969", "10.0.0.5:40000", true, synAck, ""},
+		{2 * time.Millisecond, "10.0.0.5:40000", "10.0.0.1:6969", true, psh,
+			"GET /announce?info_hash=%01%02%03%04%05%06%07%08%09%0a%0b%0c%0d%0e%0f%10%11%12%13%14&peer_id=-TR3000-abcdefghijkl&port=51413&compact=1 HTTP/1.1\r\nHost: t\r\n\r\n"},
+		{20 * time.Millisecond, "10.0.0.1:6969", "10.0.0.5:40000", true, psh,
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nd8:intervali1800e5:peers6:" + peer + "e"},
+		{30 * time.Millisecond, "10.0.0.5:41000", "10.0.0.9:51413", true, syn, ""},
+		{1030 * time.Millisecond, "10.0.0.5:41000", "10.0.0.9:51413", true, syn, ""},
+		{1040 * time.Millisecond, "10.0.0.5:42000", "10.0.0.77:51413", true, syn, ""}, // not announced
+	})
+	if got := flowLabel(res, "10.0.0.5:41000", "10.0.0.9:51413"); got != "p2p" {
+		t.Fatalf("SYN to predicted peer: %s", got)
+	}
+	if got := flowLabel(res, "10.0.0.5:42000", "10.0.0.77:51413"); got == "p2p" {
+		t.Fatalf("SYN to a peer nobody announced: %s", got)
+	}
+	if got := flowLabel(res, "10.0.0.1:6969", "10.0.0.5:40000"); got != "p2p" {
+		t.Fatalf("tracker announce: %s", got)
+	}
+}
+
+// One spoofed DHT packet is a p2p flow by its structure, but never makes its
+// supposed source a p2p host: nothing answered it.
+func TestSpoofedPacketDoesNotMakeAP2PHost(t *testing.T) {
+	krpc := "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"
+	res := capture(t, []pkt{{0, "10.0.0.66:6881", "10.0.0.5:6881", false, 0, krpc}})
+	if got := flowLabel(res, "10.0.0.66:6881", "10.0.0.5:6881"); got != "p2p" {
+		t.Fatalf("KRPC flow: %s", got)
+	}
+	for _, h := range []string{"10.0.0.66", "10.0.0.5"} {
+		if got := hostLabel(res, h); got == "p2p" {
+			t.Fatalf("host %s labelled p2p from one spoofed packet", h)
+		}
+	}
+}
