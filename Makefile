@@ -32,15 +32,19 @@ fuzz:
 	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
 	  done; done
 
+# Go microbenchmarks, then swarmguard against ndpiReader on one merged pcap.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./classifier/ ./shard/
+	bash bench/deps.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./shard/ ./classifier/
 	$(BIN) bench compare
 
 train: build
 	$(BIN) bench train --out classifier/weights.json
 
+# Re-record the real-client captures (root; namespaces; a few minutes).
 captures: build
-	$(BIN) bench capture --out testdata/captures
+	bash bench/deps.sh
+	SG=$(CURDIR)/$(BIN) bash bench/capture/capture.sh testdata/captures
 
 clean:
 	rm -rf bin

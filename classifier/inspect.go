@@ -121,7 +121,7 @@ func inspectTCP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, p, head []b
 			f.Evidence |= EvTextFirst
 			return
 		}
-		if LengthFramed(p) {
+		if LengthFramed(p) || !Random(p) {
 			f.Evidence |= EvFramed
 		}
 	} else if !fromInit && f.Evidence&EvTrackerReq != 0 {

@@ -21,6 +21,7 @@ const (
 	FClientID
 	FPredicted
 	FMSEShape
+	FMSEHandshake
 	FKnownProto
 	FTextFirst
 	FSymmetry
@@ -46,7 +47,7 @@ const FirstHostFeature = FHostFanout
 // FeatureNames name the features in reasons and in the weights file.
 var FeatureNames = [NumFeatures]string{
 	"handshake", "peer_wire", "extension", "dht_krpc", "utp", "tracker", "lsd", "client_id",
-	"predicted_peer", "mse_shape", "known_protocol", "text_first", "symmetry", "size_mix",
+	"predicted_peer", "mse_shape", "mse_handshake", "known_protocol", "text_first", "symmetry", "size_mix",
 	"high_ports", "depth", "unanswered_syn", "framed",
 	"host_fanout", "host_port_peer_ratio", "host_bt_flows", "host_mse_peers", "host_discovery",
 	"host_tcp_udp_peers", "host_new_flows", "host_symmetry",
@@ -64,7 +65,7 @@ const (
 var family = [NumFeatures]uint8{
 	FHandshake: famSignature, FPeerWire: famShape, FExtension: famSignature, FDHT: famSignature,
 	FUTP: famSignature, FTracker: famSignature, FLSD: famSignature, FClientID: famSignature,
-	FPredicted: famSignature, FMSEShape: famShape, FKnownProto: famFlow, FTextFirst: famFlow,
+	FPredicted: famSignature, FMSEShape: famShape, FMSEHandshake: famShape, FKnownProto: famFlow, FTextFirst: famFlow,
 	FSymmetry: famFlow, FSizeMix: famFlow, FHighPorts: famFlow, FDepth: famFlow, FUnanswered: famFlow, FFramed: famShape,
 	FHostFanout: famHost, FHostPPR: famHost, FHostBTFlows: famHost, FHostMSEPeers: famHost,
 	FHostDiscovery: famHost, FHostTCPUDP: famHost, FHostNewFlows: famHost, FHostSymmetry: famHost,
@@ -115,6 +116,7 @@ func FlowFeatures(f *shard.Flow, v *Vector) {
 	v[FClientID] = bit(EvPeerID | EvBTAgent)
 	v[FPredicted] = bit(EvPredicted)
 	v[FMSEShape] = MSEShape(f)
+	v[FMSEHandshake] = MSEHandshake(f)
 	v[FKnownProto] = bit(evNormal)
 	v[FTextFirst] = bit(EvTextFirst | EvServerFirst)
 	up, down := float64(f.Bytes[0]), float64(f.Bytes[1])
@@ -162,10 +164,36 @@ func MSEShape(f *shard.Flow) float32 {
 	if f.Turns < 3 {
 		return 0.5
 	}
-	if int(f.Turn[2]) < 28 {
+	if int(f.Turn[2]) < mseReqMin {
 		return 0.5
 	}
 	return 1
+}
+
+// Sizes of MSE's third and fourth messages (BEP 8 draft, "Message Stream
+// Encryption"): the initiator sends HASH('req1',S) (20), HASH('req2',SKEY)
+// xor HASH('req3',S) (20), ENCRYPT(VC 8, crypto_provide 4, len(PadC) 2, PadC,
+// len(IA) 2) and ENCRYPT(IA); the responder ENCRYPT(VC 8, crypto_select 4,
+// len(PadD) 2, PadD) and then its stream. With the BitTorrent handshake (68
+// bytes) as IA and empty pads, as clients send it, those are 124 and 14+68.
+const (
+	mseReqMin     = 20 + 20 + 16 // third message without IA
+	mseReqWithHS  = mseReqMin + HandshakeLen
+	mseRespWithHS = 14 + HandshakeLen
+)
+
+// MSEHandshake is 1 when the third and fourth turns have the exact sizes of
+// MSE carrying the BitTorrent handshake (124, then 82; one of them may carry
+// extra bytes coalesced after it), on a flow whose first turns are MSE-shaped.
+func MSEHandshake(f *shard.Flow) float32 {
+	if MSEShape(f) != 1 || f.Turns < 4 {
+		return 0
+	}
+	t3, t4 := int(f.Turn[2]), int(f.Turn[3])
+	if t3 == mseReqWithHS && t4 >= mseRespWithHS || t3 >= mseReqWithHS && t4 == mseRespWithHS {
+		return 1
+	}
+	return 0
 }
 
 // Features fills v with f's flow features and the host features h.

@@ -3,6 +3,7 @@ package classifier
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // Recognizers of common non-P2P protocols. Knowing a flow is TLS, SSH,
@@ -99,4 +100,21 @@ func LengthFramed(b []byte) bool {
 	}
 	n := binary.BigEndian.Uint32(b)
 	return n == uint32(len(b)-4) || n == uint32(len(b))
+}
+
+// Random reports whether the first 96 bytes of b look like a random number,
+// as MSE/PE's Ya and Yb (768-bit Diffie-Hellman values) do: 96 random bytes
+// take about 80 distinct values (sd ~4), structured messages (length fields,
+// zero padding, ASCII commands) far fewer. Shorter payloads are not judged.
+func Random(b []byte) bool {
+	if len(b) < 64 {
+		return false
+	}
+	b = b[:min(len(b), 96)]
+	var seen [4]uint64
+	for _, c := range b {
+		seen[c>>6] |= 1 << (c & 63)
+	}
+	n := bits.OnesCount64(seen[0]) + bits.OnesCount64(seen[1]) + bits.OnesCount64(seen[2]) + bits.OnesCount64(seen[3])
+	return n*100 >= len(b)*65
 }

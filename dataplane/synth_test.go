@@ -25,8 +25,8 @@ type pkt struct {
 	payload  string
 }
 
-// capture writes packets as a raw-IP pcap in memory and classifies it.
-func capture(t *testing.T, pkts []pkt) *Result {
+// synth writes packets as a raw-IP pcap in memory and classifies it.
+func synth(t *testing.T, pkts []pkt) *Result {
 	t.Helper()
 	var buf bytes.Buffer
 	w := pcapgo.NewWriter(&buf)
@@ -106,7 +106,7 @@ const (
 // never answered, is p2p from its first packet.
 func TestPredictedPeerSYNIsP2P(t *testing.T) {
 	peer := "\x0a\x00\x00\x09\xc8\xd5" // 10.0.0.9:51413
-	res := capture(t, []pkt{
+	res := synth(t, []pkt{
 		{0, "10.0.0.5:40000", "10.0.0.1:6969", true, syn, ""},
 		{1 * time.Millisecond, "10.0.0.1:6969", "10.0.0.5:40000", true, synAck, ""},
 		{2 * time.Millisecond, "10.0.0.5:40000", "10.0.0.1:6969", true, psh,
@@ -132,7 +132,7 @@ func TestPredictedPeerSYNIsP2P(t *testing.T) {
 // supposed source a p2p host: nothing answered it.
 func TestSpoofedPacketDoesNotMakeAP2PHost(t *testing.T) {
 	krpc := "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"
-	res := capture(t, []pkt{{0, "10.0.0.66:6881", "10.0.0.5:6881", false, 0, krpc}})
+	res := synth(t, []pkt{{0, "10.0.0.66:6881", "10.0.0.5:6881", false, 0, krpc}})
 	if got := flowLabel(res, "10.0.0.66:6881", "10.0.0.5:6881"); got != "p2p" {
 		t.Fatalf("KRPC flow: %s", got)
 	}

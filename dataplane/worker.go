@@ -133,6 +133,9 @@ func (w *Worker) Packet(link packet.LinkType, frame []byte, now int64) Verdict {
 			w.harvest(f, dir)
 		}
 		if f.Label == shard.P2P {
+			if f.More&shard.MoreConfirmed == 0 && answered(f) {
+				w.confirm(f)
+			}
 			w.Stats.Dropped++
 			return Drop
 		}
@@ -262,10 +265,21 @@ func (w *Worker) decide(f *shard.Flow) {
 	f.DecidedAt = uint16(min(f.Packets(), 0xffff))
 	init, resp := w.endpoints(f)
 	i := f.Initiator()
-	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, answered(f), f.Bytes[i], f.Bytes[1-i], false)
+	confirmed := answered(f)
+	if confirmed {
+		f.More |= shard.MoreConfirmed
+	}
+	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, f.Bytes[i], f.Bytes[1-i], false)
 	if w.Decided != nil {
 		w.Decided(f)
 	}
+}
+
+// confirm reports the late answer of a p2p flow to the host delta.
+func (w *Worker) confirm(f *shard.Flow) {
+	f.More |= shard.MoreConfirmed
+	init, resp := w.endpoints(f)
+	w.delta.FlowConfirmed(init.Addr(), resp.Addr())
 }
 
 // answered reports whether both sides of f spoke: payload both ways, or a

@@ -65,11 +65,14 @@ type prediction struct {
 	peer netip.AddrPort
 }
 
-// Delta is one worker's host events since the last merge. Its maps and
-// slices keep their capacity across Reset, so a warmed-up worker does not
-// allocate.
+// Delta is one worker's host events since the last merge. It is a fixed
+// open-addressing table plus two bounded slices, all allocated up front:
+// recording an event never allocates, and events past the bounds are counted
+// in Dropped instead of growing anything.
 type Delta struct {
-	hosts     map[netip.Addr]counters
+	slots     []slot
+	used      []int32 // occupied slot indexes, for Reset and the merger
+	mask      uint64
 	remotes   []remote
 	predicted []prediction
 	// Dropped counts events not recorded because the delta was full.
@@ -77,28 +80,71 @@ type Delta struct {
 	max     int
 }
 
-// NewDelta makes a delta that holds at most maxEvents remotes and predictions between merges.
+type slot struct {
+	addr netip.Addr
+	used bool
+	c    counters
+}
+
+const maxProbe = 16
+
+// NewDelta makes a delta that holds at most maxEvents remotes, predictions
+// and (rounded up to a power of two) hosts between merges (default 1<<16).
 func NewDelta(maxEvents int) *Delta {
 	if maxEvents <= 0 {
 		maxEvents = 1 << 16
 	}
-	return &Delta{hosts: make(map[netip.Addr]counters, 1024), max: maxEvents}
+	n := 1
+	for n < maxEvents {
+		n <<= 1
+	}
+	return &Delta{
+		slots:     make([]slot, n),
+		used:      make([]int32, 0, n),
+		mask:      uint64(n - 1),
+		remotes:   make([]remote, 0, maxEvents),
+		predicted: make([]prediction, 0, maxEvents),
+		max:       maxEvents,
+	}
 }
 
 // Reset empties d after a merge.
 func (d *Delta) Reset() {
-	clear(d.hosts)
+	for _, i := range d.used {
+		d.slots[i] = slot{}
+	}
+	d.used = d.used[:0]
 	d.remotes = d.remotes[:0]
 	d.predicted = d.predicted[:0]
+}
+
+// each calls fn for every host of the delta.
+func (d *Delta) each(fn func(a netip.Addr, c *counters)) {
+	for _, i := range d.used {
+		fn(d.slots[i].addr, &d.slots[i].c)
+	}
 }
 
 func (d *Delta) bump(a netip.Addr, fn func(c *counters)) {
 	if !isHost(a) {
 		return
 	}
-	c := d.hosts[a]
-	fn(&c)
-	d.hosts[a] = c
+	h := addrHash(a)
+	for i := uint64(0); i < maxProbe; i++ {
+		j := (h + i) & d.mask
+		s := &d.slots[j]
+		if s.used && s.addr == a {
+			fn(&s.c)
+			return
+		}
+		if !s.used {
+			s.used, s.addr = true, a
+			d.used = append(d.used, int32(j))
+			fn(&s.c)
+			return
+		}
+	}
+	d.Dropped++
 }
 
 // FlowStart records a new flow from init to resp.
@@ -160,6 +206,13 @@ func (d *Delta) FlowEnd(init, resp netip.Addr, label shard.Label, confirmed bool
 		c.p2pFlows += p2p
 		c.confirmed += conf
 	})
+}
+
+// FlowConfirmed records that a flow already labelled p2p got its answer
+// from the other side after the decision (a flow decided at its first packet).
+func (d *Delta) FlowConfirmed(a, b netip.Addr) {
+	d.bump(a, func(c *counters) { c.confirmed++ })
+	d.bump(b, func(c *counters) { c.confirmed++ })
 }
 
 // Predict records peers announced to host by a tracker, DHT or PEX answer.

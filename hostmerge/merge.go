@@ -157,11 +157,11 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 	// not depend on how many workers there are or in which order they come.
 	clear(m.sum)
 	for _, d := range deltas {
-		for a, c := range d.hosts {
+		d.each(func(a netip.Addr, c *counters) {
 			s := m.sum[a]
-			s.add(&c)
+			s.add(c)
 			m.sum[a] = s
-		}
+		})
 	}
 	for a, c := range m.sum {
 		h := m.host(a, now)

@@ -42,7 +42,7 @@ type Flow struct {
 	Bytes       [2]uint64 // L4 payload bytes per direction
 	Pkts        [2]uint32
 	PayloadPkts [2]uint32
-	LastMs      uint32    // last packet, ms after First
+	LastTick    uint32    // last packet, in ticks of 2^20 ns (~1.05 ms) after First
 	Evidence    uint32    // classifier evidence bits (classifier.Ev*)
 	P           float32   // last probability of p2p
 	Turn        [4]uint16 // payload bytes of the first four turns (a turn: payload in one direction until the other speaks)
@@ -60,7 +60,13 @@ type Flow struct {
 	LastDir     uint8    // direction of the last payload packet + 1 (0: none yet)
 	HSMatch     [2]uint8 // bytes of the plaintext handshake prefix matched so far per direction
 	Coherent    uint8    // classifier scratch: uTP packets that continued the flow coherently
+	More        uint8    // More* flags
 }
+
+// More flag bits (the Flags byte is full).
+const (
+	MoreConfirmed uint8 = 1 << iota // a p2p flow's answer from the other side was reported to the host delta
+)
 
 // Size thresholds of the packet-size mixture (payload bytes).
 const (
@@ -85,15 +91,18 @@ func (f *Flow) Packets() uint32 { return f.Pkts[0] + f.Pkts[1] }
 // Payloads is the total count of packets with payload in both directions.
 func (f *Flow) Payloads() uint32 { return f.PayloadPkts[0] + f.PayloadPkts[1] }
 
+// ageShift converts ns to the ~1 ms ticks of LastTick: a shift, not a division.
+const ageShift = 20
+
 // AgeNs is the time between the first and the last packet.
-func (f *Flow) AgeNs() int64 { return int64(f.LastMs) * 1e6 }
+func (f *Flow) AgeNs() int64 { return int64(f.LastTick) << ageShift }
 
 // Account adds one packet of the given direction and payload size to the
 // streaming statistics. It is the only work a decided flow's packets do.
 func (f *Flow) Account(dir uint8, payload int, tcpFlags uint8, now int64) {
 	f.Pkts[dir]++
-	if ms := (now - f.First) / 1e6; ms > int64(f.LastMs) && ms < 1<<32 {
-		f.LastMs = uint32(ms)
+	if t := (now - f.First) >> ageShift; t > int64(f.LastTick) && t < 1<<32 {
+		f.LastTick = uint32(t)
 	}
 	if tcpFlags&0x02 != 0 { // SYN
 		if tcpFlags&0x10 != 0 {

@@ -1,6 +1,8 @@
 package shard
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
 
 	"github.com/swarmguard/swarmguard/dataplane/packet"
@@ -35,10 +37,13 @@ func MakeKey(m *packet.Meta) (k Key, dir uint8) {
 }
 
 func less(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
+	a0, b0 := binary.BigEndian.Uint64(a[0:8]), binary.BigEndian.Uint64(b[0:8])
+	if a0 != b0 {
+		return a0 < b0
+	}
+	a1, b1 := binary.BigEndian.Uint64(a[8:16]), binary.BigEndian.Uint64(b[8:16])
+	if a1 != b1 {
+		return a1 < b1
 	}
 	return ap < bp
 }
@@ -51,22 +56,18 @@ func (k *Key) Endpoint(side uint8) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(k.HiAddr).Unmap(), k.HiPort)
 }
 
-// Hash mixes the key into 64 bits with the murmur3 finaliser per word. The
-// key is already direction-free, so the hash is symmetric by construction.
+// Hash folds the key's five words with multiply-rotate steps and ends with
+// the murmur3 finaliser, so every key bit reaches the bucket index and the
+// tag. The key is already direction-free: the hash is symmetric by construction.
 func (k *Key) Hash() uint64 {
-	h := uint64(0x9e3779b97f4a7c15)
-	h = mix(h ^ le64(k.LoAddr[0:8]))
-	h = mix(h ^ le64(k.LoAddr[8:16]))
-	h = mix(h ^ le64(k.HiAddr[0:8]))
-	h = mix(h ^ le64(k.HiAddr[8:16]))
-	h = mix(h ^ (uint64(k.LoPort) | uint64(k.HiPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48))
-	return h
-}
-
-func le64(b []byte) uint64 {
-	_ = b[7]
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+	const p1, p2 = 0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f
+	h := uint64(p1)
+	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.LoAddr[0:8]))*p2, 31)
+	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.LoAddr[8:16]))*p2, 31)
+	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.HiAddr[0:8]))*p2, 31)
+	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.HiAddr[8:16]))*p2, 31)
+	h ^= uint64(k.LoPort) | uint64(k.HiPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48
+	return mix(h * p1)
 }
 
 func mix(h uint64) uint64 {

@@ -56,7 +56,7 @@ topology() {
   in_ns sw ip link add br0 type bridge
   in_ns sw ip link set br0 up
   local n=0
-  for spec in "srv 10.77.0.1" "htrk 10.77.0.2" "bt1 10.77.0.11" "bt2 10.77.0.12" "bt3 10.77.0.13" "bt4 10.77.0.14" "web 10.77.0.50"; do
+  for spec in "srv 10.77.0.1" "htrk 10.77.0.2" "bt1 10.77.0.11" "bt2 10.77.0.12" "bt3 10.77.0.13" "bt4 10.77.0.14" "bt5 10.77.0.15" "web 10.77.0.50"; do
     set -- $spec
     n=$((n+1))
     mkns "$1"
@@ -164,6 +164,24 @@ scenario() {
   bg sw tcpdump -i br0 -s 256 -U -n -w "$OUT/$name.pcap" 2>/dev/null
   local tcpdump_pid=${PIDS[-1]}
   sleep 1
+  # A peer that announces and then vanishes (as peers leaving a swarm do):
+  # the tracker keeps handing it out and the others' connection attempts go
+  # unanswered, which is what peer prediction must catch.
+  if [ "$name" != hidden ]; then
+    local g=$s/bt5
+    mkdir -p "$g/data" "$g/watch"
+    peer_settings "$g" "$enc" false 7777
+    bg bt5 transmission-daemon -f -g "$g" -e "$g/log"
+    local ghost=${PIDS[-1]}
+    sleep 2
+    cp "$s/t.torrent" "$g/watch/"
+    sleep 6
+    kill -9 "$ghost" 2>/dev/null || true
+    # Gone without a word: ARP still answers, but every IP packet to it is
+    # dropped, so SYNs and uTP SYNs to it are never answered.
+    in_ns bt5 tc qdisc add dev eth0 ingress
+    in_ns bt5 tc filter add dev eth0 ingress protocol ip pref 1 matchall action drop
+  fi
   local i=0
   for port in $ports; do
     i=$((i+1))

@@ -32,6 +32,11 @@ type Source struct {
 	Name  string
 	Files []string
 	Truth Truth
+	// PayloadOnly keeps positives only from flows with payload: nDPI's
+	// BitTorrent labels come from payload, so its payload-less flows are
+	// not known to be BitTorrent. The harness's truth comes from its
+	// address plan and needs no payload.
+	PayloadOnly bool
 }
 
 // CorpusTruth labels from a labels.jsonl: bittorrent 1, other 0; unknown and
@@ -93,8 +98,10 @@ type flowID struct {
 	first int64
 }
 
-// Collect runs every source through the engine and takes a row at each scoring.
-func Collect(sources []Source, model *classifier.Model) (*Data, error) {
+// Collect runs every source through the engine and takes a row at each
+// scoring. posWeight is the total weight of the BitTorrent flows as a share
+// of the others': below 1, a false positive costs more than a miss.
+func Collect(sources []Source, model *classifier.Model, posWeight float64) (*Data, error) {
 	d := &Data{btHosts: map[string]map[netip.Addr]bool{}}
 	ids := map[flowID]int{}
 	for _, src := range sources {
@@ -108,7 +115,7 @@ func Collect(sources []Source, model *classifier.Model) (*Data, error) {
 					proto = "tcp"
 				}
 				y, ok := src.Truth(pcap, proto, a, b, f.Key.VLAN)
-				if !ok || (y == 1 && f.Payloads() == 0) {
+				if !ok || (src.PayloadOnly && y == 1 && f.Payloads() == 0) {
 					return
 				}
 				if y == 1 {
@@ -141,8 +148,8 @@ func Collect(sources []Source, model *classifier.Model) (*Data, error) {
 			}
 		}
 	}
-	// Each flow weighs the same whatever its number of scorings, and the two
-	// classes weigh the same in total.
+	// Each flow weighs the same whatever its number of scorings, and the
+	// classes weigh posWeight : 1 in total.
 	per := map[int]int{}
 	for _, r := range d.Rows {
 		per[r.flow]++
@@ -160,9 +167,9 @@ func Collect(sources []Source, model *classifier.Model) (*Data, error) {
 	for i := range d.Rows {
 		r := &d.Rows[i]
 		if r.Y == 1 {
-			r.W *= (wpos + wneg) / (2 * wpos)
+			r.W *= posWeight * (wpos + wneg) / ((1 + posWeight) * wpos)
 		} else {
-			r.W *= (wpos + wneg) / (2 * wneg)
+			r.W *= (wpos + wneg) / ((1 + posWeight) * wneg)
 		}
 	}
 	return d, nil
@@ -170,6 +177,7 @@ func Collect(sources []Source, model *classifier.Model) (*Data, error) {
 
 // Params of a fit.
 type Params struct {
+	PosWeight  float64 // BitTorrent flows' total weight relative to the others'
 	Alpha      float64 // flow/host blend (fixed, documented)
 	L2         float64 // L2 penalty on weights
 	Iterations int
@@ -177,7 +185,7 @@ type Params struct {
 }
 
 // DefaultParams are the ones the committed weights were fitted with.
-var DefaultParams = Params{Alpha: 0.6, L2: 1e-3, Iterations: 4000, Rate: 0.05}
+var DefaultParams = Params{PosWeight: 0.1, Alpha: 0.6, L2: 1e-3, Iterations: 4000, Rate: 0.05}
 
 // Fit fits the flow model: S = b + a*sum(w_f x_f) + (1-a)*max over the two
 // endpoints of sum(w_h x_h), P = logistic(S), weighted log loss + L2.

@@ -25,6 +25,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdTracker(args[1:], stderr)
 	case "train":
 		return cmdTrain(args[1:], stdout, stderr)
+	case "compare":
+		return cmdCompare(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

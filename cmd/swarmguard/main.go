@@ -16,7 +16,7 @@ commands:
   classify [--workers N] [--labels FILE] [--weights FILE] FILE...
                        classify pcap/pcapng files; JSON lines on stdout, summary on stderr
   bench train [flags]  fit the model weights from labelled captures
-  bench capture [flags] record real-client captures in network namespaces (root)
+  bench tracker [flags] HTTP(S) tracker used by the capture harness
   bench compare [flags] whole-process speed: swarmguard classify vs ndpiReader
 `
 

@@ -20,6 +20,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "classifier/weights.json", "weights file to write (- for stdout)")
 	p := train.DefaultParams
 	fs.Float64Var(&p.Alpha, "alpha", p.Alpha, "flow/host blend")
+	fs.Float64Var(&p.PosWeight, "pos-weight", p.PosWeight, "BitTorrent flows' total weight relative to the others' (< 1: false positives cost more)")
 	fs.Float64Var(&p.L2, "l2", p.L2, "L2 penalty")
 	fs.IntVar(&p.Iterations, "iterations", p.Iterations, "optimiser steps")
 	if err := parseFlags(fs, args); err != nil {
@@ -37,11 +38,11 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	sort.Strings(cfiles)
 	sort.Strings(kfiles)
 	sources := []train.Source{
-		{Name: "corpus", Files: cfiles, Truth: train.CorpusTruth(labels)},
+		{Name: "corpus", Files: cfiles, Truth: train.CorpusTruth(labels), PayloadOnly: true},
 		{Name: "captures", Files: kfiles, Truth: train.CaptureTruth},
 	}
 	base := classifier.DefaultModel()
-	data, err := train.Collect(sources, base)
+	data, err := train.Collect(sources, base, p.PosWeight)
 	if err != nil {
 		return err
 	}

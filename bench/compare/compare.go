@@ -1,0 +1,100 @@
+// Package compare times whole processes on the same merged capture and the
+// same CPU core: swarmguard classify against ndpiReader (Debian's
+// libndpi-bin). Figures are CPU seconds of the child process (user + sys),
+// so a loaded machine stretches both alike; the ratio is what to read.
+package compare
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+)
+
+// Merge writes the Ethernet frames of every capture in files, repeated
+// repeat times, into one pcap at out, with a monotonic clock (each copy an
+// hour after the previous, so flows do not merge across copies). It returns
+// the number of packets written.
+func Merge(files []string, repeat int, out string) (int, error) {
+	sort.Strings(files)
+	f, err := os.Create(out)
+	if err != nil {
+		return 0, fmt.Errorf("merge: %w", err)
+	}
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		return 0, fmt.Errorf("merge: %w", err)
+	}
+	n := 0
+	base := time.Unix(1_600_000_000, 0)
+	for rep := 0; rep < repeat; rep++ {
+		for _, name := range files {
+			r, err := pcapsrc.Open(name)
+			if err != nil {
+				return n, err
+			}
+			var first time.Time
+			for {
+				data, link, ts, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					r.Close()
+					return n, err
+				}
+				if link != packet.LinkEthernet {
+					break
+				}
+				if first.IsZero() {
+					first = ts
+				}
+				at := base.Add(max(0, ts.Sub(first)))
+				if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(data), Length: len(data)}, data); err != nil {
+					r.Close()
+					return n, fmt.Errorf("merge: %w", err)
+				}
+				n++
+			}
+			r.Close()
+			base = base.Add(time.Hour)
+		}
+	}
+	return n, f.Close()
+}
+
+// Run is one timed process.
+type Run struct {
+	Name    string
+	Command []string
+	CPU     time.Duration // user + sys of the child
+	Wall    time.Duration
+}
+
+// PPS is packets per CPU second.
+func (r Run) PPS(packets int) float64 { return float64(packets) / r.CPU.Seconds() }
+
+// Time runs argv pinned to core (taskset) and measures it; output is discarded.
+func Time(name string, core int, argv ...string) (Run, error) {
+	full := append([]string{"taskset", "-c", fmt.Sprint(core)}, argv...)
+	cmd := exec.Command(full[0], full[1:]...)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return Run{}, fmt.Errorf("%s: %w", filepath.Base(argv[0]), err)
+	}
+	st := cmd.ProcessState
+	return Run{Name: name, Command: argv, CPU: st.UserTime() + st.SystemTime(), Wall: time.Since(start)}, nil
+}

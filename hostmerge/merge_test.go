@@ -1,0 +1,120 @@
+package hostmerge
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// A host contacting many peers on as many ports looks like P2P (ratio ~1);
+// a horizontal scan has ratio ~0 and a vertical scan > 1.
+func TestPortPeerRatioAndFanout(t *testing.T) {
+	m := NewMerger(Config{Model: classifier.DefaultModel()})
+	d := NewDelta(0)
+	for i := 0; i < 40; i++ {
+		d.FlowStart(ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), uint16(20000+i*7)), 6)
+		d.FlowStart(ap("10.0.0.2:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 1, byte(i)}), 22), 6)
+		d.FlowStart(ap("10.0.0.3:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 2, 1}), uint16(1+i)), 6)
+	}
+	m.Merge(int64(time.Second), d)
+	s := m.Snapshot()
+	p2p, hscan, vscan := s.Host(netip.MustParseAddr("10.0.0.1")), s.Host(netip.MustParseAddr("10.0.0.2")), s.Host(netip.MustParseAddr("10.0.0.3"))
+	const ppr = classifier.FHostPPR - classifier.FirstHostFeature
+	if p2p.Peers < 36 || p2p.Peers > 44 || p2p.X[ppr] < 0.8 {
+		t.Fatalf("p2p-like host: peers %d ports %d ppr feature %.2f", p2p.Peers, p2p.Ports, p2p.X[ppr])
+	}
+	if hscan.X[ppr] > 0.2 || vscan.X[ppr] > 0.2 {
+		t.Fatalf("scans scored as p2p-like: horizontal %.2f vertical %.2f", hscan.X[ppr], vscan.X[ppr])
+	}
+}
+
+// Folding is the same whatever the number and order of deltas.
+func TestMergeIsOrderIndependent(t *testing.T) {
+	events := func(d *Delta, i int) {
+		d.FlowStart(ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 6881), 17)
+		d.FlowEvidence(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.EvDHT, i%3 == 0)
+		d.FlowEnd(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), shard.P2P, true, uint64(1000*i), 77, false)
+	}
+	one, many := NewMerger(Config{Model: classifier.DefaultModel()}), NewMerger(Config{Model: classifier.DefaultModel()})
+	for tick := 1; tick <= 5; tick++ {
+		d := NewDelta(0)
+		ds := []*Delta{NewDelta(0), NewDelta(0), NewDelta(0)}
+		for i := 0; i < 30; i++ {
+			events(d, i+tick*30)
+			events(ds[(i*7)%3], i+tick*30)
+		}
+		now := int64(tick) * int64(Tick)
+		one.Merge(now, d)
+		many.Merge(now, ds[2], ds[0], ds[1])
+	}
+	a := one.Snapshot().Host(netip.MustParseAddr("10.0.0.1"))
+	b := many.Snapshot().Host(netip.MustParseAddr("10.0.0.1"))
+	if a != b {
+		t.Fatalf("views differ:\n%+v\n%+v", a, b)
+	}
+	if a.Label != shard.P2P {
+		t.Fatalf("host with 150 answered DHT flows is %v", a.Label)
+	}
+}
+
+func TestPredictionsExpireAndAreBounded(t *testing.T) {
+	m := NewMerger(Config{Model: classifier.DefaultModel(), PredictTTL: time.Minute, MaxPredicted: 3})
+	d := NewDelta(0)
+	var peers classifier.Peers
+	for i := 0; i < 5; i++ {
+		peers.Addr[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 6881)
+	}
+	peers.N = 5
+	host := netip.MustParseAddr("10.0.0.1")
+	d.Predict(host, &peers)
+	m.Merge(int64(time.Second), d)
+	s := m.Snapshot()
+	if !s.Predicted(host, peers.Addr[0], int64(2*time.Second)) || s.Predicted(host, peers.Addr[4], int64(2*time.Second)) {
+		t.Fatal("first three predictions should be kept, the rest dropped")
+	}
+	if m.EvictedPredictions != 2 {
+		t.Fatalf("evicted %d", m.EvictedPredictions)
+	}
+	if s.Predicted(netip.MustParseAddr("10.0.0.2"), peers.Addr[0], int64(2*time.Second)) {
+		t.Fatal("prediction leaked to another host")
+	}
+	m.Merge(int64(2*time.Minute), NewDelta(0))
+	if m.Snapshot().Predicted(host, peers.Addr[0], int64(2*time.Minute)) {
+		t.Fatal("prediction outlived its TTL")
+	}
+}
+
+func TestOldSnapshotStaysValid(t *testing.T) {
+	m := NewMerger(Config{Model: classifier.DefaultModel()})
+	d := NewDelta(0)
+	d.FlowStart(ap("10.0.0.1:1"), ap("10.0.0.2:2"), 6)
+	m.Merge(1, d)
+	old := m.Snapshot()
+	before := old.Host(netip.MustParseAddr("10.0.0.1"))
+	for i := 0; i < 10; i++ {
+		d.FlowStart(ap("10.0.0.1:1"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 2), 6)
+		m.Merge(int64(i+2)*int64(Tick), d)
+	}
+	if old.Host(netip.MustParseAddr("10.0.0.1")) != before {
+		t.Fatal("a published snapshot changed")
+	}
+}
+
+func TestHostsAreBounded(t *testing.T) {
+	m := NewMerger(Config{Model: classifier.DefaultModel(), MaxHosts: 100})
+	for tick := 0; tick < 30; tick++ {
+		d := NewDelta(0)
+		for i := 0; i < 50; i++ {
+			d.FlowStart(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(tick), 0, byte(i)}), 1), ap("10.0.0.2:2"), 6)
+		}
+		m.Merge(int64(tick)*int64(10*time.Minute), d)
+	}
+	if len(m.hosts) > 100 || m.EvictedHosts == 0 {
+		t.Fatalf("%d hosts kept, %d evicted", len(m.hosts), m.EvictedHosts)
+	}
+}

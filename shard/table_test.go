@@ -1,0 +1,116 @@
+package shard
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+)
+
+func meta(src, dst string, proto uint8) *packet.Meta {
+	s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
+	return &packet.Meta{Src: s.Addr(), Dst: d.Addr(), SrcPort: s.Port(), DstPort: d.Port(), Proto: proto}
+}
+
+func TestKeyIsSymmetric(t *testing.T) {
+	k1, d1 := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:80", 6))
+	k2, d2 := MakeKey(meta("10.0.0.2:80", "10.0.0.1:5000", 6))
+	if k1 != k2 || k1.Hash() != k2.Hash() || d1 == d2 {
+		t.Fatalf("keys %v/%v dirs %d/%d", k1, k2, d1, d2)
+	}
+	k3, _ := MakeKey(meta("[2001:db8::1]:5000", "[2001:db8::2]:80", 6))
+	if k3 == k1 || k3.Endpoint(0).String() != "[2001:db8::1]:5000" {
+		t.Fatalf("v6 key %v", k3.Endpoint(0))
+	}
+	if k1.Endpoint(0).String() != "10.0.0.1:5000" {
+		t.Fatalf("v4 endpoint printed as %s", k1.Endpoint(0))
+	}
+}
+
+func TestLookupCreatesFindsAndExpires(t *testing.T) {
+	tb := New(Config{Capacity: 64, UDPIdle: time.Second})
+	var left []Reason
+	tb.Leave = func(f *Flow, why Reason) { left = append(left, why) }
+	k, _ := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:53", 17))
+	f, created := tb.Lookup(&k, k.Hash(), 0)
+	if !created || f.Key != k {
+		t.Fatal("first lookup did not create")
+	}
+	f.Account(0, 10, 0, 0)
+	if g, created := tb.Lookup(&k, k.Hash(), int64(500*time.Millisecond)); created || g != f {
+		t.Fatal("second lookup did not find the flow")
+	}
+	if _, created := tb.Lookup(&k, k.Hash(), int64(3*time.Second)); !created || len(left) != 1 || left[0] != Expired {
+		t.Fatalf("idle flow not replaced: left %v", left)
+	}
+	tb.Sweep(int64(10*time.Second), tb.Buckets())
+	if tb.Stats.Active != 0 || tb.Stats.Expired != 2 {
+		t.Fatalf("after sweep: %+v", tb.Stats)
+	}
+}
+
+// A full table never refuses a flow: the least recently seen flow of the
+// bucket leaves, and that is counted.
+func TestFullTableEvictsAndCounts(t *testing.T) {
+	tb := New(Config{Capacity: 8}) // one bucket
+	evicted := 0
+	tb.Leave = func(f *Flow, why Reason) {
+		if why == Evicted {
+			evicted++
+		}
+	}
+	for i := 0; i < 100; i++ {
+		m := meta("10.0.0.1:5000", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}), 80).String(), 6)
+		k, _ := MakeKey(m)
+		f, created := tb.Lookup(&k, k.Hash(), int64(i)*int64(time.Millisecond))
+		if !created || f == nil {
+			t.Fatalf("flow %d not created", i)
+		}
+		f.Account(0, 0, 0, int64(i)*int64(time.Millisecond))
+	}
+	if tb.Capacity() != 8 || tb.Stats.Active != 8 || tb.Stats.Evicted != 92 || evicted != 92 {
+		t.Fatalf("capacity %d, stats %+v, evicted %d", tb.Capacity(), tb.Stats, evicted)
+	}
+}
+
+func TestAccountStreamingStatistics(t *testing.T) {
+	var f Flow
+	f.Account(0, 0, 0x02, 0)                       // SYN
+	f.Account(1, 0, 0x12, int64(time.Millisecond)) // SYN+ACK
+	for i, n := range []int{200, 300, 50, 1400, 1400} {
+		f.Account(uint8(i%2), n, 0x18, int64(i+2)*int64(time.Millisecond))
+	}
+	if !f.Has(FlagSyn|FlagSynAck) || f.Payloads() != 5 || f.Bytes[0] != 200+50+1400 || f.Bytes[1] != 300+1400 {
+		t.Fatalf("counts: %+v", f)
+	}
+	if f.Turns != 5 || f.Turn[0] != 200 || f.Turn[1] != 300 || f.Small[0] != 1 || f.Large[0]+f.Large[1] != 2 || f.AgeNs() > 6e6 || f.AgeNs() < 5e6 {
+		t.Fatalf("turns/sizes: turns %d %v small %v large %v age %d", f.Turns, f.Turn, f.Small, f.Large, f.AgeNs())
+	}
+}
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	tb := New(Config{Capacity: 1 << 10})
+	k, _ := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:80", 6))
+	if n := testing.AllocsPerRun(1000, func() {
+		f, _ := tb.Lookup(&k, k.Hash(), 1)
+		f.Account(0, 100, 0x18, 1)
+	}); n != 0 {
+		t.Fatalf("%v allocations per lookup", n)
+	}
+}
+
+func BenchmarkLookupHit(b *testing.B) {
+	tb := New(Config{Capacity: 1 << 16})
+	keys := make([]Key, 4096)
+	for i := range keys {
+		keys[i], _ = MakeKey(meta("10.0.0.1:5000", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 80).String(), 6))
+		tb.Lookup(&keys[i], keys[i].Hash(), 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k := &keys[i&4095]
+		tb.Lookup(k, k.Hash(), 1)
+	}
+}
