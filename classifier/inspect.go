@@ -167,7 +167,7 @@ func wire(f *shard.Flow, p []byte, s *Scratch) {
 
 func inspectUDP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, m *packet.Meta, p, head []byte, s *Scratch) {
 	switch {
-	case IsLSD(m.Dst, m.DstPort, p):
+	case IsLSD(m.DstAddr(), m.DstPort, p):
 		f.Evidence |= EvLSD
 		return
 	case p[0] == 'd':
@@ -182,7 +182,7 @@ func inspectUDP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, m *packet.M
 			return
 		}
 	} else if f.Evidence&EvUDPTrackerConn != 0 {
-		if t := ParseUDPTrackerResponse(p, m.Src.Is6() && !m.Src.Is4In6(), &s.Peers); t.Response {
+		if t := ParseUDPTrackerResponse(p, m.IPv6, &s.Peers); t.Response {
 			return
 		}
 	}

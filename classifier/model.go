@@ -135,7 +135,9 @@ func FlowFeatures(f *shard.Flow, v *Vector) {
 	}
 	v[FFramed] = bit(EvFramed)
 	v[FDepth] = float32(min(1, math.Log1p(float64(f.Payloads()))/math.Log1p(64)))
-	if f.Key.Proto == 6 && f.Flags&shard.FlagSyn != 0 && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0 {
+	// Seed 002: failed connections to predicted peers are P2P; only those to
+	// peers nobody announced look like scanning.
+	if f.Key.Proto == 6 && f.Flags&shard.FlagSyn != 0 && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0 && ev&EvPredicted == 0 {
 		v[FUnanswered] = 1
 	} else {
 		v[FUnanswered] = 0

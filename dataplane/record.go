@@ -24,6 +24,8 @@ type FlowRecord struct {
 	PayloadPackets uint32              `json:"payload_packets"`
 	DecidedAt      uint16              `json:"decided_at_packet"`
 	Reasons        []classifier.Reason `json:"reasons"`
+	first          int64               // first packet time: orders records of one flow key
+	key            shard.Key           // orders records without comparing strings
 }
 
 // HostRecord is the record of one host.
@@ -40,7 +42,7 @@ type HostRecord struct {
 
 // NewFlowRecord builds f's record. It allocates: records are made once per
 // flow, off the packet path.
-func NewFlowRecord(pcap string, f *shard.Flow, m *classifier.Model, h *classifier.HostFeatures) FlowRecord {
+func NewFlowRecord(pcap string, f *shard.Flow, m *classifier.Model, h *classifier.HostFeatures, reasons bool) FlowRecord {
 	a, b := f.Key.Endpoint(0).String(), f.Key.Endpoint(1).String()
 	if b < a {
 		a, b = b, a
@@ -49,16 +51,23 @@ func NewFlowRecord(pcap string, f *shard.Flow, m *classifier.Model, h *classifie
 	if f.Key.Proto == 6 {
 		proto = "tcp"
 	}
-	return FlowRecord{
+	r := FlowRecord{
 		Type: "flow", Pcap: pcap, Proto: proto, A: a, B: b, VLAN: f.Key.VLAN,
 		Label: f.Label.String(), P: round3(float64(f.P)),
 		Packets: f.Packets(), PayloadPackets: f.Payloads(), DecidedAt: f.DecidedAt,
-		Reasons: m.Reasons(f, h),
+		first: f.First, key: f.Key,
 	}
+	if reasons {
+		r.Reasons = m.Reasons(f, h)
+	}
+	return r
 }
 
 // NewHostRecord builds the record of host a from its snapshot view.
-func NewHostRecord(pcap string, a netip.Addr, v *hostmerge.View, m *classifier.Model) HostRecord {
+func NewHostRecord(pcap string, a netip.Addr, v *hostmerge.View, m *classifier.Model, reasons bool) HostRecord {
+	if !reasons {
+		return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports}
+	}
 	var rs []classifier.Reason
 	for i, x := range v.X {
 		c := m.HostWeights[i] * float64(x)

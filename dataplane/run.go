@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -24,6 +23,9 @@ type Options struct {
 	// Observe, if set, sees every flow as it leaves a table with the host
 	// context it was last scored with (the trainer uses it).
 	Observe func(pcap string, f *shard.Flow, h *classifier.HostFeatures)
+	// NoReasons leaves the reasons out of the records (quiet runs that only
+	// count labels need not build them).
+	NoReasons bool
 	// ObserveHost, if set, sees every host of the final snapshot.
 	ObserveHost func(pcap string, a netip.Addr, v *hostmerge.View)
 }
@@ -87,7 +89,8 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 			if opt.Observe != nil {
 				opt.Observe(pcap, f, &h)
 			}
-			l.flows = append(l.flows, NewFlowRecord(pcap, f, opt.Worker.Model, &h))
+			r := NewFlowRecord(pcap, f, opt.Worker.Model, &h, !opt.NoReasons)
+			l.flows = append(l.flows, r)
 		}
 		l.w.SetSnapshot(merger.Snapshot())
 		lanes[i] = l
@@ -119,8 +122,11 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 	}
 	tickAt := func(now int64) {
 		runLanes()
+		// Incremental sweep: the whole table every 64 ticks. Every worker's
+		// table has the same buckets and sees the same ticks, so a flow expires
+		// at the same tick whatever the number of workers.
 		for _, l := range lanes {
-			l.w.Sweep(now, l.w.Table().Buckets())
+			l.w.Sweep(now, (l.w.Table().Buckets()+63)/64)
 		}
 		merger.Merge(now, deltas...)
 		snap := merger.Snapshot()
@@ -149,8 +155,12 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 			tickAt(nextTick)
 			nextTick = now - now%tick + tick
 		}
+		if len(lanes) == 1 {
+			lanes[0].w.Packet(link, frame, now) // one lane: no batch, no copy
+			continue
+		}
 		i := 0
-		if len(lanes) > 1 && packet.Decode(link, frame, &meta) == packet.OK {
+		if packet.Decode(link, frame, &meta) == packet.OK {
 			k, _ := shard.MakeKey(&meta)
 			i = int(k.Hash() % uint64(len(lanes)))
 		}
@@ -168,36 +178,12 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 		s := l.w.Stats
 		res.Stats.add(&s)
 	}
-	sort.Slice(res.Flows, func(i, j int) bool {
-		a, b := &res.Flows[i], &res.Flows[j]
-		if a.A != b.A {
-			return a.A < b.A
-		}
-		if a.B != b.B {
-			return a.B < b.B
-		}
-		if a.Proto != b.Proto {
-			return a.Proto < b.Proto
-		}
-		if a.VLAN != b.VLAN {
-			return a.VLAN < b.VLAN
-		}
-		if a.Packets != b.Packets {
-			return a.Packets < b.Packets
-		}
-		if a.PayloadPackets != b.PayloadPackets {
-			return a.PayloadPackets < b.PayloadPackets
-		}
-		if a.P != b.P {
-			return a.P < b.P
-		}
-		return fmt.Sprint(*a) < fmt.Sprint(*b) // same flow key twice: any total order
-	})
+	sortFlows(res.Flows)
 	merger.Snapshot().Range(func(a netip.Addr, v *hostmerge.View) {
 		if opt.ObserveHost != nil {
 			opt.ObserveHost(pcap, a, v)
 		}
-		res.Hosts = append(res.Hosts, NewHostRecord(pcap, a, v, opt.Worker.Model))
+		res.Hosts = append(res.Hosts, NewHostRecord(pcap, a, v, opt.Worker.Model, !opt.NoReasons))
 	})
 	sort.Slice(res.Hosts, func(i, j int) bool { return res.Hosts[i].Host < res.Hosts[j].Host })
 	return res, nil
@@ -212,4 +198,25 @@ func (s *Stats) add(o *Stats) {
 	s.Decided += o.Decided
 	s.Inspected += o.Inspected
 	s.Dropped += o.Dropped
+}
+
+// sortFlows orders records by flow key, then time (a stable order whatever
+// the number of workers): an index is sorted and the records moved once.
+func sortFlows(fs []FlowRecord) {
+	idx := make([]int, len(fs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(i, j int) bool {
+		a, b := &fs[idx[i]], &fs[idx[j]]
+		if c := a.key.Compare(&b.key); c != 0 {
+			return c < 0
+		}
+		return a.first < b.first
+	})
+	out := make([]FlowRecord, len(fs))
+	for i, j := range idx {
+		out[i] = fs[j]
+	}
+	copy(fs, out)
 }

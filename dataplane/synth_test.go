@@ -118,6 +118,9 @@ func TestPredictedPeerSYNIsP2P(t *testing.T) {
 		{1040 * time.Millisecond, "10.0.0.5:42000", "10.0.0.77:51413", true, syn, ""}, // not announced
 	})
 	if got := flowLabel(res, "10.0.0.5:41000", "10.0.0.9:51413"); got != "p2p" {
+		for _, f := range res.Flows {
+			t.Logf("%+v", f)
+		}
 		t.Fatalf("SYN to predicted peer: %s", got)
 	}
 	if got := flowLabel(res, "10.0.0.5:42000", "10.0.0.77:51413"); got == "p2p" {

@@ -181,7 +181,7 @@ func (w *Worker) slow(f *shard.Flow, dir uint8, created bool) Verdict {
 		}
 		if w.scratch.Peers.N > 0 {
 			// Peers are announced to the receiver of this packet.
-			w.delta.Predict(m.Dst, &w.scratch.Peers)
+			w.delta.Predict(m.DstAddr(), &w.scratch.Peers)
 		}
 		if f.Flags&shard.FlagMSEReported == 0 && classifier.MSEShape(f) == 1 {
 			f.Flags |= shard.FlagMSEReported
@@ -210,7 +210,7 @@ func (w *Worker) harvest(f *shard.Flow, dir uint8) {
 	}
 	classifier.Inspect(f, dir, m, &w.budget, &w.scratch)
 	if w.scratch.Peers.N > 0 {
-		w.delta.Predict(m.Dst, &w.scratch.Peers)
+		w.delta.Predict(m.DstAddr(), &w.scratch.Peers)
 	}
 }
 

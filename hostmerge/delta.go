@@ -1,6 +1,7 @@
 package hostmerge
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/swarmguard/swarmguard/classifier"
@@ -89,10 +90,10 @@ type slot struct {
 const maxProbe = 16
 
 // NewDelta makes a delta that holds at most maxEvents remotes, predictions
-// and (rounded up to a power of two) hosts between merges (default 1<<16).
+// and (rounded up to a power of two) hosts between merges (default 1<<14).
 func NewDelta(maxEvents int) *Delta {
 	if maxEvents <= 0 {
-		maxEvents = 1 << 16
+		maxEvents = 1 << 14
 	}
 	n := 1
 	for n < maxEvents {
@@ -233,11 +234,8 @@ const (
 
 func addrHash(a netip.Addr) uint64 {
 	b := a.As16()
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
+	h := binary.LittleEndian.Uint64(b[0:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:16])
+	h *= 0xc2b2ae3d27d4eb4f
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33

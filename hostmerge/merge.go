@@ -46,6 +46,9 @@ type host struct {
 	// window: two sketches, rotated every half window.
 	ips, ports         [2]*hyperloglog.Sketch
 	rotated            int64
+	peers, nports      uint32                   // cached estimates of the two sketch pairs
+	stale              bool                     // the sketches changed since the estimates
+	estAt              int64                    // when the estimates were made
 	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
 	msePeers           [overlapBits / 64]uint64 // hashed peers of MSE-shaped flows
 	label              shard.Label
@@ -57,14 +60,14 @@ type host struct {
 // published Snapshot.
 type Merger struct {
 	cfg      Config
-	hosts    map[netip.Addr]*host
+	hosts    [numShards]map[netip.Addr]*host // by shardOf, like the snapshot
+	nhosts   int
 	pred     [numShards]map[predKey]int64 // expiry, ns; sharded by host like the snapshot
 	snap     atomic.Pointer[Snapshot]
 	refresh  int // next shard refreshed to show decay on idle hosts
 	lastTick int64
 	npred    int
 	sum      map[netip.Addr]counters
-	scratch  *hyperloglog.Sketch
 	// Evicted counts hosts and predictions dropped to stay within bounds.
 	EvictedHosts, EvictedPredictions uint64
 }
@@ -85,9 +88,10 @@ func NewMerger(c Config) *Merger {
 	if c.PredictTTL <= 0 {
 		c.PredictTTL = Long
 	}
-	m := &Merger{cfg: c, hosts: make(map[netip.Addr]*host), sum: make(map[netip.Addr]counters)}
+	m := &Merger{cfg: c, sum: make(map[netip.Addr]counters)}
 	for i := range m.pred {
 		m.pred[i] = make(map[predKey]int64)
+		m.hosts[i] = make(map[netip.Addr]*host)
 	}
 	s := &Snapshot{}
 	for i := range s.hosts {
@@ -124,6 +128,7 @@ func (h *host) decay(now int64) {
 		h.ports[1], h.ports[0] = h.ports[0], h.ports[1]
 		h.ips[0].Reset()
 		h.ports[0].Reset()
+		h.stale = true
 		h.tcpPeers, h.udpPeers, h.msePeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
 		h.rotated = now
 	}
@@ -139,10 +144,12 @@ func newHost(now int64) *host {
 }
 
 func (m *Merger) host(a netip.Addr, now int64) *host {
-	h := m.hosts[a]
+	sh := m.hosts[shardOf(a)]
+	h := sh[a]
 	if h == nil {
 		h = newHost(now)
-		m.hosts[a] = h
+		sh[a] = h
+		m.nhosts++
 	}
 	h.decay(now)
 	return h
@@ -180,6 +187,7 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 				continue
 			}
 			h.ips[0].InsertHash(r.peer)
+			h.stale = true
 			h.ports[0].InsertHash(uint64(r.port)*0x9e3779b97f4a7c15 + 1)
 			if r.proto == 6 {
 				h.tcpPeers[bit/64] |= 1 << (bit % 64)
@@ -203,11 +211,10 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 		}
 		d.Reset()
 	}
-	// Idle hosts decay too: refresh a few shards every tick.
-	for i := 0; i < 4; i++ {
-		dirty[m.refresh] = true
-		m.refresh = (m.refresh + 1) % numShards
-	}
+	// Idle hosts decay too: one more shard is refreshed every tick, so every
+	// host's view is at most 6.4 s old.
+	dirty[m.refresh] = true
+	m.refresh = (m.refresh + 1) % numShards
 	m.bound(now, &predDirty)
 	m.publish(now, &dirty, &predDirty)
 	m.lastTick = now
@@ -228,16 +235,19 @@ func (m *Merger) bound(now int64, predDirty *[numShards]bool) {
 			}
 		}
 	}
-	if len(m.hosts) <= m.cfg.MaxHosts {
+	if m.nhosts <= m.cfg.MaxHosts {
 		return
 	}
 	// Drop hosts idle for longer than the long window, then the oldest.
 	cut := now - int64(Long)
-	for len(m.hosts) > m.cfg.MaxHosts {
-		for a, h := range m.hosts {
-			if h.last < cut && len(m.hosts) > m.cfg.MaxHosts {
-				delete(m.hosts, a)
-				m.EvictedHosts++
+	for m.nhosts > m.cfg.MaxHosts {
+		for _, sh := range m.hosts {
+			for a, h := range sh {
+				if h.last < cut && m.nhosts > m.cfg.MaxHosts {
+					delete(sh, a)
+					m.nhosts--
+					m.EvictedHosts++
+				}
 			}
 		}
 		cut += int64(Long) / 4
@@ -261,13 +271,14 @@ func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool) {
 			s.pred[i] = &predShard{m: maps.Clone(m.pred[i])}
 		}
 	}
-	for a, h := range m.hosts {
-		i := shardOf(a)
+	for i := range dirty {
 		if !dirty[i] {
 			continue
 		}
-		h.decay(now)
-		s.hosts[i].m[a] = m.view(h)
+		for a, h := range m.hosts[i] {
+			h.decay(now)
+			s.hosts[i].m[a] = m.view(h)
+		}
 	}
 	m.snap.Store(s)
 }

@@ -114,7 +114,7 @@ func TestHostsAreBounded(t *testing.T) {
 		}
 		m.Merge(int64(tick)*int64(10*time.Minute), d)
 	}
-	if len(m.hosts) > 100 || m.EvictedHosts == 0 {
-		t.Fatalf("%d hosts kept, %d evicted", len(m.hosts), m.EvictedHosts)
+	if m.nhosts > 100 || m.EvictedHosts == 0 {
+		t.Fatalf("%d hosts kept, %d evicted", m.nhosts, m.EvictedHosts)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"net/netip"
+	"time"
 
 	"github.com/axiomhq/hyperloglog"
 
@@ -54,6 +55,9 @@ func (s *Snapshot) Range(fn func(a netip.Addr, v *View)) {
 	}
 }
 
+// estEvery is the most often a host's distinct counts are re-estimated.
+const estEvery = int64(time.Second)
+
 // Thresholds of the host features and of the scan rule.
 const (
 	pprMinPeers  = 4  // below this many peers the port/peer ratio means nothing
@@ -68,8 +72,13 @@ func logScale(x, full float64) float32 {
 // view computes a host's features, score and label (with hysteresis).
 func (m *Merger) view(h *host) View {
 	mid, long, short := &h.win[1], &h.win[2], &h.win[0]
-	peers := float64(m.union(h.ips))
-	ports := float64(m.union(h.ports))
+	if h.stale && (h.last-h.estAt >= estEvery || h.estAt == 0) {
+		// HyperLogLog estimates read ~1k registers each: refreshed after a
+		// change, at most once a second per host.
+		h.peers, h.nports = uint32(m.union(h.ips)), uint32(m.union(h.ports))
+		h.stale, h.estAt = false, h.last
+	}
+	peers, ports := float64(h.peers), float64(h.nports)
 	var v View
 	v.Peers, v.Ports = uint32(peers), uint32(ports)
 	v.Flows = long.newFlows + long.inbound
@@ -124,15 +133,14 @@ func (m *Merger) view(h *host) View {
 	return v
 }
 
-// union estimates the distinct count over both halves of a window.
+// union estimates the distinct count over both halves of a window. The
+// scratch sketch is sparse while both halves are, so small hosts are counted
+// from the sparse list (linear counting) instead of 1024 dense registers.
 func (m *Merger) union(sk [2]*hyperloglog.Sketch) uint64 {
-	if m.scratch == nil {
-		m.scratch, _ = hyperloglog.NewSketch(hllPrec, false)
-	}
-	m.scratch.Reset()
-	_ = m.scratch.Merge(sk[0])
-	_ = m.scratch.Merge(sk[1])
-	return m.scratch.Estimate()
+	u, _ := hyperloglog.NewSketch(hllPrec, true)
+	_ = u.Merge(sk[0])
+	_ = u.Merge(sk[1])
+	return u.Estimate()
 }
 
 func popcount(b *[overlapBits / 64]uint64) int {

@@ -1,6 +1,8 @@
 package shard
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
@@ -23,12 +25,10 @@ type Key struct {
 // MakeKey builds the symmetric key of m. dir is 0 when m travels from Lo to Hi
 // and 1 when it travels from Hi to Lo.
 func MakeKey(m *packet.Meta) (k Key, dir uint8) {
-	s, d := m.Src.As16(), m.Dst.As16()
-	sp, dp := m.SrcPort, m.DstPort
-	if less(s, sp, d, dp) {
-		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = s, d, sp, dp
+	if less(&m.Src, m.SrcPort, &m.Dst, m.DstPort) {
+		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = m.Src, m.Dst, m.SrcPort, m.DstPort
 	} else {
-		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = d, s, dp, sp
+		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = m.Dst, m.Src, m.DstPort, m.SrcPort
 		dir = 1
 	}
 	k.VLAN = m.VLAN
@@ -36,7 +36,32 @@ func MakeKey(m *packet.Meta) (k Key, dir uint8) {
 	return k, dir
 }
 
-func less(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
+// Compare orders keys: addresses, ports, VLAN, protocol.
+func (k *Key) Compare(o *Key) int {
+	if c := bytes.Compare(k.LoAddr[:], o.LoAddr[:]); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(k.HiAddr[:], o.HiAddr[:]); c != 0 {
+		return c
+	}
+	switch {
+	case k.LoPort != o.LoPort:
+		return cmp.Compare(k.LoPort, o.LoPort)
+	case k.HiPort != o.HiPort:
+		return cmp.Compare(k.HiPort, o.HiPort)
+	case k.VLAN != o.VLAN:
+		return cmp.Compare(k.VLAN, o.VLAN)
+	}
+	return cmp.Compare(k.Proto, o.Proto)
+}
+
+// Equal compares two keys field by field (cheaper than a memequal call).
+func (k *Key) Equal(o *Key) bool {
+	return k.LoAddr == o.LoAddr && k.HiAddr == o.HiAddr && k.LoPort == o.LoPort &&
+		k.HiPort == o.HiPort && k.VLAN == o.VLAN && k.Proto == o.Proto
+}
+
+func less(a *[16]byte, ap uint16, b *[16]byte, bp uint16) bool {
 	a0, b0 := binary.BigEndian.Uint64(a[0:8]), binary.BigEndian.Uint64(b[0:8])
 	if a0 != b0 {
 		return a0 < b0

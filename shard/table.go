@@ -103,7 +103,7 @@ func (t *Table) Lookup(k *Key, h uint64, now int64) (f *Flow, created bool) {
 	for i := range b.tags {
 		switch b.tags[i] {
 		case tag:
-			if b.flows[i].Key == *k {
+			if b.flows[i].Key.Equal(k) {
 				f = &b.flows[i]
 				if t.idle(f, now) {
 					t.remove(b, i, Expired)

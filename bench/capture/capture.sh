@@ -170,6 +170,7 @@ scenario() {
   if [ "$name" != hidden ]; then
     local g=$s/bt5
     mkdir -p "$g/data" "$g/watch"
+    in_ns bt5 ip addr replace 10.77.0.15/24 dev eth0
     peer_settings "$g" "$enc" false 7777
     bg bt5 transmission-daemon -f -g "$g" -e "$g/log"
     local ghost=${PIDS[-1]}
@@ -177,10 +178,13 @@ scenario() {
     cp "$s/t.torrent" "$g/watch/"
     sleep 6
     kill -9 "$ghost" 2>/dev/null || true
-    # Gone without a word: ARP still answers, but every IP packet to it is
-    # dropped, so SYNs and uTP SYNs to it are never answered.
-    in_ns bt5 tc qdisc add dev eth0 ingress
-    in_ns bt5 tc filter add dev eth0 ingress protocol ip pref 1 matchall action drop
+    # Gone without a word: the others still reach its MAC (a permanent
+    # neighbour entry), but it no longer owns the address and drops what
+    # arrives, so SYNs and uTP SYNs to it are never answered.
+    local mac
+    mac=$(in_ns bt5 cat /sys/class/net/eth0/address)
+    in_ns bt5 ip addr flush dev eth0
+    for i in 1 2 3 4; do in_ns "bt$i" ip neigh replace 10.77.0.15 lladdr "$mac" dev eth0 nud permanent; done
   fi
   local i=0
   for port in $ports; do

@@ -5,6 +5,7 @@
 package compare
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ func Merge(files []string, repeat int, out string) (int, error) {
 		return 0, fmt.Errorf("merge: %w", err)
 	}
 	defer f.Close()
-	w := pcapgo.NewWriter(f)
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := pcapgo.NewWriter(bw)
 	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
 		return 0, fmt.Errorf("merge: %w", err)
 	}
@@ -71,6 +73,9 @@ func Merge(files []string, repeat int, out string) (int, error) {
 			r.Close()
 			base = base.Add(time.Hour)
 		}
+	}
+	if err := bw.Flush(); err != nil {
+		return n, fmt.Errorf("merge: %w", err)
 	}
 	return n, f.Close()
 }

@@ -75,7 +75,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 		failed  error
 	)
 	for _, path := range fs.Args() {
-		res, err := dataplane.ClassifyFile(path, dataplane.Options{Workers: *workers, Worker: dataplane.Config{Model: model}})
+		res, err := dataplane.ClassifyFile(path, dataplane.Options{Workers: *workers, Worker: dataplane.Config{Model: model}, NoReasons: *quiet})
 		if err != nil {
 			out.Flush()
 			var pe *pcapsrc.Error

@@ -90,10 +90,13 @@ const (
 	TCPAck = 0x10
 )
 
-// Meta is what the rest of the pipeline needs from one frame. It is a value:
-// copying it costs a few words and no allocation.
+// Meta is what the rest of the pipeline needs from one frame. Addresses are
+// kept as the 16 raw bytes of the IPv6 form (IPv4 mapped), which is what the
+// flow key is made of; SrcAddr and DstAddr give netip values off the fast
+// path. Only the fields the Result promises are valid.
 type Meta struct {
-	Src, Dst         netip.Addr
+	Src, Dst         [16]byte
+	IPv6             bool
 	SrcPort, DstPort uint16
 	Proto            uint8 // IP protocol number
 	TCPFlags         uint8
@@ -103,10 +106,18 @@ type Meta struct {
 	Payload          []byte // L4 payload as captured: at most PayloadLen bytes, fewer if the capture was cut
 }
 
+var v4mapped = [16]byte{10: 0xff, 11: 0xff}
+
+// SrcAddr is the source address (IPv4 unmapped).
+func (m *Meta) SrcAddr() netip.Addr { return netip.AddrFrom16(m.Src).Unmap() }
+
+// DstAddr is the destination address (IPv4 unmapped).
+func (m *Meta) DstAddr() netip.Addr { return netip.AddrFrom16(m.Dst).Unmap() }
+
 // Decode parses one frame of the given link type into m and reports how far it got.
 // m is overwritten; its Payload aliases frame.
 func Decode(link LinkType, frame []byte, m *Meta) Result {
-	*m = Meta{}
+	m.VLAN, m.TCPFlags = 0, 0
 	switch link {
 	case LinkEthernet:
 		return decodeEthernet(frame, m)
@@ -200,8 +211,10 @@ func decodeIPv4(b []byte, m *Meta) Result {
 	if ihl < ipv4MinLen || len(b) < ihl || total < ihl {
 		return Malformed
 	}
-	m.Src = netip.AddrFrom4([4]byte(b[12:16]))
-	m.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	m.Src, m.Dst = v4mapped, v4mapped
+	copy(m.Src[12:], b[12:16])
+	copy(m.Dst[12:], b[16:20])
+	m.IPv6 = false
 	m.Proto = b[9]
 	m.WireLen = total
 	if total < len(b) {
@@ -220,8 +233,9 @@ func decodeIPv6(b []byte, m *Meta) Result {
 		return Malformed
 	}
 	plen := int(binary.BigEndian.Uint16(b[4:6]))
-	m.Src = netip.AddrFrom16([16]byte(b[8:24]))
-	m.Dst = netip.AddrFrom16([16]byte(b[24:40]))
+	m.Src = [16]byte(b[8:24])
+	m.Dst = [16]byte(b[24:40])
+	m.IPv6 = true
 	m.WireLen = ipv6HeaderLen + plen
 	next := b[6]
 	b = b[ipv6HeaderLen:]

@@ -103,8 +103,8 @@ func TestDecodeKeepsWireLengthOfCutCapture(t *testing.T) {
 	if m.PayloadLen != 1000 || len(m.Payload) != 200-28 {
 		t.Fatalf("payload len %d, captured %d", m.PayloadLen, len(m.Payload))
 	}
-	if m.Src != netip.MustParseAddr("10.0.0.1") || m.DstPort != 51413 {
-		t.Fatalf("addresses %v %d", m.Src, m.DstPort)
+	if m.SrcAddr() != netip.MustParseAddr("10.0.0.1") || m.DstPort != 51413 {
+		t.Fatalf("addresses %v %d", m.SrcAddr(), m.DstPort)
 	}
 }
 
@@ -136,7 +136,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, link uint16, b []byte) {
 		var m Meta
 		if Decode(LinkType(link), b, &m) == OK {
-			if len(m.Payload) > m.PayloadLen || !m.Src.IsValid() {
+			if len(m.Payload) > m.PayloadLen || !m.SrcAddr().IsValid() {
 				t.Fatalf("payload %d > wire %d or no address", len(m.Payload), m.PayloadLen)
 			}
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/swarmguard/swarmguard/dataplane/packet"
 )
 
-const bufSize = 1 << 16
+const bufSize = 1 << 20
 
 // Reader yields the frames of one capture file in file order.
 type Reader struct {
