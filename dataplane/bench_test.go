@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -78,10 +79,14 @@ func BenchmarkDecidedFlowPackets(b *testing.B) {
 		f.More |= shard.MoreConfirmed
 	})
 	// Replay within the flows' lifetimes: the same timestamps again.
+	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		f := &frames[i%len(frames)]
+	for i, j := 0, 0; i < b.N; i, j = i+1, j+1 {
+		if j == len(frames) {
+			j = 0
+		}
+		f := &frames[j]
 		w.Packet(f.link, f.data, f.ts)
 	}
 }
@@ -95,6 +100,7 @@ func BenchmarkAllPackets(b *testing.B) {
 	w, _ := warm(frames)
 	w.Delta().Reset()
 	shift := int64(24 * time.Hour)
+	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -81,18 +81,17 @@ func (k *Key) Endpoint(side uint8) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(k.HiAddr).Unmap(), k.HiPort)
 }
 
-// Hash folds the key's five words with multiply-rotate steps and ends with
-// the murmur3 finaliser, so every key bit reaches the bucket index and the
-// tag. The key is already direction-free: the hash is symmetric by construction.
+// Hash multiplies the key's five words by independent odd constants, so the
+// products run in parallel instead of as one serial chain, folds them and
+// ends with the murmur3 finaliser, so every key bit reaches the bucket index
+// and the tag. The key is direction-free: the hash is symmetric by construction.
 func (k *Key) Hash() uint64 {
-	const p1, p2 = 0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f
-	h := uint64(p1)
-	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.LoAddr[0:8]))*p2, 31)
-	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.LoAddr[8:16]))*p2, 31)
-	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.HiAddr[0:8]))*p2, 31)
-	h = bits.RotateLeft64((h^binary.LittleEndian.Uint64(k.HiAddr[8:16]))*p2, 31)
-	h ^= uint64(k.LoPort) | uint64(k.HiPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48
-	return mix(h * p1)
+	a := binary.LittleEndian.Uint64(k.LoAddr[0:8]) * 0x9e3779b97f4a7c15
+	b := binary.LittleEndian.Uint64(k.LoAddr[8:16]) * 0xc2b2ae3d27d4eb4f
+	c := binary.LittleEndian.Uint64(k.HiAddr[0:8]) * 0x165667b19e3779f9
+	d := binary.LittleEndian.Uint64(k.HiAddr[8:16]) * 0xd6e8feb86659fd93
+	e := (uint64(k.LoPort) | uint64(k.HiPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48) * 0x27d4eb2f165667c5
+	return mix(bits.RotateLeft64(a, 17) ^ b ^ bits.RotateLeft64(c, 31) ^ d ^ bits.RotateLeft64(e, 43))
 }
 
 func mix(h uint64) uint64 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/swarmguard/swarmguard/bench/compare"
 )
@@ -13,7 +14,7 @@ import (
 // cmdCompare times swarmguard classify against ndpiReader on one merged pcap.
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench compare", stderr)
-	corpus := fs.String("corpus", "testdata/ndpi/pcap", "captures to merge (Ethernet ones)")
+	globs := fs.String("pcaps", "testdata/ndpi/pcap/*,testdata/captures/*.pcap", "comma-separated globs of captures to merge (Ethernet ones)")
 	repeat := fs.Int("repeat", 8, "copies of the corpus in the merged pcap")
 	core := fs.Int("core", 0, "CPU core both processes are pinned to")
 	rounds := fs.Int("rounds", 3, "runs of each tool; the fastest counts")
@@ -28,9 +29,16 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench compare: %w", err)
 	}
-	files, _ := filepath.Glob(filepath.Join(*corpus, "*"))
+	var files []string
+	for _, g := range strings.Split(*globs, ",") {
+		m, err := filepath.Glob(strings.TrimSpace(g))
+		if err != nil {
+			return usageErr("bench compare: --pcaps %q: %v", g, err)
+		}
+		files = append(files, m...)
+	}
 	if len(files) == 0 {
-		return &exitError{code: 2, err: fmt.Errorf("bench compare: no captures in %s", *corpus)}
+		return &exitError{code: 2, err: fmt.Errorf("bench compare: no captures match %s", *globs)}
 	}
 	dir, err := os.MkdirTemp("", "sgcompare")
 	if err != nil {
@@ -63,7 +71,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "merged pcap: %d packets (%d copies of %s), both pinned to core %d, best of %d\n\n", n, *repeat, *corpus, *core, *rounds)
+	fmt.Fprintf(stdout, "merged pcap: %d packets (%d copies of %d captures: %s), both pinned to core %d, best of %d\n\n", n, *repeat, len(files), *globs, *core, *rounds)
 	fmt.Fprintf(stdout, "| tool | cpu s | wall s | packets/s (cpu) | ratio to ndpiReader |\n|---|---|---|---|---|\n")
 	for _, r := range []compare.Run{nd, sg} {
 		fmt.Fprintf(stdout, "| %s | %.3f | %.3f | %.0f | %.2fx |\n", r.Name, r.CPU.Seconds(), r.Wall.Seconds(), r.PPS(n), r.PPS(n)/nd.PPS(n))

@@ -1,0 +1,66 @@
+package dataplane_test
+
+import (
+	"testing"
+
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// Per-stage costs of the decided-flow path, over the corpus in memory.
+
+func BenchmarkStageDecode(b *testing.B) {
+	frames := loadFrames(b)
+	var m packet.Meta
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i, j := 0, 0; i < b.N; i, j = i+1, j+1 {
+		if j == len(frames) {
+			j = 0
+		}
+		packet.Decode(frames[j].link, frames[j].data, &m)
+	}
+}
+
+func BenchmarkStageKeyHash(b *testing.B) {
+	frames := loadFrames(b)
+	metas := make([]packet.Meta, len(frames))
+	for i := range frames {
+		packet.Decode(frames[i].link, frames[i].data, &metas[i])
+	}
+	var sink uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		k, _ := shard.MakeKey(&metas[i%len(metas)])
+		sink += k.Hash()
+	}
+	_ = sink
+}
+
+func BenchmarkStageLookup(b *testing.B) {
+	frames := loadFrames(b)
+	var keys []shard.Key
+	for i := range frames {
+		var m packet.Meta
+		if packet.Decode(frames[i].link, frames[i].data, &m) == packet.OK {
+			k, _ := shard.MakeKey(&m)
+			keys = append(keys, k)
+		}
+	}
+	hashes := make([]uint64, len(keys))
+	for i := range keys {
+		hashes[i] = keys[i].Hash()
+	}
+	t := shard.New(shard.Config{Capacity: 1 << 16})
+	for i := range keys {
+		t.Lookup(&keys[i], hashes[i], 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j := i % len(keys)
+		f, _ := t.Lookup(&keys[j], hashes[j], 1)
+		f.Account(0, 100, 0x10, 1)
+	}
+}
