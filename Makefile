@@ -14,7 +14,7 @@ build:
 
 # Classify the bundled captures and print the summary and accuracy tables.
 demo: build
-	$(BIN) classify --quiet --labels $(CORPUS)/labels.jsonl $(CORPUS)/pcap/* testdata/captures/*.pcap*
+	$(BIN) classify --quiet --labels $(CORPUS)/labels.jsonl,testdata/captures/labels.jsonl $(CORPUS)/pcap/* testdata/captures/*.pcap
 
 test: vet unit fuzz
 
@@ -45,6 +45,7 @@ train: build
 captures: build
 	bash bench/deps.sh
 	SG=$(CURDIR)/$(BIN) bash bench/capture/capture.sh testdata/captures
+	$(BIN) bench labels --captures testdata/captures
 
 clean:
 	rm -rf bin

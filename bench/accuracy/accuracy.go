@@ -39,14 +39,27 @@ type Labels struct {
 	Pcaps map[string]bool
 }
 
-// LoadLabels reads a labels.jsonl file.
-func LoadLabels(path string) (*Labels, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("labels: %w", err)
+// LoadLabels reads one or more labels.jsonl files (comma-separated).
+func LoadLabels(paths string) (*Labels, error) {
+	all := &Labels{ByKey: map[Key]Label{}, Pcaps: map[string]bool{}}
+	for _, path := range strings.Split(paths, ",") {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("labels: %w", err)
+		}
+		ls, err := ReadLabels(path, f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range ls.ByKey {
+			all.ByKey[k] = v
+		}
+		for p := range ls.Pcaps {
+			all.Pcaps[p] = true
+		}
 	}
-	defer f.Close()
-	return ReadLabels(path, f)
+	return all, nil
 }
 
 // ReadLabels reads labels from r; name is used in errors.

@@ -18,7 +18,7 @@ import (
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("bench: want a subcommand: train, compare, tracker")
+		return usageErr("bench: want a subcommand: train, compare, labels, tracker")
 	}
 	switch args[0] {
 	case "tracker":
@@ -27,6 +27,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdTrain(args[1:], stdout, stderr)
 	case "compare":
 		return cmdCompare(args[1:], stdout, stderr)
+	case "labels":
+		return cmdLabels(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

@@ -13,11 +13,12 @@ import (
 const usage = `usage: swarmguard <command> [flags] [args]
 
 commands:
-  classify [--workers N] [--labels FILE] [--weights FILE] FILE...
+  classify [--workers N] [--labels FILE[,FILE]] [--weights FILE] [--quiet] FILE...
                        classify pcap/pcapng files; JSON lines on stdout, summary on stderr
   bench train [flags]  fit the model weights from labelled captures
   bench tracker [flags] HTTP(S) tracker used by the capture harness
   bench compare [flags] whole-process speed: swarmguard classify vs ndpiReader
+  bench labels [flags]  ground-truth labels.jsonl for the capture harness's pcaps
 `
 
 // exitError carries an exit status with its one-line message.
