@@ -35,10 +35,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 
 // cmdTracker runs the harness's HTTP(S) tracker until SIGINT/SIGTERM.
 func cmdTracker(args []string, stderr io.Writer) error {
-	fs := newFlagSet("bench tracker", stderr)
+	fs := newFlagSet("bench tracker")
 	listen := fs.String("listen", "127.0.0.1:6969", "address to listen on")
 	useTLS := fs.Bool("tls", false, "serve HTTPS with a throwaway self-signed certificate")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	host, _, err := net.SplitHostPort(*listen)

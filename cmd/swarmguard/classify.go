@@ -15,18 +15,24 @@ import (
 	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
 )
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet makes a subcommand's flags. Parse errors come back as one line
+// (parseFlags); -h prints the flags to stderr.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // the flag package calls it on every parse error
 	return fs
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "usage of swarmguard %s:\n", fs.Name())
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return &exitError{code: 0, err: err}
 		}
-		return usageErr("%s: %v", fs.Name(), err)
+		return usageErr("%s: %v (see -h)", fs.Name(), err)
 	}
 	return nil
 }
@@ -43,12 +49,12 @@ func loadModel(path string) (*classifier.Model, error) {
 }
 
 func cmdClassify(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("classify", stderr)
+	fs := newFlagSet("classify")
 	workers := fs.Int("workers", 1, "flow shards, one worker each")
 	labels := fs.String("labels", "", "labels.jsonl to score against (recall / false positives / unknowns per label)")
 	weights := fs.String("weights", "", "weights file (default: the embedded, fitted one)")
 	quiet := fs.Bool("quiet", false, "no JSON lines, only the summary")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if *workers < 1 || *workers > 256 {

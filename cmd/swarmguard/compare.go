@@ -13,12 +13,12 @@ import (
 
 // cmdCompare times swarmguard classify against ndpiReader on one merged pcap.
 func cmdCompare(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench compare", stderr)
+	fs := newFlagSet("bench compare")
 	globs := fs.String("pcaps", "testdata/ndpi/pcap/*,testdata/captures/*.pcap", "comma-separated globs of captures to merge (Ethernet ones)")
 	repeat := fs.Int("repeat", 8, "copies of the corpus in the merged pcap")
 	core := fs.Int("core", 0, "CPU core both processes are pinned to")
 	rounds := fs.Int("rounds", 3, "runs of each tool; the fastest counts")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	ndpi, err := exec.LookPath("ndpiReader")

@@ -20,10 +20,10 @@ import (
 // engine sees, labelled from capture.sh's address plan (ground truth by
 // construction), in the corpus's label format.
 func cmdLabels(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench labels", stderr)
+	fs := newFlagSet("bench labels")
 	dir := fs.String("captures", "testdata/captures", "directory of capture.sh pcaps")
 	out := fs.String("out", "", "file to write (default DIR/labels.jsonl; - for stdout)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	files, _ := filepath.Glob(filepath.Join(*dir, "*.pcap"))

@@ -42,6 +42,9 @@ func main() {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
+		if code == 0 {
+			return // -h
+		}
 	}
 	fmt.Fprintf(os.Stderr, "swarmguard: %v\n", err)
 	os.Exit(code)

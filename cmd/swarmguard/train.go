@@ -14,7 +14,7 @@ import (
 
 // cmdTrain fits the weights and writes the weights file the classifier embeds.
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench train", stderr)
+	fs := newFlagSet("bench train")
 	corpus := fs.String("corpus", "testdata/ndpi", "labelled corpus: DIR/pcap/* and DIR/labels.jsonl")
 	captures := fs.String("captures", "testdata/captures", "real-client captures of bench/capture/capture.sh (labelled by its address plan)")
 	out := fs.String("out", "classifier/weights.json", "weights file to write (- for stdout)")
@@ -23,7 +23,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&p.PosWeight, "pos-weight", p.PosWeight, "BitTorrent flows' total weight relative to the others' (< 1: false positives cost more)")
 	fs.Float64Var(&p.L2, "l2", p.L2, "L2 penalty")
 	fs.IntVar(&p.Iterations, "iterations", p.Iterations, "optimiser steps")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	labels, err := accuracy.LoadLabels(filepath.Join(*corpus, "labels.jsonl"))

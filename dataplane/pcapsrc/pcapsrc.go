@@ -89,6 +89,11 @@ func newReader(name string, rd io.Reader) (*Reader, error) {
 	if err != nil {
 		return nil, &Error{File: name, Offset: 0, Err: fmt.Errorf("not a capture file: %w", noEOF(err))}
 	}
+	switch m := binary.LittleEndian.Uint32(magic); {
+	case m == 0xa1b2c3d4, m == 0xd4c3b2a1, m == 0xa1b23c4d, m == 0x4d3cb2a1, m == 0x0a0d0d0a, m&0xffff == 0x8b1f:
+	default:
+		return nil, &Error{File: name, Offset: 0, Err: fmt.Errorf("not a pcap or pcapng file (starts %x)", magic)}
+	}
 	if binary.LittleEndian.Uint32(magic) == 0x0a0d0d0a {
 		ng, err := pcapgo.NewNgReader(r.br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {

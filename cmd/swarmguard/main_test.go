@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func code(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func TestBadInputGivesOneLineAndStatus2(t *testing.T) {
+	dir := t.TempDir()
+	notPcap := filepath.Join(dir, "x.pcap")
+	os.WriteFile(notPcap, []byte("hello, not a capture at all"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"classify"}, "no capture files"},
+		{[]string{"classify", "--workers", "0", notPcap}, "--workers"},
+		{[]string{"classify", "--bogus"}, "not defined"},
+		{[]string{"classify", filepath.Join(dir, "missing.pcap")}, "no such file"},
+		{[]string{"classify", notPcap}, "not a pcap or pcapng file"},
+		{[]string{"frobnicate"}, "unknown command"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(c.args, &out, &errb)
+		if code(err) != 2 || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: status %d, error %q", c.args, code(err), err)
+		}
+	}
+}
+
+// A capture cut short: the records of what was read come out, then the
+// error names the file and the byte offset, status 2.
+func TestTruncatedCaptureKeepsRecords(t *testing.T) {
+	full, err := os.ReadFile("../../testdata/ndpi/pcap/bittorrent.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.pcap")
+	os.WriteFile(cut, full[:20000], 0o644)
+	var out, errb bytes.Buffer
+	err = run([]string{"classify", cut}, &out, &errb)
+	if code(err) != 2 || !strings.Contains(err.Error(), "cut.pcap: offset ") || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("status %d, error %v", code(err), err)
+	}
+	flows := 0
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("bad JSON line %q: %v", line, err)
+		}
+		if rec["type"] == "flow" {
+			flows++
+		}
+	}
+	if flows == 0 {
+		t.Fatal("no flow records before the error")
+	}
+}
