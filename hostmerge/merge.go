@@ -49,6 +49,8 @@ type host struct {
 	peers, nports      uint32                   // cached estimates of the two sketch pairs
 	stale              bool                     // the sketches changed since the estimates
 	estAt              int64                    // when the estimates were made
+	view               View                     // the last computed view
+	changed            bool                     // state changed since view was computed
 	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
 	msePeers           [overlapBits / 64]uint64 // hashed peers of MSE-shaped flows
 	label              shard.Label
@@ -151,6 +153,7 @@ func (m *Merger) host(a netip.Addr, now int64) *host {
 		sh[a] = h
 		m.nhosts++
 	}
+	h.changed = true
 	h.decay(now)
 	return h
 }
@@ -211,12 +214,13 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 		}
 		d.Reset()
 	}
-	// Idle hosts decay too: one more shard is refreshed every tick, so every
+	// Idle hosts decay too: one more shard is re-derived every tick, so every
 	// host's view is at most 6.4 s old.
-	dirty[m.refresh] = true
+	refresh := m.refresh
+	dirty[refresh] = true
 	m.refresh = (m.refresh + 1) % numShards
 	m.bound(now, &predDirty)
-	m.publish(now, &dirty, &predDirty)
+	m.publish(now, &dirty, &predDirty, refresh)
 	m.lastTick = now
 }
 
@@ -260,25 +264,30 @@ func shardOf(a netip.Addr) int {
 
 // publish copies the dirty shards into a new snapshot; clean shards are
 // shared with the previous one, which stays valid for its readers.
-func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool) {
+//
+// Only hosts whose state changed get a new view; the others keep theirs,
+// except in the refresh shard, where every view is derived again so that
+// decay shows on idle hosts.
+func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool, refresh int) {
 	old := m.snap.Load()
 	s := &Snapshot{Time: now, hosts: old.hosts, pred: old.pred}
 	for i := range dirty {
-		if dirty[i] {
-			s.hosts[i] = &hostShard{m: make(map[netip.Addr]View)}
-		}
 		if predDirty[i] {
 			s.pred[i] = &predShard{m: maps.Clone(m.pred[i])}
 		}
-	}
-	for i := range dirty {
 		if !dirty[i] {
 			continue
 		}
+		views := make(map[netip.Addr]View, len(m.hosts[i]))
 		for a, h := range m.hosts[i] {
-			h.decay(now)
-			s.hosts[i].m[a] = m.view(h)
+			if h.changed || i == refresh {
+				h.decay(now)
+				h.view = m.view(h)
+				h.changed = false
+			}
+			views[a] = h.view
 		}
+		s.hosts[i] = &hostShard{m: views}
 	}
 	m.snap.Store(s)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/swarmguard/swarmguard/bench/accuracy"
 	"github.com/swarmguard/swarmguard/classifier"
@@ -63,6 +64,9 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() == 0 {
 		return usageErr("classify: no capture files given")
 	}
+	// A batch run keeps little live data and makes much short-lived garbage
+	// (records): collect less often.
+	debug.SetGCPercent(400)
 	model, err := loadModel(*weights)
 	if err != nil {
 		return &exitError{code: 2, err: err}
