@@ -24,7 +24,7 @@ type frame struct {
 
 // loadFrames holds every packet of the corpus in memory, each file's clock
 // rebased so that the files follow one another one hour apart.
-func loadFrames(b *testing.B) []frame {
+func loadFrames(b testing.TB) []frame {
 	files, _ := filepath.Glob(filepath.Join("..", "testdata", "ndpi", "pcap", "*"))
 	var out []frame
 	base := int64(0)
@@ -111,5 +111,77 @@ func BenchmarkAllPackets(b *testing.B) {
 		}
 		f := &frames[j]
 		w.Packet(f.link, f.data, f.ts+shift)
+	}
+}
+
+// batches groups consecutive frames of one link type into batches of up to n.
+func batches(frames []frame, n int) (out [][]frame) {
+	for i := 0; i < len(frames); {
+		j := i + 1
+		for j < len(frames) && j-i < n && frames[j].link == frames[i].link {
+			j++
+		}
+		out = append(out, frames[i:j])
+		i = j
+	}
+	return out
+}
+
+// BenchmarkDecidedFlowBatch is BenchmarkDecidedFlowPackets through Worker.Batch
+// with batches of 32, as the AF_XDP rx ring hands them over.
+func BenchmarkDecidedFlowBatch(b *testing.B) {
+	frames := loadFrames(b)
+	w, _ := warm(frames)
+	w.Table().Range(func(f *shard.Flow) {
+		f.Flags |= shard.FlagFinal
+		f.Flags &^= shard.FlagHarvest
+		f.More |= shard.MoreConfirmed
+	})
+	bs := batches(frames, 32)
+	data := make([][]byte, MaxBatch)
+	now := make([]int64, MaxBatch)
+	out := make([]Verdict, MaxBatch)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done, k := 0, 0; done < b.N; k++ {
+		if k == len(bs) {
+			k = 0
+		}
+		batch := bs[k]
+		for i := range batch {
+			data[i], now[i] = batch[i].data, batch[i].ts
+		}
+		w.Batch(batch[0].link, data[:len(batch)], now[:len(batch)], out)
+		done += len(batch)
+	}
+}
+
+// Batch and Packet are the same path: same verdicts, same flow state.
+func TestBatchEqualsPacket(t *testing.T) {
+	frames := loadFrames(t)
+	model := classifier.DefaultModel()
+	one := NewWorker(Config{Model: model})
+	many := NewWorker(Config{Model: model})
+	var want []Verdict
+	for _, f := range frames {
+		want = append(want, one.Packet(f.link, f.data, f.ts))
+	}
+	var got []Verdict
+	data, now, out := make([][]byte, MaxBatch), make([]int64, MaxBatch), make([]Verdict, MaxBatch)
+	for _, batch := range batches(frames, MaxBatch) {
+		for i := range batch {
+			data[i], now[i] = batch[i].data, batch[i].ts
+		}
+		many.Batch(batch[0].link, data[:len(batch)], now[:len(batch)], out)
+		got = append(got, out[:len(batch)]...)
+	}
+	if len(got) != len(want) || one.Stats != many.Stats || one.Table().Stats != many.Table().Stats {
+		t.Fatalf("stats differ:\n%+v %+v\n%+v %+v", one.Stats, one.Table().Stats, many.Stats, many.Table().Stats)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("packet %d: batch %v, single %v", i, got[i], want[i])
+		}
 	}
 }
