@@ -115,7 +115,7 @@ func FuzzInspect(f *testing.F) {
 			fl.Key.Proto = proto
 			var s Scratch
 			budget := DefaultBudget
-			m := packet.Meta{Src: netip.MustParseAddr("10.0.0.1").As16(), Dst: netip.MustParseAddr("10.0.0.2").As16(), Proto: proto, SrcPort: 6881, DstPort: 51413}
+			m := packet.Meta{Src: packet.AddrFrom16(netip.MustParseAddr("10.0.0.1").As16()), Dst: packet.AddrFrom16(netip.MustParseAddr("10.0.0.2").As16()), Proto: proto, SrcPort: 6881, DstPort: 51413}
 			rest := b
 			for i := 0; len(rest) > 0 && i < 10; i++ {
 				n := 1 + int(rest[0])%len(rest)

@@ -283,8 +283,8 @@ func (w *Worker) hosts(f *shard.Flow) (lo, hi classifier.HostFeatures) {
 	if w.snap == nil {
 		return lo, hi
 	}
-	return w.snap.Host(netip.AddrFrom16(f.Key.LoAddr).Unmap()).HostFeatures,
-		w.snap.Host(netip.AddrFrom16(f.Key.HiAddr).Unmap()).HostFeatures
+	return w.snap.Host(f.Key.LoAddr.Netip()).HostFeatures,
+		w.snap.Host(f.Key.HiAddr.Netip()).HostFeatures
 }
 
 // decide scores f and makes its label final when the evidence is enough.

@@ -38,6 +38,7 @@ const (
 // Flow is one entry of the table: 128 bytes, streaming statistics only, no
 // packet history. Direction index d is 0 for Lo->Hi and 1 for Hi->Lo.
 type Flow struct {
+	Key         Key       // first: it is 8-byte aligned and compared on every lookup
 	First       int64     // time of the first packet, ns since the epoch
 	Bytes       [2]uint64 // L4 payload bytes per direction
 	Pkts        [2]uint32
@@ -52,7 +53,6 @@ type Flow struct {
 	UTPConn     uint16 // uTP connection id seen first
 	UTPSeq      uint16 // last uTP seq_nr seen from the initiator
 	DecidedAt   uint16 // packet number at which the label became final
-	Key         Key
 	Label       Label
 	Flags       uint8
 	Deep        uint8    // payload packets deep-parsed so far

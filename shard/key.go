@@ -1,9 +1,7 @@
 package shard
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/binary"
 	"math/bits"
 	"net/netip"
 
@@ -15,7 +13,7 @@ import (
 // bytes (IPv4 as IPv4-mapped IPv6), so the key is a comparable value of fixed
 // size that hashes and compares without reflection.
 type Key struct {
-	LoAddr, HiAddr [16]byte
+	LoAddr, HiAddr packet.Addr16
 	LoPort, HiPort uint16
 	VLAN           uint16
 	Proto          uint8
@@ -38,13 +36,15 @@ func MakeKey(m *packet.Meta) (k Key, dir uint8) {
 
 // Compare orders keys: addresses, ports, VLAN, protocol.
 func (k *Key) Compare(o *Key) int {
-	if c := bytes.Compare(k.LoAddr[:], o.LoAddr[:]); c != 0 {
-		return c
-	}
-	if c := bytes.Compare(k.HiAddr[:], o.HiAddr[:]); c != 0 {
-		return c
-	}
 	switch {
+	case k.LoAddr[0] != o.LoAddr[0]:
+		return cmp.Compare(k.LoAddr[0], o.LoAddr[0])
+	case k.LoAddr[1] != o.LoAddr[1]:
+		return cmp.Compare(k.LoAddr[1], o.LoAddr[1])
+	case k.HiAddr[0] != o.HiAddr[0]:
+		return cmp.Compare(k.HiAddr[0], o.HiAddr[0])
+	case k.HiAddr[1] != o.HiAddr[1]:
+		return cmp.Compare(k.HiAddr[1], o.HiAddr[1])
 	case k.LoPort != o.LoPort:
 		return cmp.Compare(k.LoPort, o.LoPort)
 	case k.HiPort != o.HiPort:
@@ -61,14 +61,12 @@ func (k *Key) Equal(o *Key) bool {
 		k.HiPort == o.HiPort && k.VLAN == o.VLAN && k.Proto == o.Proto
 }
 
-func less(a *[16]byte, ap uint16, b *[16]byte, bp uint16) bool {
-	a0, b0 := binary.BigEndian.Uint64(a[0:8]), binary.BigEndian.Uint64(b[0:8])
-	if a0 != b0 {
-		return a0 < b0
+func less(a *packet.Addr16, ap uint16, b *packet.Addr16, bp uint16) bool {
+	if a[0] != b[0] {
+		return a[0] < b[0]
 	}
-	a1, b1 := binary.BigEndian.Uint64(a[8:16]), binary.BigEndian.Uint64(b[8:16])
-	if a1 != b1 {
-		return a1 < b1
+	if a[1] != b[1] {
+		return a[1] < b[1]
 	}
 	return ap < bp
 }
@@ -76,9 +74,9 @@ func less(a *[16]byte, ap uint16, b *[16]byte, bp uint16) bool {
 // Endpoint returns side 0 (Lo) or 1 (Hi) of the key.
 func (k *Key) Endpoint(side uint8) netip.AddrPort {
 	if side == 0 {
-		return netip.AddrPortFrom(netip.AddrFrom16(k.LoAddr).Unmap(), k.LoPort)
+		return netip.AddrPortFrom(k.LoAddr.Netip(), k.LoPort)
 	}
-	return netip.AddrPortFrom(netip.AddrFrom16(k.HiAddr).Unmap(), k.HiPort)
+	return netip.AddrPortFrom(k.HiAddr.Netip(), k.HiPort)
 }
 
 // Hash multiplies the key's five words by independent odd constants, so the
@@ -86,10 +84,10 @@ func (k *Key) Endpoint(side uint8) netip.AddrPort {
 // ends with the murmur3 finaliser, so every key bit reaches the bucket index
 // and the tag. The key is direction-free: the hash is symmetric by construction.
 func (k *Key) Hash() uint64 {
-	a := binary.LittleEndian.Uint64(k.LoAddr[0:8]) * 0x9e3779b97f4a7c15
-	b := binary.LittleEndian.Uint64(k.LoAddr[8:16]) * 0xc2b2ae3d27d4eb4f
-	c := binary.LittleEndian.Uint64(k.HiAddr[0:8]) * 0x165667b19e3779f9
-	d := binary.LittleEndian.Uint64(k.HiAddr[8:16]) * 0xd6e8feb86659fd93
+	a := k.LoAddr[0] * 0x9e3779b97f4a7c15
+	b := k.LoAddr[1] * 0xc2b2ae3d27d4eb4f
+	c := k.HiAddr[0] * 0x165667b19e3779f9
+	d := k.HiAddr[1] * 0xd6e8feb86659fd93
 	e := (uint64(k.LoPort) | uint64(k.HiPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48) * 0x27d4eb2f165667c5
 	return mix(bits.RotateLeft64(a, 17) ^ b ^ bits.RotateLeft64(c, 31) ^ d ^ bits.RotateLeft64(e, 43))
 }

@@ -10,7 +10,7 @@ import (
 
 func meta(src, dst string, proto uint8) *packet.Meta {
 	s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
-	return &packet.Meta{Src: s.Addr().As16(), Dst: d.Addr().As16(), SrcPort: s.Port(), DstPort: d.Port(), Proto: proto, IPv6: s.Addr().Is6()}
+	return &packet.Meta{Src: packet.AddrFrom16(s.Addr().As16()), Dst: packet.AddrFrom16(d.Addr().As16()), SrcPort: s.Port(), DstPort: d.Port(), Proto: proto, IPv6: s.Addr().Is6()}
 }
 
 func TestKeyIsSymmetric(t *testing.T) {

@@ -90,12 +90,31 @@ const (
 	TCPAck = 0x10
 )
 
+// Addr16 is an address in its 16-byte IPv6 form (IPv4 mapped) as two
+// big-endian words: compared as numbers they order like the bytes, and
+// every read and write of one is word-sized, which keeps the flow key's
+// construction free of store-forwarding stalls.
+type Addr16 [2]uint64
+
+// AddrFrom16 converts 16 address bytes.
+func AddrFrom16(b [16]byte) Addr16 {
+	return Addr16{binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16])}
+}
+
+// Netip returns a as a netip.Addr, IPv4 unmapped.
+func (a Addr16) Netip() netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[0:8], a[0])
+	binary.BigEndian.PutUint64(b[8:16], a[1])
+	return netip.AddrFrom16(b).Unmap()
+}
+
 // Meta is what the rest of the pipeline needs from one frame. Addresses are
-// kept as the 16 raw bytes of the IPv6 form (IPv4 mapped), which is what the
-// flow key is made of; SrcAddr and DstAddr give netip values off the fast
-// path. Only the fields the Result promises are valid.
+// Addr16 values, which is what the flow key is made of; SrcAddr and DstAddr
+// give netip values off the fast path. Only the fields the Result promises
+// are valid.
 type Meta struct {
-	Src, Dst         [16]byte
+	Src, Dst         Addr16
 	IPv6             bool
 	SrcPort, DstPort uint16
 	Proto            uint8 // IP protocol number
@@ -106,13 +125,14 @@ type Meta struct {
 	Payload          []byte // L4 payload as captured: at most PayloadLen bytes, fewer if the capture was cut
 }
 
-var v4mapped = [16]byte{10: 0xff, 11: 0xff}
+// v4mapped is the high bits of the low word of an IPv4-mapped address.
+const v4mapped = 0xffff << 32
 
 // SrcAddr is the source address (IPv4 unmapped).
-func (m *Meta) SrcAddr() netip.Addr { return netip.AddrFrom16(m.Src).Unmap() }
+func (m *Meta) SrcAddr() netip.Addr { return m.Src.Netip() }
 
 // DstAddr is the destination address (IPv4 unmapped).
-func (m *Meta) DstAddr() netip.Addr { return netip.AddrFrom16(m.Dst).Unmap() }
+func (m *Meta) DstAddr() netip.Addr { return m.Dst.Netip() }
 
 // Decode parses one frame of the given link type into m and reports how far it got.
 // m is overwritten; its Payload aliases frame.
@@ -211,9 +231,8 @@ func decodeIPv4(b []byte, m *Meta) Result {
 	if ihl < ipv4MinLen || len(b) < ihl || total < ihl {
 		return Malformed
 	}
-	m.Src, m.Dst = v4mapped, v4mapped
-	copy(m.Src[12:], b[12:16])
-	copy(m.Dst[12:], b[16:20])
+	m.Src = Addr16{0, v4mapped | uint64(binary.BigEndian.Uint32(b[12:16]))}
+	m.Dst = Addr16{0, v4mapped | uint64(binary.BigEndian.Uint32(b[16:20]))}
 	m.IPv6 = false
 	m.Proto = b[9]
 	m.WireLen = total
@@ -233,8 +252,8 @@ func decodeIPv6(b []byte, m *Meta) Result {
 		return Malformed
 	}
 	plen := int(binary.BigEndian.Uint16(b[4:6]))
-	m.Src = [16]byte(b[8:24])
-	m.Dst = [16]byte(b[24:40])
+	m.Src = Addr16{binary.BigEndian.Uint64(b[8:16]), binary.BigEndian.Uint64(b[16:24])}
+	m.Dst = Addr16{binary.BigEndian.Uint64(b[24:32]), binary.BigEndian.Uint64(b[32:40])}
 	m.IPv6 = true
 	m.WireLen = ipv6HeaderLen + plen
 	next := b[6]
