@@ -5,7 +5,7 @@ BIN       := bin/swarmguard
 CORPUS    := testdata/ndpi
 FUZZTIME  ?= 3s
 
-.PHONY: all build demo test vet unit fuzz bench train captures clean
+.PHONY: all build demo test vet unit fuzz bench train captures generate clean
 
 all: build
 
@@ -46,6 +46,10 @@ captures: build
 	bash bench/deps.sh
 	SG=$(CURDIR)/$(BIN) bash bench/capture/capture.sh testdata/captures
 	$(BIN) bench labels --captures testdata/captures
+
+# Regenerate the XDP object and bindings (needs clang and libbpf-dev).
+generate:
+	$(GO) generate ./bpf
 
 clean:
 	rm -rf bin

@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/axiomhq/hyperloglog v0.3.0 // indirect
+	github.com/cilium/ebpf v0.20.0 // indirect
 	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33 // indirect
 	github.com/gopacket/gopacket v1.7.7 // indirect
 	github.com/kamstrup/intmap v0.5.2 // indirect

@@ -1,4 +1,6 @@
-// Package bpf will hold the XDP program (C source, bpf2go bindings and the
-// compiled object) that steers packets to AF_XDP sockets, drops banned hosts
-// and bypasses decided flows. It arrives with the live dataplane.
+// Package bpf holds swarmguard's XDP program (xdp.c), its generated
+// bindings (xdp_bpfel.go, xdp_bpfel.o: `go generate ./bpf`) and a small API
+// over its maps: bans with expiry (pinned), the bypass map of decided flows
+// with the kernel's packet and byte counts, the bridge's peer ports, the
+// per-CPU counters and the heartbeat that keeps the program from failing open.
 package bpf

@@ -1,0 +1,241 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// Counter indexes of the per-CPU counters (enum counter in xdp.c).
+type Counter uint32
+
+// Counters kept by the XDP program.
+const (
+	RX Counter = iota
+	BanDrop
+	BypassForward
+	BypassPass
+	BypassDrop
+	ToXSK
+	XSKMissing
+	FailOpenForward
+	FailOpenPass
+	NotIP
+	NumCounters
+)
+
+var counterNames = [NumCounters]string{"rx", "ban_drop", "bypass_forward", "bypass_pass", "bypass_drop",
+	"to_xsk", "xsk_missing", "failopen_forward", "failopen_pass", "not_ip"}
+
+func (c Counter) String() string {
+	if c < NumCounters {
+		return counterNames[c]
+	}
+	return fmt.Sprintf("counter(%d)", uint32(c))
+}
+
+// Mode says what the kernel does with packets nobody reads.
+type Mode uint32
+
+// Modes.
+const (
+	Bridge  Mode = 0 // forward to the other port
+	Monitor Mode = 1 // pass to the stack (a mirror port forwards nothing)
+)
+
+// Action of a bypass entry for a decided flow.
+type Action uint32
+
+// Bypass actions.
+const (
+	Forward Action = 1 // to the other bridge port, in the kernel
+	Pass    Action = 2 // to the local stack
+	Drop    Action = 3
+)
+
+// Options configure Load.
+type Options struct {
+	// PinPath is a directory in bpffs where the ban map is pinned (and
+	// found again after a restart). Empty: nothing is pinned.
+	PinPath string
+}
+
+// Objects are the loaded XDP program and its maps.
+type Objects struct {
+	xdpObjects
+}
+
+// ErrNoBPF means the kernel refused to load the program (no BPF, or no
+// privileges).
+var ErrNoBPF = errors.New("cannot load BPF programs (needs root/CAP_BPF and a kernel with XDP)")
+
+// Load loads the program and its maps into the kernel.
+func Load(o Options) (*Objects, error) {
+	spec, err := loadXdp()
+	if err != nil {
+		return nil, fmt.Errorf("load XDP spec: %w", err)
+	}
+	var opts ebpf.CollectionOptions
+	if o.PinPath != "" {
+		if err := EnsureBPFFS(o.PinPath); err != nil {
+			return nil, err
+		}
+		opts.Maps.PinPath = o.PinPath
+	} else {
+		spec.Maps["bans"].Pinning = ebpf.PinNone
+	}
+	var objs Objects
+	if err := spec.LoadAndAssign(&objs.xdpObjects, &opts); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("load XDP program: %w: %w", ErrNoBPF, err)
+		}
+		return nil, fmt.Errorf("load XDP program: %w", err)
+	}
+	return &objs, nil
+}
+
+// DefaultPinPath is where swarmguard pins its ban map.
+const DefaultPinPath = "/sys/fs/bpf/swarmguard"
+
+// EnsureBPFFS makes dir, a directory inside a bpffs mount, mounting bpffs on
+// /sys/fs/bpf first when nothing is mounted there.
+func EnsureBPFFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err == nil && st.Type != unix.BPF_FS_MAGIC {
+		if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
+			return fmt.Errorf("mount bpffs on /sys/fs/bpf: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pin path %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Program is the XDP program to attach.
+func (o *Objects) Program() *ebpf.Program { return o.Swarmguard }
+
+// Configure sets the mode, the sockets per rx queue and the fail-open timeout.
+func (o *Objects) Configure(mode Mode, perQueue int, failOpen time.Duration) error {
+	c := xdpConfig{Mode: uint32(mode), PerQueue: uint32(max(perQueue, 1)), FailopenNs: uint64(failOpen)}
+	if err := o.Cfg.Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("configure XDP program: %w", err)
+	}
+	return nil
+}
+
+// Monotonic is the clock the program compares with: CLOCK_MONOTONIC in ns.
+func Monotonic() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// Beat tells the program that userspace is alive now.
+func (o *Objects) Beat() error {
+	if err := o.Heartbeat.Put(uint32(0), Monotonic()); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+func addr16(a netip.Addr) xdpAddr16 { return xdpAddr16{A: a.As16()} }
+
+// Ban drops every packet from or to a until the given monotonic time (ns).
+func (o *Objects) Ban(a netip.Addr, until uint64) error {
+	k := addr16(a)
+	if err := o.Bans.Put(&k, until); err != nil {
+		return fmt.Errorf("ban %s: %w", a, err)
+	}
+	return nil
+}
+
+// Unban removes a's ban; a missing ban is not an error.
+func (o *Objects) Unban(a netip.Addr) error {
+	k := addr16(a)
+	if err := o.Bans.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unban %s: %w", a, err)
+	}
+	return nil
+}
+
+// BanList returns every ban with its expiry (monotonic ns).
+func (o *Objects) BanList() (map[netip.Addr]uint64, error) {
+	out := map[netip.Addr]uint64{}
+	var k xdpAddr16
+	var v uint64
+	it := o.Bans.Iterate()
+	for it.Next(&k, &v) {
+		out[netip.AddrFrom16(k.A).Unmap()] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list bans: %w", err)
+	}
+	return out, nil
+}
+
+// FlowKey is a symmetric flow key as the program builds it.
+type FlowKey = xdpFlowKey
+
+// MakeFlowKey orders the endpoints as the program (and shard.Key) does.
+func MakeFlowKey(a, b netip.AddrPort, proto uint8) FlowKey {
+	x, y := a.Addr().As16(), b.Addr().As16()
+	lo, hi := a, b
+	if string(y[:]) < string(x[:]) || (x == y && b.Port() < a.Port()) {
+		lo, hi = b, a
+	}
+	return FlowKey{Lo: lo.Addr().As16(), Hi: hi.Addr().As16(), LoPort: lo.Port(), HiPort: hi.Port(), Proto: proto}
+}
+
+// BypassStats are the kernel's counters of a bypassed flow.
+type BypassStats struct {
+	Action           Action
+	Packets, Bytes   uint64
+	LastSeenMonotone uint64
+}
+
+// SetBypass makes the kernel handle flow k with action from now on.
+func (o *Objects) SetBypass(k FlowKey, action Action) error {
+	v := xdpBypassVal{Action: uint32(action)}
+	if err := o.Bypass.Put(&k, &v); err != nil {
+		return fmt.Errorf("bypass: %w", err)
+	}
+	return nil
+}
+
+// BypassOf returns the kernel's counters of a bypassed flow.
+func (o *Objects) BypassOf(k FlowKey) (BypassStats, error) {
+	var v xdpBypassVal
+	if err := o.Bypass.Lookup(&k, &v); err != nil {
+		return BypassStats{}, fmt.Errorf("bypass lookup: %w", err)
+	}
+	return BypassStats{Action: Action(v.Action), Packets: v.Packets, Bytes: v.Bytes, LastSeenMonotone: v.LastNs}, nil
+}
+
+// SetPeerPort makes in's packets forwarded by the kernel leave through out.
+func (o *Objects) SetPeerPort(in, out int) error {
+	if err := o.PeerPort.Put(uint32(in), uint32(out)); err != nil {
+		return fmt.Errorf("bridge port %d -> %d: %w", in, out, err)
+	}
+	return nil
+}
+
+// Counters sums the per-CPU counters.
+func (o *Objects) Counters() ([NumCounters]uint64, error) {
+	var out [NumCounters]uint64
+	for c := Counter(0); c < NumCounters; c++ {
+		var per []uint64
+		if err := o.xdpObjects.Counters.Lookup(uint32(c), &per); err != nil {
+			return out, fmt.Errorf("counter %s: %w", c, err)
+		}
+		for _, v := range per {
+			out[c] += v
+		}
+	}
+	return out, nil
+}

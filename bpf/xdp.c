@@ -1,0 +1,318 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// swarmguard XDP program: drops banned hosts, handles decided flows in the
+// kernel (bypass map), and steers everything else to the AF_XDP socket of the
+// worker that owns the flow. Fails open when userspace stops beating.
+//
+// Regenerate the Go bindings and object with `go generate ./bpf` (clang,
+// libbpf-dev); both are committed so builds need no clang.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+#define MAX_VLAN 2
+#define MAX_V6_EXT 4
+#define MAX_SOCKETS 256
+
+// Counter indexes (per CPU). Keep in sync with bpf.Counter in Go.
+enum counter {
+	C_RX = 0,         // every packet seen
+	C_BAN_DROP,       // dropped: source or destination banned
+	C_BYPASS_FWD,     // decided flow forwarded in the kernel
+	C_BYPASS_PASS,    // decided flow passed to the stack
+	C_BYPASS_DROP,    // decided flow dropped
+	C_TO_XSK,         // redirected to a worker socket
+	C_XSK_MISSING,    // no socket for the queue/slot: handled as fail-open
+	C_FAILOPEN_FWD,   // heartbeat stale (or no socket): forwarded in the kernel
+	C_FAILOPEN_PASS,  // heartbeat stale (or no socket): passed (monitor mode)
+	C_NOT_IP,         // not IPv4/IPv6: forwarded/passed like fail-open
+	C_MAX,
+};
+
+// Modes.
+#define MODE_BRIDGE 0
+#define MODE_MONITOR 1
+
+// Bypass actions.
+#define BYPASS_FORWARD 1
+#define BYPASS_PASS 2
+#define BYPASS_DROP 3
+
+struct config {
+	__u32 mode;           // MODE_BRIDGE or MODE_MONITOR
+	__u32 per_queue;      // sockets sharing each rx queue (>= 1)
+	__u64 failopen_ns;    // heartbeat age after which the kernel takes over
+};
+
+// A flow key in the same symmetric order as userspace's shard.Key: the
+// endpoint with the lower (address, port) is lo. Addresses are 16 bytes,
+// IPv4 mapped.
+struct flow_key {
+	__u8 lo[16];
+	__u8 hi[16];
+	__u16 lo_port;
+	__u16 hi_port;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct bypass_val {
+	__u32 action;
+	__u32 pad;
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_ns;
+};
+
+struct addr16 {
+	__u8 a[16];
+};
+
+// Pinned by name in the pin path, so bans survive a restart of swarmguard.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 18);
+	__type(key, struct addr16);
+	__type(value, __u64); // expiry, CLOCK_MONOTONIC ns
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bans SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct flow_key);
+	__type(value, struct bypass_val);
+} bypass SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, MAX_SOCKETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+// Egress port of a bridge, keyed by ingress ifindex.
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} peer_port SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, C_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} cfg SEC(".maps");
+
+// Last heartbeat of userspace, CLOCK_MONOTONIC ns.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} heartbeat SEC(".maps");
+
+static __always_inline void count(__u32 c)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &c);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int banned(struct addr16 *a, __u64 now)
+{
+	__u64 *exp = bpf_map_lookup_elem(&bans, a);
+	return exp && *exp > now;
+}
+
+// less compares (a, ap) < (b, bp) bytewise, as userspace does.
+static __always_inline int less(const __u8 *a, __u16 ap, const __u8 *b, __u16 bp)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a[i] != b[i])
+			return a[i] < b[i];
+	}
+	return ap < bp;
+}
+
+static __always_inline __u64 mix(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+// hash of the symmetric key: the same for both directions of a flow.
+static __always_inline __u32 key_hash(struct flow_key *k)
+{
+	__u64 *w = (__u64 *)k;
+	__u64 h = 0x9e3779b97f4a7c15ULL;
+#pragma unroll
+	for (int i = 0; i < 5; i++)
+		h = mix(h ^ w[i]);
+	return (__u32)h;
+}
+
+// fail_open is what happens to packets no worker will read.
+static __always_inline int fail_open(struct xdp_md *ctx, struct config *c, __u32 ctr_fwd_or_pass)
+{
+	if (c->mode == MODE_MONITOR) {
+		count(C_FAILOPEN_PASS);
+		return XDP_PASS;
+	}
+	count(ctr_fwd_or_pass);
+	return bpf_redirect_map(&peer_port, ctx->ingress_ifindex, XDP_PASS);
+}
+
+SEC("xdp")
+int swarmguard(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct config *c = bpf_map_lookup_elem(&cfg, &zero);
+	__u64 *hb = bpf_map_lookup_elem(&heartbeat, &zero);
+	if (!c || !hb)
+		return XDP_PASS;
+	__u64 now = bpf_ktime_get_ns();
+	count(C_RX);
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return fail_open(ctx, c, C_NOT_IP);
+	__u16 proto = eth->h_proto;
+	void *l3 = eth + 1;
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if (l3 + 4 > end)
+			return fail_open(ctx, c, C_NOT_IP);
+		proto = *(__u16 *)(l3 + 2);
+		l3 += 4;
+	}
+
+	struct addr16 src = {}, dst = {};
+	__u8 l4proto = 0;
+	void *l4 = 0;
+	int fragment = 0;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return fail_open(ctx, c, C_NOT_IP);
+		src.a[10] = src.a[11] = dst.a[10] = dst.a[11] = 0xff;
+		__builtin_memcpy(&src.a[12], &ip->saddr, 4);
+		__builtin_memcpy(&dst.a[12], &ip->daddr, 4);
+		l4proto = ip->protocol;
+		l4 = l3 + ip->ihl * 4;
+		fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > end)
+			return fail_open(ctx, c, C_NOT_IP);
+		__builtin_memcpy(src.a, &ip6->saddr, 16);
+		__builtin_memcpy(dst.a, &ip6->daddr, 16);
+		l4proto = ip6->nexthdr;
+		l4 = ip6 + 1;
+#pragma unroll
+		for (int i = 0; i < MAX_V6_EXT; i++) {
+			if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING && l4proto != IPPROTO_DSTOPTS &&
+			    l4proto != IPPROTO_FRAGMENT)
+				break;
+			if (l4 + 8 > end)
+				break;
+			__u8 next = *(__u8 *)l4;
+			if (l4proto == IPPROTO_FRAGMENT) {
+				fragment = (*(__u16 *)(l4 + 2) & bpf_htons(0xfff8)) != 0;
+				l4 += 8;
+			} else {
+				l4 += (*(__u8 *)(l4 + 1) + 1) * 8;
+			}
+			l4proto = next;
+		}
+	} else {
+		return fail_open(ctx, c, C_NOT_IP);
+	}
+
+	if (banned(&src, now) || banned(&dst, now)) {
+		count(C_BAN_DROP);
+		return XDP_DROP;
+	}
+
+	__u16 sport = 0, dport = 0;
+	if (!fragment && (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) && l4 + 4 <= end) {
+		sport = bpf_ntohs(*(__u16 *)l4);
+		dport = bpf_ntohs(*(__u16 *)(l4 + 2));
+	}
+	struct flow_key k = {};
+	k.proto = l4proto;
+	if (less(src.a, sport, dst.a, dport)) {
+		__builtin_memcpy(k.lo, src.a, 16);
+		__builtin_memcpy(k.hi, dst.a, 16);
+		k.lo_port = sport;
+		k.hi_port = dport;
+	} else {
+		__builtin_memcpy(k.lo, dst.a, 16);
+		__builtin_memcpy(k.hi, src.a, 16);
+		k.lo_port = dport;
+		k.hi_port = sport;
+	}
+
+	struct bypass_val *bv = bpf_map_lookup_elem(&bypass, &k);
+	if (bv) {
+		__sync_fetch_and_add(&bv->packets, 1);
+		__sync_fetch_and_add(&bv->bytes, (__u64)(end - data));
+		bv->last_ns = now;
+		switch (bv->action) {
+		case BYPASS_DROP:
+			count(C_BYPASS_DROP);
+			return XDP_DROP;
+		case BYPASS_PASS:
+			count(C_BYPASS_PASS);
+			return XDP_PASS;
+		case BYPASS_FORWARD:
+			if (c->mode == MODE_MONITOR) {
+				count(C_BYPASS_PASS);
+				return XDP_PASS;
+			}
+			count(C_BYPASS_FWD);
+			return bpf_redirect_map(&peer_port, ctx->ingress_ifindex, XDP_PASS);
+		}
+	}
+
+	// Nobody reads the sockets: the kernel takes over.
+	if (now - *hb > c->failopen_ns)
+		return fail_open(ctx, c, C_FAILOPEN_FWD);
+
+	__u32 per = c->per_queue ? c->per_queue : 1;
+	__u32 slot = ctx->rx_queue_index * per + key_hash(&k) % per;
+	if (slot >= MAX_SOCKETS || !bpf_map_lookup_elem(&xsks, &slot)) {
+		count(C_XSK_MISSING);
+		return fail_open(ctx, c, C_FAILOPEN_FWD);
+	}
+	count(C_TO_XSK);
+	return bpf_redirect_map(&xsks, slot, XDP_PASS);
+}
