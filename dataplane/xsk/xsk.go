@@ -1,0 +1,274 @@
+// Package xsk is swarmguard's AF_XDP socket: github.com/asavie/xdp creates
+// the socket, its UMEM and rings and binds it; the rings are then driven by
+// this package through the socket's fd with golang.org/x/sys, because asavie
+// falls short on the data path:
+//   - its Receive marks frames free at once and its Complete does not return
+//     the completed addresses, so frames cannot be owned and recycled;
+//   - its ring producer/consumer updates have their memory fences commented
+//     out; here every index is read and written with sync/atomic;
+//   - its GetDescs scans every frame, and Transmit panics on errors such as
+//     ENETDOWN: here free frames are a stack and errors are returned.
+//
+// The UMEM is split: the first half of the frames is lent to the kernel
+// through the fill ring (receive), the second half is kept for transmit.
+package xsk
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/asavie/xdp"
+	"golang.org/x/sys/unix"
+)
+
+// Options size a socket. Zero fields take the defaults (DESIGN-NOTES: the
+// asavie defaults of 128 frames and 64-entry rings overrun).
+type Options struct {
+	Frames    int // UMEM frames, a power of two (default 8192)
+	FrameSize int // bytes per frame (default 2048)
+	RingSize  int // entries of each of the four rings, a power of two (default 2048)
+}
+
+func (o *Options) defaults() {
+	if o.Frames == 0 {
+		o.Frames = 8192
+	}
+	if o.FrameSize == 0 {
+		o.FrameSize = 2048
+	}
+	if o.RingSize == 0 {
+		o.RingSize = 2048
+	}
+}
+
+type ring struct {
+	prod, cons *uint32
+	mask       uint32
+	mem        []byte
+}
+
+type addrRing struct {
+	ring
+	descs []uint64
+}
+
+type descRing struct {
+	ring
+	descs []unix.XDPDesc
+}
+
+// Socket is one AF_XDP socket bound to a device queue.
+type Socket struct {
+	xs        *xdp.Socket
+	fd        int
+	fill      addrRing
+	comp      addrRing
+	rx        descRing
+	tx        descRing
+	frameSize uint64
+	txFree    []uint64 // transmit frames not in flight
+	outTx     int      // frames on the tx ring or in the kernel
+	// Counters, one owner.
+	Received, Sent, TxFull uint64
+}
+
+// ErrNoAFXDP means the kernel refused an AF_XDP socket.
+var ErrNoAFXDP = errors.New("AF_XDP sockets unavailable (needs root and a kernel with AF_XDP)")
+
+// Open creates a socket on ifindex's rx queue and lends half its frames to
+// the kernel for receiving.
+func Open(ifindex, queue int, o Options) (*Socket, error) {
+	o.defaults()
+	if o.Frames&(o.Frames-1) != 0 || o.RingSize&(o.RingSize-1) != 0 {
+		return nil, fmt.Errorf("xsk: frames (%d) and ring size (%d) must be powers of two", o.Frames, o.RingSize)
+	}
+	xs, err := xdp.NewSocket(ifindex, queue, &xdp.SocketOptions{
+		NumFrames: o.Frames, FrameSize: o.FrameSize,
+		FillRingNumDescs: o.RingSize, CompletionRingNumDescs: o.RingSize,
+		RxRingNumDescs: o.RingSize, TxRingNumDescs: o.RingSize,
+	})
+	if err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EAFNOSUPPORT) {
+			return nil, fmt.Errorf("xsk on ifindex %d queue %d: %w: %v", ifindex, queue, ErrNoAFXDP, err)
+		}
+		return nil, fmt.Errorf("xsk on ifindex %d queue %d: %v", ifindex, queue, err)
+	}
+	s := &Socket{xs: xs, fd: xs.FD(), frameSize: uint64(o.FrameSize)}
+	if err := s.mapRings(o.RingSize); err != nil {
+		xs.Close()
+		return nil, err
+	}
+	half := o.Frames / 2
+	for i := half; i < o.Frames; i++ {
+		s.txFree = append(s.txFree, uint64(i)*s.frameSize)
+	}
+	addrs := make([]uint64, 0, half)
+	for i := 0; i < half; i++ {
+		addrs = append(addrs, uint64(i)*s.frameSize)
+	}
+	s.Fill(addrs)
+	return s, nil
+}
+
+// FD is the socket's file descriptor (for the XSKMAP).
+func (s *Socket) FD() int { return s.fd }
+
+func (s *Socket) mapRings(n int) error {
+	var off unix.XDPMmapOffsets
+	size := uint32(unsafe.Sizeof(off))
+	if _, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
+		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&size)), 0); errno != 0 {
+		return fmt.Errorf("xsk: XDP_MMAP_OFFSETS: %w", errno)
+	}
+	var err error
+	if s.fill.ring, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, n, 8); err != nil {
+		return err
+	}
+	s.fill.descs = unsafe.Slice((*uint64)(unsafe.Pointer(&s.fill.mem[off.Fr.Desc])), n)
+	if s.comp.ring, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, n, 8); err != nil {
+		return err
+	}
+	s.comp.descs = unsafe.Slice((*uint64)(unsafe.Pointer(&s.comp.mem[off.Cr.Desc])), n)
+	dsz := int(unsafe.Sizeof(unix.XDPDesc{}))
+	if s.rx.ring, err = mapRing(s.fd, unix.XDP_PGOFF_RX_RING, off.Rx, n, dsz); err != nil {
+		return err
+	}
+	s.rx.descs = unsafe.Slice((*unix.XDPDesc)(unsafe.Pointer(&s.rx.mem[off.Rx.Desc])), n)
+	if s.tx.ring, err = mapRing(s.fd, unix.XDP_PGOFF_TX_RING, off.Tx, n, dsz); err != nil {
+		return err
+	}
+	s.tx.descs = unsafe.Slice((*unix.XDPDesc)(unsafe.Pointer(&s.tx.mem[off.Tx.Desc])), n)
+	return nil
+}
+
+func mapRing(fd int, pgoff int64, o unix.XDPRingOffset, n, elem int) (ring, error) {
+	mem, err := unix.Mmap(fd, pgoff, int(o.Desc)+n*elem, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return ring{}, fmt.Errorf("xsk: mmap ring at %#x: %w", pgoff, err)
+	}
+	return ring{
+		prod: (*uint32)(unsafe.Pointer(&mem[o.Producer])),
+		cons: (*uint32)(unsafe.Pointer(&mem[o.Consumer])),
+		mask: uint32(n - 1),
+		mem:  mem,
+	}, nil
+}
+
+// Frame returns the bytes of the frame at addr, len bytes long.
+func (s *Socket) Frame(addr uint64, n uint32) []byte {
+	return s.xs.GetFrame(xdp.Desc{Addr: addr, Len: n})
+}
+
+// Fill lends frames to the kernel for receiving; it returns how many fit.
+func (s *Socket) Fill(addrs []uint64) int {
+	prod := atomic.LoadUint32(s.fill.prod)
+	cons := atomic.LoadUint32(s.fill.cons)
+	free := int(s.fill.mask+1) - int(prod-cons)
+	n := min(free, len(addrs))
+	for i := 0; i < n; i++ {
+		s.fill.descs[(prod+uint32(i))&s.fill.mask] = addrs[i]
+	}
+	atomic.StoreUint32(s.fill.prod, prod+uint32(n))
+	return n
+}
+
+// Receive takes up to len(out) received descriptors. The frames are the
+// caller's until it gives them back with Fill.
+func (s *Socket) Receive(out []unix.XDPDesc) int {
+	cons := atomic.LoadUint32(s.rx.cons)
+	prod := atomic.LoadUint32(s.rx.prod)
+	n := min(int(prod-cons), len(out))
+	for i := 0; i < n; i++ {
+		out[i] = s.rx.descs[(cons+uint32(i))&s.rx.mask]
+	}
+	atomic.StoreUint32(s.rx.cons, cons+uint32(n))
+	s.Received += uint64(n)
+	return n
+}
+
+// TxFrame returns a free transmit frame's address and bytes, or false when
+// all are in flight (reap completions first).
+func (s *Socket) TxFrame() (uint64, []byte, bool) {
+	if len(s.txFree) == 0 {
+		s.Reap()
+		if len(s.txFree) == 0 {
+			s.TxFull++
+			return 0, nil, false
+		}
+	}
+	a := s.txFree[len(s.txFree)-1]
+	s.txFree = s.txFree[:len(s.txFree)-1]
+	return a, s.xs.GetFrame(xdp.Desc{Addr: a, Len: uint32(s.frameSize)}), true
+}
+
+// Send queues frame addr with n bytes on the tx ring (Kick sends it).
+// A frame that does not fit goes back to the free list and false is returned.
+func (s *Socket) Send(addr uint64, n uint32) bool {
+	prod := atomic.LoadUint32(s.tx.prod)
+	cons := atomic.LoadUint32(s.tx.cons)
+	if prod-cons > s.tx.mask {
+		s.txFree = append(s.txFree, addr)
+		s.TxFull++
+		return false
+	}
+	s.tx.descs[prod&s.tx.mask] = unix.XDPDesc{Addr: addr, Len: n}
+	atomic.StoreUint32(s.tx.prod, prod+1)
+	s.outTx++
+	s.Sent++
+	return true
+}
+
+// Kick asks the kernel to send what the tx ring holds. In copy mode a
+// sendto moves a limited number of packets, so it is repeated while the
+// ring is not empty (bounded).
+func (s *Socket) Kick() error {
+	for i := 0; i < 64; i++ {
+		if atomic.LoadUint32(s.tx.cons) == atomic.LoadUint32(s.tx.prod) {
+			return nil
+		}
+		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS:
+		case unix.EINTR:
+			continue
+		default:
+			return fmt.Errorf("xsk: sendto: %w", errno)
+		}
+		s.Reap()
+	}
+	return nil
+}
+
+// Reap takes completed transmit frames back.
+func (s *Socket) Reap() {
+	cons := atomic.LoadUint32(s.comp.cons)
+	prod := atomic.LoadUint32(s.comp.prod)
+	for c := cons; c != prod; c++ {
+		s.txFree = append(s.txFree, s.comp.descs[c&s.comp.mask])
+	}
+	s.outTx -= int(prod - cons)
+	atomic.StoreUint32(s.comp.cons, prod)
+}
+
+// Wait blocks until the socket has something to receive or timeout ms pass.
+func (s *Socket) Wait(timeoutMs int) error {
+	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+	_, err := unix.Poll(fds, timeoutMs)
+	if err != nil && !errors.Is(err, unix.EINTR) {
+		return fmt.Errorf("xsk: poll: %w", err)
+	}
+	return nil
+}
+
+// Close releases the socket, its rings and UMEM.
+func (s *Socket) Close() error {
+	for _, m := range [][]byte{s.fill.mem, s.comp.mem, s.rx.mem, s.tx.mem} {
+		if m != nil {
+			unix.Munmap(m)
+		}
+	}
+	return s.xs.Close()
+}
