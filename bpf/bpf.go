@@ -225,6 +225,26 @@ func (o *Objects) SetPeerPort(in, out int) error {
 	return nil
 }
 
+// SetSocket registers an AF_XDP socket fd at slot base+queue*perQueue+i of
+// the port whose first slot is base (SetPortBase).
+func (o *Objects) SetSocket(slot, fd int) error {
+	if err := o.Xsks.Put(uint32(slot), uint32(fd)); err != nil {
+		return fmt.Errorf("register socket in slot %d: %w", slot, err)
+	}
+	return nil
+}
+
+// SetPortBase gives the port ifindex its first XSKMAP slot.
+func (o *Objects) SetPortBase(ifindex, base int) error {
+	if err := o.PortBase.Put(uint32(ifindex), uint32(base)); err != nil {
+		return fmt.Errorf("port %d base slot: %w", ifindex, err)
+	}
+	return nil
+}
+
+// MaxSockets is the XSKMAP size.
+const MaxSockets = 256
+
 // Counters sums the per-CPU counters.
 func (o *Objects) Counters() ([NumCounters]uint64, error) {
 	var out [NumCounters]uint64

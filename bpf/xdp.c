@@ -101,6 +101,15 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+// First XSKMAP slot of each port, keyed by ingress ifindex: two ports'
+// sockets of the same queue number must not share a slot.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} port_base SEC(".maps");
+
 // Egress port of a bridge, keyed by ingress ifindex.
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -308,7 +317,9 @@ int swarmguard(struct xdp_md *ctx)
 		return fail_open(ctx, c, C_FAILOPEN_FWD);
 
 	__u32 per = c->per_queue ? c->per_queue : 1;
-	__u32 slot = ctx->rx_queue_index * per + key_hash(&k) % per;
+	__u32 ifidx = ctx->ingress_ifindex;
+	__u32 *base = bpf_map_lookup_elem(&port_base, &ifidx);
+	__u32 slot = (base ? *base : 0) + ctx->rx_queue_index * per + key_hash(&k) % per;
 	if (slot >= MAX_SOCKETS || !bpf_map_lookup_elem(&xsks, &slot)) {
 		count(C_XSK_MISSING);
 		return fail_open(ctx, c, C_FAILOPEN_FWD);

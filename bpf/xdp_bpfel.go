@@ -99,6 +99,7 @@ type xdpMapSpecs struct {
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Heartbeat *ebpf.MapSpec `ebpf:"heartbeat"`
 	PeerPort  *ebpf.MapSpec `ebpf:"peer_port"`
+	PortBase  *ebpf.MapSpec `ebpf:"port_base"`
 	Xsks      *ebpf.MapSpec `ebpf:"xsks"`
 }
 
@@ -134,6 +135,7 @@ type xdpMaps struct {
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Heartbeat *ebpf.Map `ebpf:"heartbeat"`
 	PeerPort  *ebpf.Map `ebpf:"peer_port"`
+	PortBase  *ebpf.Map `ebpf:"port_base"`
 	Xsks      *ebpf.Map `ebpf:"xsks"`
 }
 
@@ -145,6 +147,7 @@ func (m *xdpMaps) Close() error {
 		m.Counters,
 		m.Heartbeat,
 		m.PeerPort,
+		m.PortBase,
 		m.Xsks,
 	)
 }

@@ -65,8 +65,10 @@ type Worker struct {
 	// Leave receives every flow as it leaves the table (expired, evicted or
 	// flushed), with its final probability and host context filled in.
 	Leave func(f *shard.Flow, why shard.Reason, host classifier.HostFeatures)
-	// Decided is called once when a flow's label becomes final.
-	Decided func(f *shard.Flow)
+	// Decided is called once when a flow's label becomes final, with the host
+	// context it was decided in. It runs on the packet path: it must not
+	// block or allocate (the live runner copies into a channel).
+	Decided func(f *shard.Flow, h *classifier.HostFeatures)
 	Stats   Stats
 }
 
@@ -96,6 +98,15 @@ func (w *Worker) SetSnapshot(s *hostmerge.Snapshot) { w.snap = s }
 
 // Delta is the worker's host delta, handed to the merger between batches.
 func (w *Worker) Delta() *hostmerge.Delta { return w.delta }
+
+// SwapDelta installs an empty delta and returns the filled one, so that a
+// live worker hands its host events to the merger without a lock: the
+// merger owns the returned delta until it gives it back.
+func (w *Worker) SwapDelta(empty *hostmerge.Delta) *hostmerge.Delta {
+	old := w.delta
+	w.delta = empty
+	return old
+}
 
 // Table is the worker's flow shard.
 func (w *Worker) Table() *shard.Table { return w.table }
@@ -185,7 +196,7 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 			w.harvest(f, m, dir)
 		}
 		if f.Label == shard.P2P {
-			if f.More&shard.MoreConfirmed == 0 && answered(f) {
+			if f.More&shard.MoreConfirmed == 0 && Answered(f) {
 				w.confirm(f)
 			}
 			w.Stats.Dropped++
@@ -224,6 +235,7 @@ func (w *Worker) slow(f *shard.Flow, m *packet.Meta, dir uint8, created bool) Ve
 		w.delta.FlowEvidence(init.Addr(), resp.Addr(), classifier.EvPredicted, false)
 		score = true
 	}
+	wasExhausted := f.Flags&shard.FlagExhausted != 0
 	if len(m.Payload) > 0 && !w.budget.Exhausted(f, w.now) {
 		w.Stats.Inspected++
 		before := f.Evidence
@@ -239,8 +251,8 @@ func (w *Worker) slow(f *shard.Flow, m *packet.Meta, dir uint8, created bool) Ve
 			w.delta.FlowEvidence(init.Addr(), resp.Addr(), 0, true)
 		}
 		score = true
-	} else if f.Packets()%w.rescore == 0 {
-		score = true
+	} else if f.Packets()%w.rescore == 0 || !wasExhausted && w.budget.Exhausted(f, w.now) {
+		score = true // rescore now and then, and once as the budget runs out
 	}
 	if score {
 		w.decide(f)
@@ -315,13 +327,13 @@ func (w *Worker) decide(f *shard.Flow) {
 	f.DecidedAt = uint16(min(f.Packets(), 0xffff))
 	init, resp := w.endpoints(f)
 	i := f.Initiator()
-	confirmed := answered(f)
+	confirmed := Answered(f)
 	if confirmed {
 		f.More |= shard.MoreConfirmed
 	}
 	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, f.Bytes[i], f.Bytes[1-i], false)
 	if w.Decided != nil {
-		w.Decided(f)
+		w.Decided(f, &h)
 	}
 }
 
@@ -332,9 +344,10 @@ func (w *Worker) confirm(f *shard.Flow) {
 	w.delta.FlowConfirmed(init.Addr(), resp.Addr())
 }
 
-// answered reports whether both sides of f spoke: payload both ways, or a
-// TCP handshake the responder completed. One spoofed packet is neither.
-func answered(f *shard.Flow) bool {
+// Answered reports whether both sides of f spoke: payload both ways, or a
+// TCP handshake the responder completed. One spoofed packet is neither, so
+// only answered flows may ban anybody.
+func Answered(f *shard.Flow) bool {
 	return f.PayloadPkts[0] > 0 && f.PayloadPkts[1] > 0 || f.Flags&shard.FlagSynAck != 0 && f.Payloads() > 0
 }
 
@@ -359,7 +372,7 @@ func (w *Worker) leave(f *shard.Flow, why shard.Reason) {
 		init, resp := w.endpoints(f)
 		i := f.Initiator()
 		unanswered := f.Key.Proto == packet.ProtoTCP && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0
-		w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, answered(f), f.Bytes[i], f.Bytes[1-i], unanswered)
+		w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, Answered(f), f.Bytes[i], f.Bytes[1-i], unanswered)
 	}
 	if w.Leave != nil {
 		w.Leave(f, why, h)

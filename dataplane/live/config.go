@@ -1,0 +1,118 @@
+// Package live puts the engine on the wire: the XDP program steers packets
+// to one AF_XDP socket per port and queue, one worker per queue (locked to
+// its OS thread and pinned to a CPU) runs the same dataplane.Worker as
+// offline classification, host deltas merge every 100 ms, and decisions go
+// back to the kernel as bypass entries and bans.
+package live
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/dataplane/xsk"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// Config configures a Runner. Zero fields take the documented defaults.
+type Config struct {
+	// Bridge is an inline two-port bridge: what enters Bridge[0] leaves
+	// Bridge[1] and back. Monitor is a mirror port: classify and ban only.
+	// Exactly one of them is set.
+	Bridge  [2]string
+	Monitor string
+	// Queues is the number of rx queues used on each port (default: all the
+	// port has; on a bridge, the smaller count of the two).
+	Queues int
+	Socket xsk.Options
+	// Generic forces generic (skb) XDP; by default native XDP is tried
+	// first and generic used when the driver has no native XDP.
+	Generic bool
+	// FailOpen is the heartbeat age after which the kernel forwards (bridge)
+	// or passes (monitor) everything itself (default 1 s).
+	FailOpen time.Duration
+	// PinPath is the bpffs directory of the pinned ban map and XDP links
+	// (default /sys/fs/bpf/swarmguard).
+	PinPath string
+	// BanFor is how long a ban lasts (default 5 h). BanLocal bans the local
+	// host of a p2p flow instead of its remote peer; MonitorOnly logs and
+	// bans nothing, drops nothing.
+	BanFor      time.Duration
+	BanLocal    bool
+	MonitorOnly bool
+	// Local are the networks of local hosts (default: RFC 1918, RFC 6598,
+	// ULA and link-local): the other endpoint of a flow is its remote peer.
+	Local []netip.Prefix
+	// AllowNets and AllowPorts are never dropped or banned.
+	AllowNets  []netip.Prefix
+	AllowPorts []uint16
+	// Flows sizes each worker's flow table; Model is the scoring model.
+	Flows shard.Config
+	Model *classifier.Model
+	// Records receives decision records (JSON lines); nil discards them.
+	Records io.Writer
+	// Log receives one-line operational messages; nil discards them.
+	Log io.Writer
+}
+
+// Defaults.
+const (
+	DefaultFailOpen = time.Second
+	DefaultBanFor   = 5 * time.Hour
+)
+
+// DefaultLocal are the address ranges taken as local by default.
+var DefaultLocal = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"}
+
+func (c *Config) check() error {
+	if (c.Monitor == "") == (c.Bridge[0] == "") {
+		return fmt.Errorf("want either a bridge (two ports) or a monitor port")
+	}
+	if c.Bridge[0] != "" && (c.Bridge[1] == "" || c.Bridge[0] == c.Bridge[1]) {
+		return fmt.Errorf("a bridge needs two different ports")
+	}
+	if c.FailOpen <= 0 {
+		c.FailOpen = DefaultFailOpen
+	}
+	if c.BanFor <= 0 {
+		c.BanFor = DefaultBanFor
+	}
+	if c.PinPath == "" {
+		c.PinPath = "/sys/fs/bpf/swarmguard"
+	}
+	if c.Local == nil {
+		for _, s := range DefaultLocal {
+			c.Local = append(c.Local, netip.MustParsePrefix(s))
+		}
+	}
+	if c.Model == nil {
+		c.Model = classifier.DefaultModel()
+	}
+	if c.Records == nil {
+		c.Records = io.Discard
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return nil
+}
+
+func (c *Config) ports() []string {
+	if c.Monitor != "" {
+		return []string{c.Monitor}
+	}
+	return c.Bridge[:]
+}
+
+func inAny(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -1,0 +1,110 @@
+package live
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/dataplane"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// Record is a live decision record: the classify flow record plus when it
+// was decided, what was done, and whom it banned.
+type Record struct {
+	Time string `json:"time"`
+	dataplane.FlowRecord
+	Action string `json:"action"`
+	Ban    string `json:"ban,omitempty"`
+}
+
+// Actions in records.
+const (
+	ActBypass = "bypass" // normal: later packets stay in the kernel
+	ActDrop   = "drop"   // p2p: dropped in the kernel from now on
+	ActBan    = "drop+ban"
+	ActAllow  = "allow" // p2p but allow-listed
+	ActLog    = "log"   // p2p, monitor-only
+)
+
+// apply turns a final label into kernel state and a record.
+func (r *Runner) apply(d *decision) {
+	f := &d.flow
+	lo, hi := f.Key.Endpoint(0), f.Key.Endpoint(1)
+	k := bpf.MakeFlowKey(lo, hi, f.Key.Proto)
+	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), FlowRecord: dataplane.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
+	normal := bpf.Forward
+	if r.cfg.Monitor != "" {
+		normal = bpf.Pass
+	}
+	switch {
+	case f.Label != shard.P2P:
+		rec.Action = ActBypass
+		if r.objs.SetBypass(k, normal) == nil {
+			r.count(func(s *Stats) { s.Bypassed++ })
+		}
+	case r.allowed(lo, hi):
+		rec.Action = ActAllow
+		r.objs.SetBypass(k, normal)
+	case r.cfg.MonitorOnly:
+		rec.Action = ActLog
+	default:
+		rec.Action = ActDrop
+		r.objs.SetBypass(k, bpf.Drop)
+		// Only flow-level evidence bans: the other side answered, so no
+		// single spoofed packet can get anybody banned.
+		if dataplane.Answered(f) {
+			if target, ok := r.banTarget(f, lo, hi); ok {
+				if r.objs.Ban(target, bpf.Monotonic()+uint64(r.cfg.BanFor)) == nil {
+					rec.Action, rec.Ban = ActBan, target.String()
+					r.count(func(s *Stats) { s.Bans++ })
+				}
+			}
+		}
+	}
+	r.count(func(s *Stats) { s.Decisions++ })
+	r.enc.Encode(&rec)
+}
+
+func (r *Runner) count(fn func(s *Stats)) {
+	r.mu.Lock()
+	fn(&r.stats)
+	r.mu.Unlock()
+}
+
+func (r *Runner) allowed(a, b netip.AddrPort) bool {
+	for _, e := range []netip.AddrPort{a, b} {
+		if inAny(e.Addr(), r.cfg.AllowNets) || slices.Contains(r.cfg.AllowPorts, e.Port()) {
+			return true
+		}
+	}
+	return false
+}
+
+// banTarget picks whom a p2p flow bans: its remote peer (the endpoint
+// outside the local networks), or with BanLocal its local host. When both
+// or neither endpoint is local, the responder is the remote peer.
+func (r *Runner) banTarget(f *shard.Flow, lo, hi netip.AddrPort) (netip.Addr, bool) {
+	loLocal, hiLocal := inAny(lo.Addr(), r.cfg.Local), inAny(hi.Addr(), r.cfg.Local)
+	local, remote := lo.Addr(), hi.Addr()
+	switch {
+	case loLocal && !hiLocal:
+	case hiLocal && !loLocal:
+		local, remote = hi.Addr(), lo.Addr()
+	default:
+		init, resp := lo, hi
+		if f.Initiator() == 1 {
+			init, resp = hi, lo
+		}
+		local, remote = init.Addr(), resp.Addr()
+	}
+	t := remote
+	if r.cfg.BanLocal {
+		t = local
+	}
+	if inAny(t, r.cfg.AllowNets) {
+		return t, false
+	}
+	return t, true
+}
