@@ -259,3 +259,65 @@ func (o *Objects) Counters() ([NumCounters]uint64, error) {
 	}
 	return out, nil
 }
+
+// Bans is the pinned ban map opened on its own (swarmguard bans).
+type Bans struct{ m *ebpf.Map }
+
+// OpenBans opens the ban map pinned in dir by a running or previous swarmguard.
+func OpenBans(dir string) (*Bans, error) {
+	m, err := ebpf.LoadPinnedMap(dir+"/bans", nil)
+	if err != nil {
+		return nil, fmt.Errorf("open pinned ban map in %s (has swarmguard run?): %w", dir, err)
+	}
+	return &Bans{m: m}, nil
+}
+
+// List returns every ban and its expiry (monotonic ns).
+func (b *Bans) List() (map[netip.Addr]uint64, error) {
+	out := map[netip.Addr]uint64{}
+	var k xdpAddr16
+	var v uint64
+	it := b.m.Iterate()
+	for it.Next(&k, &v) {
+		out[netip.AddrFrom16(k.A).Unmap()] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("list bans: %w", err)
+	}
+	return out, nil
+}
+
+// Add bans a until the monotonic time until (ns).
+func (b *Bans) Add(a netip.Addr, until uint64) error {
+	k := addr16(a)
+	if err := b.m.Put(&k, until); err != nil {
+		return fmt.Errorf("ban %s: %w", a, err)
+	}
+	return nil
+}
+
+// Del removes a's ban.
+func (b *Bans) Del(a netip.Addr) error {
+	k := addr16(a)
+	if err := b.m.Delete(&k); err != nil {
+		return fmt.Errorf("unban %s: %w", a, err)
+	}
+	return nil
+}
+
+// Flush removes every ban.
+func (b *Bans) Flush() error {
+	list, err := b.List()
+	if err != nil {
+		return err
+	}
+	for a := range list {
+		if err := b.Del(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the map (the pin stays).
+func (b *Bans) Close() error { return b.m.Close() }

@@ -1,14 +1,17 @@
 package live
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +97,38 @@ func play(a []string) int {
 		buf := make([]byte, 4096)
 		n, _ := c.Read(buf)
 		fmt.Print(n)
+	case "runner": // a dataplane in its own process, killed by the test
+		r, err := Start(Config{Bridge: [2]string{a[1], a[2]}, PinPath: a[3], FailOpen: time.Second})
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		_ = r
+		fmt.Println("ready")
+		select {}
+	case "stream": // one datagram every 10 ms for MS ms, each from a new port: a new, undecided flow
+		ms, _ := strconv.Atoi(a[2])
+		for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
+			if c, err := net.Dial("udp", a[1]); err == nil {
+				c.Write([]byte(time.Now().Format(time.RFC3339Nano)))
+				c.Close()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	case "arrivals": // print the receive time (unix ns) of each datagram for MS ms
+		ms, _ := strconv.Atoi(a[2])
+		c, err := net.ListenPacket("udp", a[1])
+		if err != nil {
+			return 1
+		}
+		c.SetDeadline(time.Now().Add(time.Duration(ms) * time.Millisecond))
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := c.ReadFrom(buf); err != nil {
+				return 0
+			}
+			fmt.Println(time.Now().UnixNano())
+		}
 	case "krpc-server":
 		ms, _ := strconv.Atoi(a[2])
 		c, err := net.ListenPacket("udp", a[1])
@@ -238,4 +273,117 @@ func TestBridgeBansAnsweredP2P(t *testing.T) {
 		t.Fatalf("the handshake's answer crossed the bridge (%s bytes)", got)
 	}
 	<-srv
+}
+
+// kill -9 of the dataplane: the pinned XDP program stays, the heartbeat goes
+// stale, and the kernel forwards within the fail-open timeout; the next
+// start takes the program over and keeps the bans.
+func TestCrashFailsOpenAndKeepsBans(t *testing.T) {
+	env, gen, sink, a, b := bridgeEnv(t)
+	pin := fmt.Sprintf("/sys/fs/bpf/sgcrash%d", time.Now().UnixNano())
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	self, _ := os.Executable()
+	child := exec.Command(self)
+	child.Env = append(os.Environ(), "SG_ROLE=runner,"+a+","+b+","+pin)
+	out, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "ready") {
+		t.Skipf("dataplane did not start: %s", line)
+	}
+	bans, err := bpf.OpenBans(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	banned := netip.MustParseAddr("10.99.3.77")
+	bans.Add(banned, bpf.Monotonic()+uint64(time.Hour))
+	bans.Close()
+
+	arrivals := make(chan string)
+	go func() { arrivals <- role(t, env, sink, "arrivals", "10.99.3.2:7100", "4500") }()
+	time.Sleep(200 * time.Millisecond)
+	self2, _ := os.Executable()
+	go env.Exec(gen, "env", "SG_ROLE=stream,10.99.3.2:7100,4000", self2)
+	time.Sleep(500 * time.Millisecond)
+	killed := time.Now()
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+	var after []time.Time
+	for _, l := range strings.Fields(<-arrivals) {
+		ns, _ := strconv.ParseInt(l, 10, 64)
+		if at := time.Unix(0, ns); at.After(killed) {
+			after = append(after, at)
+		}
+	}
+	if len(after) == 0 {
+		t.Fatal("nothing crossed the bridge after the kill")
+	}
+	// Packets in the first fail-open window may be lost; after it, the kernel forwards.
+	if gap := after[0].Sub(killed); gap > 1500*time.Millisecond {
+		t.Fatalf("first packet %v after the kill; fail-open is 1 s", gap)
+	}
+	if last := after[len(after)-1]; killed.Add(3 * time.Second).After(last) {
+		t.Fatalf("forwarding stopped at %v after the kill", last.Sub(killed))
+	}
+	// The next start takes over and keeps the ban.
+	var log bytes.Buffer
+	r, err := Start(Config{Bridge: [2]string{a, b}, PinPath: pin, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	list, _ := r.Objects().BanList()
+	if _, ok := list[banned]; !ok {
+		t.Fatalf("ban lost across the crash: %v", list)
+	}
+	if !strings.Contains(log.String(), "took over") {
+		t.Fatalf("restart did not take over the pinned program: %s", log.String())
+	}
+	t.Logf("%d datagrams crossed after the kill, the first %v after it", len(after), after[0].Sub(killed))
+}
+
+// A dataplane that stops reading (SIGSTOP) keeps its sockets: only the
+// heartbeat tells the kernel, which forwards once it is older than 1 s.
+func TestStuckDataplaneFailsOpenOnHeartbeat(t *testing.T) {
+	env, gen, sink, a, b := bridgeEnv(t)
+	pin := fmt.Sprintf("/sys/fs/bpf/sgstuck%d", time.Now().UnixNano())
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	self, _ := os.Executable()
+	child := exec.Command(self)
+	child.Env = append(os.Environ(), "SG_ROLE=runner,"+a+","+b+","+pin)
+	out, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Signal(syscall.SIGCONT); child.Process.Kill(); child.Wait() })
+	if line, _ := bufio.NewReader(out).ReadString('\n'); !strings.HasPrefix(line, "ready") {
+		t.Skipf("dataplane did not start: %s", line)
+	}
+	arrivals := make(chan string)
+	go func() { arrivals <- role(t, env, sink, "arrivals", "10.99.3.2:7200", "4000") }()
+	time.Sleep(200 * time.Millisecond)
+	go env.Exec(gen, "env", "SG_ROLE=stream,10.99.3.2:7200,3500", self)
+	time.Sleep(500 * time.Millisecond)
+	stopped := time.Now()
+	child.Process.Signal(syscall.SIGSTOP)
+	var gapStart, gapEnd time.Time
+	prev := time.Time{}
+	for _, l := range strings.Fields(<-arrivals) {
+		ns, _ := strconv.ParseInt(l, 10, 64)
+		at := time.Unix(0, ns)
+		if at.After(stopped) && !prev.IsZero() && at.Sub(prev) > 300*time.Millisecond && gapEnd.IsZero() {
+			gapStart, gapEnd = prev, at
+		}
+		prev = at
+	}
+	if prev.Sub(stopped) < 2*time.Second {
+		t.Fatalf("forwarding did not resume while the dataplane was stopped (last packet %v after SIGSTOP)", prev.Sub(stopped))
+	}
+	if !gapEnd.IsZero() && gapEnd.Sub(gapStart) > 2*time.Second {
+		t.Fatalf("outage of %v; fail-open is 1 s", gapEnd.Sub(gapStart))
+	}
+	t.Logf("outage while stuck: %v", gapEnd.Sub(gapStart))
 }
