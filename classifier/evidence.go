@@ -55,3 +55,7 @@ func EvidenceName(bit uint32) string {
 	}
 	return "?"
 }
+
+// evPeer are the signs of a peer connection, as opposed to discovery
+// (trackers, DHT, LSD), whose servers are not peers.
+const evPeer = EvHandshake | EvPeerWire | EvExtension | EvUTP | EvPredicted

@@ -299,3 +299,10 @@ func (m *Model) Reasons(f *shard.Flow, h *HostFeatures) []Reason {
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// PeerFlow reports whether f is a connection between two peers: peer wire,
+// uTP, MSE or a predicted peer. Bans come only from peer flows: a tracker or
+// a DHT node answered by a server is no peer to ban.
+func PeerFlow(f *shard.Flow) bool {
+	return f.Evidence&evPeer != 0 || MSEShape(f) > 0
+}

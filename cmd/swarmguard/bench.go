@@ -29,6 +29,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdCompare(args[1:], stdout, stderr)
 	case "labels":
 		return cmdLabels(args[1:], stdout, stderr)
+	case "banlatency":
+		return cmdBanLatency(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

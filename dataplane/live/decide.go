@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/dataplane"
 	"github.com/swarmguard/swarmguard/shard"
 )
@@ -13,7 +14,8 @@ import (
 // Record is a live decision record: the classify flow record plus when it
 // was decided, what was done, and whom it banned.
 type Record struct {
-	Time string `json:"time"`
+	Time  string `json:"time"`
+	Start string `json:"start"` // the flow's first packet
 	dataplane.FlowRecord
 	Action string `json:"action"`
 	Ban    string `json:"ban,omitempty"`
@@ -33,7 +35,7 @@ func (r *Runner) apply(d *decision) {
 	f := &d.flow
 	lo, hi := f.Key.Endpoint(0), f.Key.Endpoint(1)
 	k := bpf.MakeFlowKey(lo, hi, f.Key.Proto)
-	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), FlowRecord: dataplane.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
+	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Start: time.Unix(0, f.First).UTC().Format(time.RFC3339Nano), FlowRecord: dataplane.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
 	normal := bpf.Forward
 	if r.cfg.Monitor != "" {
 		normal = bpf.Pass
@@ -53,8 +55,9 @@ func (r *Runner) apply(d *decision) {
 		rec.Action = ActDrop
 		r.objs.SetBypass(k, bpf.Drop)
 		// Only flow-level evidence bans: the other side answered, so no
-		// single spoofed packet can get anybody banned.
-		if dataplane.Answered(f) {
+		// single spoofed packet can get anybody banned; and only a peer
+		// flow: a tracker's or DHT node's server is not a peer.
+		if dataplane.Answered(f) && classifier.PeerFlow(f) {
 			if target, ok := r.banTarget(f, lo, hi); ok {
 				if r.objs.Ban(target, bpf.Monotonic()+uint64(r.cfg.BanFor)) == nil {
 					rec.Action, rec.Ban = ActBan, target.String()
