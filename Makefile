@@ -5,15 +5,21 @@ BIN       := bin/swarmguard
 CORPUS    := testdata/ndpi
 FUZZTIME  ?= 3s
 
-.PHONY: all build demo test vet unit fuzz bench train captures generate clean
+.PHONY: all build demo demo-offline test vet unit fuzz bench train captures generate clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/swarmguard
 
-# Classify the bundled captures and print the summary and accuracy tables.
+# As root: swarmguard as an AF_XDP bridge between two namespaces it creates,
+# bundled captures replayed through it, decisions and bans printed, all
+# removed after. Without root: the offline classification of the captures.
 demo: build
+	bash bench/demo/bridge.sh
+
+# Classify the bundled captures and print the summary and accuracy tables.
+demo-offline: build
 	$(BIN) classify --quiet --labels $(CORPUS)/labels.jsonl,testdata/captures/labels.jsonl $(CORPUS)/pcap/* testdata/captures/*.pcap
 
 test: vet unit fuzz

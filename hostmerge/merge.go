@@ -104,6 +104,9 @@ func NewMerger(c Config) *Merger {
 	return m
 }
 
+// Hosts is the number of hosts the merger keeps.
+func (m *Merger) Hosts() int { return m.nhosts }
+
 // Snapshot returns the latest published snapshot. Safe from any goroutine.
 func (m *Merger) Snapshot() *Snapshot { return m.snap.Load() }
 

@@ -31,6 +31,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdLabels(args[1:], stdout, stderr)
 	case "banlatency":
 		return cmdBanLatency(args[1:], stdout, stderr)
+	case "replay":
+		return cmdReplay(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

@@ -23,6 +23,10 @@ commands:
   bench tracker [flags] HTTP(S) tracker used by the capture harness
   bench compare [flags] whole-process speed: swarmguard classify vs ndpiReader
   bench labels [flags]  ground-truth labels.jsonl for the capture harness's pcaps
+  bench replay --iface IF [flags] FILE...
+                       send captures' Ethernet frames out of an interface (root)
+  bench banlatency RECORDS IP[,IP]
+                       time from each IP's first p2p flow to its ban, from live records
 `
 
 // exitError carries an exit status with its one-line message.

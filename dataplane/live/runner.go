@@ -317,6 +317,7 @@ func (r *Runner) merge(now time.Time) {
 	r.stats.TxFrames += st.TxFrames
 	r.stats.TxFull += st.TxFull
 	r.stats.Kernel = k
+	r.stats.Hosts = r.merger.Hosts()
 	r.stats.Lost = r.lost.Load()
 	r.mu.Unlock()
 }

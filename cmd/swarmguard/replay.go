@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/swarmguard/swarmguard/bench/replay"
+)
+
+// cmdReplay sends captures' Ethernet frames out of an interface.
+func cmdReplay(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench replay")
+	iface := fs.String("iface", "", "interface to send on")
+	rate := fs.Int("rate", 20000, "packets per second")
+	maxN := fs.Int("max", 1_000_000, "packets at most")
+	timeout := fs.Duration("timeout", time.Minute, "time at most")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *iface == "" || fs.NArg() == 0 {
+		return usageErr("bench replay: want --iface IF and capture files")
+	}
+	res, err := replay.Files(replay.Options{Interface: *iface, Rate: *rate, Max: *maxN, Timeout: *timeout}, fs.Args()...)
+	fmt.Fprintf(stdout, "replayed %d frames (%d skipped)\n", res.Sent, res.Skipped)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	return nil
+}
