@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/dataplane/xsk"
 	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/shard"
 	"golang.org/x/sys/unix"
@@ -508,4 +510,17 @@ func TestMonitorClassifiesAndForwardsNothing(t *testing.T) {
 	if !strings.Contains(recs.String(), `"label":"p2p"`) {
 		t.Fatalf("no p2p decision recorded:\n%s", recs.String())
 	}
+}
+
+// A second dataplane on the same ports says, in one line, that the queue is taken.
+func TestSecondRunnerReportsBusyQueue(t *testing.T) {
+	_, _, _, a, b := bridgeEnv(t)
+	start(t, Config{Bridge: [2]string{a, b}})
+	pin := fmt.Sprintf("/sys/fs/bpf/sgbusy%d", time.Now().UnixNano())
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	_, err := Start(Config{Bridge: [2]string{a, b}, PinPath: pin})
+	if err == nil || !errors.Is(err, xsk.ErrQueueBusy) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("second start: %v", err)
+	}
+	t.Log(err)
 }

@@ -16,6 +16,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -75,6 +76,9 @@ type Socket struct {
 	Received, Sent, TxFull uint64
 }
 
+// ErrQueueBusy means another AF_XDP socket is bound to the queue.
+var ErrQueueBusy = errors.New("queue busy")
+
 // ErrNoAFXDP means the kernel refused an AF_XDP socket.
 var ErrNoAFXDP = errors.New("AF_XDP sockets unavailable (needs root and a kernel with AF_XDP)")
 
@@ -93,6 +97,10 @@ func Open(ifindex, queue int, o Options) (*Socket, error) {
 	if err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EAFNOSUPPORT) {
 			return nil, fmt.Errorf("xsk on ifindex %d queue %d: %w: %v", ifindex, queue, ErrNoAFXDP, err)
+		}
+		// asavie formats its errors with %v: the errno is only in the text.
+		if strings.Contains(err.Error(), syscall.EBUSY.Error()) {
+			return nil, fmt.Errorf("queue %d already in use by another AF_XDP socket (is swarmguard already running?): %w", queue, ErrQueueBusy)
 		}
 		return nil, fmt.Errorf("xsk on ifindex %d queue %d: %v", ifindex, queue, err)
 	}
