@@ -61,6 +61,7 @@ type Worker struct {
 	scratch classifier.Scratch
 	batch   [MaxBatch]decoded
 	touched uint32
+	hctx    classifier.HostFeatures // host context of the flow being decided
 	now     int64
 	// Leave receives every flow as it leaves the table (expired, evicted or
 	// flushed), with its final probability and host context filled in.
@@ -301,8 +302,11 @@ func (w *Worker) hosts(f *shard.Flow) (lo, hi classifier.HostFeatures) {
 
 // decide scores f and makes its label final when the evidence is enough.
 func (w *Worker) decide(f *shard.Flow) {
-	h := w.hostContext(f)
-	p := w.model.Score(f, &h)
+	// The context lives in the worker: handed to Decided by pointer, a local
+	// would escape to the heap on every decision.
+	w.hctx = w.hostContext(f)
+	h := &w.hctx
+	p := w.model.Score(f, h)
 	f.P = float32(p)
 	if w.observe != nil {
 		lo, hi := w.hosts(f)
@@ -333,7 +337,7 @@ func (w *Worker) decide(f *shard.Flow) {
 	}
 	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, f.Bytes[i], f.Bytes[1-i], false)
 	if w.Decided != nil {
-		w.Decided(f, &h)
+		w.Decided(f, h)
 	}
 }
 

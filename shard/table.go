@@ -1,6 +1,9 @@
 package shard
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // bucketSlots is the number of flows sharing one home bucket. The tags of a
 // bucket fit in one cache line, so a miss costs one line plus key compares
@@ -45,10 +48,13 @@ type Stats struct {
 	Active  int
 }
 
-// Table is a fixed-capacity flow table owned by a single worker.
+// Table is a fixed-capacity flow table owned by a single worker. A flow
+// lives in its home bucket, or in a second one its hash names when home is
+// full (with one cuckoo step when both are): the table fills to ~95 % before
+// it evicts, where one bucket per flow loses flows from ~70 %.
 type Table struct {
 	buckets []bucket
-	mask    uint64
+	n       uint64 // buckets; any count, indexed by multiply-shift
 	tcpIdle int64
 	udpIdle int64
 	sweep   int // next bucket the incremental sweep looks at
@@ -69,16 +75,21 @@ func New(c Config) *Table {
 	if c.UDPIdle <= 0 {
 		c.UDPIdle = DefaultUDPIdle
 	}
-	n := 1
-	for n*bucketSlots < c.Capacity {
-		n <<= 1
-	}
+	n := (c.Capacity + bucketSlots - 1) / bucketSlots
 	return &Table{
 		buckets: make([]bucket, n),
-		mask:    uint64(n - 1),
+		n:       uint64(n),
 		tcpIdle: int64(c.TCPIdle),
 		udpIdle: int64(c.UDPIdle),
 	}
+}
+
+// buckets of h: the home bucket from the high bits, the other from the low
+// bits mixed again (multiply-shift maps a 64-bit value onto [0, n)).
+func (t *Table) pair(h uint64) (uint64, uint64) {
+	b1, _ := bits.Mul64(h, t.n)
+	b2, _ := bits.Mul64(bits.RotateLeft64(h, 32)*0x9e3779b97f4a7c15, t.n)
+	return b1, b2
 }
 
 // Capacity is the number of flows the table holds.
@@ -95,37 +106,109 @@ func tagOf(h uint64) uint32 {
 // Touch reads the tag line of h's bucket and returns a word of it, so that
 // a batch can start the cache misses of its lookups together before it does
 // them one by one (Go has no prefetch instruction; an independent load is one).
-func (t *Table) Touch(h uint64) uint32 { return t.buckets[h&t.mask].tags[0] }
+func (t *Table) Touch(h uint64) uint32 {
+	b1, _ := t.pair(h)
+	return t.buckets[b1].tags[0]
+}
 
 // Lookup finds the flow of k or creates it. A new flow has First = now and
 // everything else zero except Key. When the home bucket is full, an expired
 // flow or else the least recently seen one is handed to Leave and replaced:
 // the table never refuses a packet and never waits.
 func (t *Table) Lookup(k *Key, h uint64, now int64) (f *Flow, created bool) {
-	b := &t.buckets[h&t.mask]
+	// The path of almost every packet: the home bucket's tag line, inline.
+	i1, _ := bits.Mul64(h, t.n)
 	tag := tagOf(h)
-	free := -1
-	for i := range b.tags {
-		switch b.tags[i] {
-		case tag:
-			if b.flows[i].Key.Equal(k) {
-				f = &b.flows[i]
-				if t.idle(f, now) {
-					t.remove(b, i, Expired)
-					return t.create(b, i, tag, k, now), true
-				}
-				return f, false
-			}
-		case 0:
-			if free < 0 {
-				free = i
-			}
+	b1 := &t.buckets[i1]
+	for i := range b1.tags {
+		if b1.tags[i] == tag && b1.flows[i].Key.Equal(k) {
+			return t.found(b1, i, tag, k, now)
 		}
 	}
-	if free < 0 {
-		free = t.victim(b, now)
+	return t.miss(k, h, b1, tag, now)
+}
+
+// miss looks in the second bucket, then inserts.
+func (t *Table) miss(k *Key, h uint64, b1 *bucket, tag uint32, now int64) (*Flow, bool) {
+	_, i2 := t.pair(h)
+	b2 := &t.buckets[i2]
+	if b2 != b1 {
+		if i, ok := b2.find(tag, k); ok {
+			return t.found(b2, i, tag, k, now)
+		}
 	}
-	return t.create(b, free, tag, k, now), true
+	// New flow: its home bucket, the other one only when home is full, so
+	// that almost every lookup reads one tag line.
+	if f1, _ := b1.free(); f1 >= 0 {
+		return t.create(b1, f1, tag, k, now), true
+	}
+	if f2, _ := b2.free(); f2 >= 0 {
+		return t.create(b2, f2, tag, k, now), true
+	}
+	// Both full: move one resident to its other bucket if that has room
+	// (one cuckoo step, paid only on overflow), else evict.
+	if i := t.relocate(b1); i >= 0 {
+		return t.create(b1, i, tag, k, now), true
+	}
+	if i := t.relocate(b2); i >= 0 {
+		return t.create(b2, i, tag, k, now), true
+	}
+	return t.create(b1, t.victim(b1, now), tag, k, now), true
+}
+
+// find returns the slot of k in b.
+func (b *bucket) find(tag uint32, k *Key) (int, bool) {
+	for i := range b.tags {
+		if b.tags[i] == tag && b.flows[i].Key.Equal(k) {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// free returns a free slot of b (-1 if none) and how many are free.
+func (b *bucket) free() (slot, n int) {
+	slot = -1
+	for i := range b.tags {
+		if b.tags[i] == 0 {
+			if slot < 0 {
+				slot = i
+			}
+			n++
+		}
+	}
+	return slot, n
+}
+
+func (t *Table) found(b *bucket, i int, tag uint32, k *Key, now int64) (*Flow, bool) {
+	f := &b.flows[i]
+	if t.idle(f, now) {
+		t.remove(b, i, Expired)
+		return t.create(b, i, tag, k, now), true
+	}
+	return f, false
+}
+
+// relocate moves a flow of the full bucket b to its other bucket, if one
+// has a free slot there, and returns the slot it freed (-1 if none).
+func (t *Table) relocate(b *bucket) int {
+	for i := range b.flows {
+		h := b.flows[i].Key.Hash()
+		i1, i2 := t.pair(h)
+		other := &t.buckets[i1]
+		if other == b {
+			other = &t.buckets[i2]
+		}
+		if other == b {
+			continue
+		}
+		if j, _ := other.free(); j >= 0 {
+			other.tags[j], other.flows[j] = b.tags[i], b.flows[i]
+			b.tags[i] = 0
+			return i
+		}
+	}
+	return -1
 }
 
 func (t *Table) create(b *bucket, i int, tag uint32, k *Key, now int64) *Flow {

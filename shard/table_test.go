@@ -53,7 +53,7 @@ func TestLookupCreatesFindsAndExpires(t *testing.T) {
 // A full table never refuses a flow: the least recently seen flow of the
 // bucket leaves, and that is counted.
 func TestFullTableEvictsAndCounts(t *testing.T) {
-	tb := New(Config{Capacity: 8}) // one bucket
+	tb := New(Config{Capacity: 8}) // one bucket: both choices are the same
 	evicted := 0
 	tb.Leave = func(f *Flow, why Reason) {
 		if why == Evicted {
@@ -112,5 +112,20 @@ func BenchmarkLookupHit(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		k := &keys[i&4095]
 		tb.Lookup(k, k.Hash(), 1)
+	}
+}
+
+// A second bucket and a cuckoo step keep a table at 92 % load from losing
+// flows to full buckets (one bucket per flow loses them from ~70 %).
+func TestTwoChoicesFillTheTable(t *testing.T) {
+	const n = 100_000
+	tb := New(Config{Capacity: n * 100 / 92})
+	for i := 0; i < n; i++ {
+		m := meta(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1000).String(), "10.255.0.1:80", 17)
+		k, _ := MakeKey(m)
+		tb.Lookup(&k, k.Hash(), 0)
+	}
+	if tb.Stats.Evicted > n/1000 {
+		t.Fatalf("%d of %d flows evicted at %.0f%% load", tb.Stats.Evicted, n, 100*float64(n)/float64(tb.Capacity()))
 	}
 }

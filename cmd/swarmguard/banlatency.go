@@ -15,7 +15,8 @@ import (
 
 // cmdBanLatency reads live decision records and prints, for each IP, the
 // time from the start of its first p2p flow to its ban. It fails when an IP
-// was not banned or took longer than --max.
+// with a p2p flow was not banned or took longer than --max, or when none
+// of the IPs was banned.
 func cmdBanLatency(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench banlatency")
 	maxWait := fs.Duration("max", 10*time.Second, "longest acceptable time to ban")
@@ -56,14 +57,20 @@ func cmdBanLatency(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	bad := 0
+	bad, bans := 0, 0
 	for _, s := range strings.Split(fs.Arg(1), ",") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
 			return usageErr("bench banlatency: %q is not an IP address", s)
 		}
 		b, ok := banned[a]
+		_, hadFlow := first[a]
+		if ok {
+			bans++
+		}
 		switch {
+		case !ok && !hadFlow:
+			fmt.Fprintf(stdout, "ok   %s had no p2p flow (nothing to ban)\n", a)
 		case !ok:
 			fmt.Fprintf(stdout, "FAIL %s never banned\n", a)
 			bad++
@@ -74,8 +81,8 @@ func cmdBanLatency(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "ok   %s banned %v after its first p2p flow\n", a, b.Sub(first[a]).Round(time.Millisecond))
 		}
 	}
-	if bad > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("bench banlatency: %d of the peers not banned in time", bad)}
+	if bad > 0 || bans == 0 {
+		return &exitError{code: 1, err: fmt.Errorf("bench banlatency: %d of the peers not banned in time, %d banned", bad, bans)}
 	}
 	return nil
 }

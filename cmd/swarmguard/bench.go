@@ -33,6 +33,14 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdBanLatency(args[1:], stdout, stderr)
 	case "replay":
 		return cmdReplay(args[1:], stdout, stderr)
+	case "gen":
+		return cmdGen(args[1:], stdout, stderr)
+	case "sink":
+		return cmdSink(args[1:], stdout, stderr)
+	case "veth":
+		return cmdVeth(args[1:], stdout, stderr)
+	case "memory":
+		return cmdMemory(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

@@ -78,3 +78,5 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+func globFiles(g string) ([]string, error) { return filepath.Glob(strings.TrimSpace(g)) }

@@ -25,6 +25,9 @@ commands:
   bench labels [flags]  ground-truth labels.jsonl for the capture harness's pcaps
   bench replay --iface IF [flags] FILE...
                        send captures' Ethernet frames out of an interface (root)
+  bench veth [flags]   veth harness: baselines and swarmguard, Markdown table (--append BENCHMARKS.md) (root)
+  bench memory --flows N  resident memory and bytes per flow with N flows
+  bench gen | sink     the harness's generator and XDP sink (run inside its namespaces)
   bench banlatency RECORDS IP[,IP]
                        time from each IP's first p2p flow to its ban, from live records
 `

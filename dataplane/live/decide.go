@@ -43,7 +43,7 @@ func (r *Runner) apply(d *decision) {
 	switch {
 	case f.Label != shard.P2P:
 		rec.Action = ActBypass
-		if r.objs.SetBypass(k, normal) == nil {
+		if !r.cfg.NoBypass && r.objs.SetBypass(k, normal) == nil {
 			r.count(func(s *Stats) { s.Bypassed++ })
 		}
 	case r.allowed(lo, hi):

@@ -230,7 +230,10 @@ func (r *Runner) loop(q *qworker) {
 			}
 			for _, d := range q.descs[:n] {
 				frame := s.Frame(d.Addr, d.Len)
-				v := q.w.Packet(packet.LinkEthernet, frame, now)
+				v := dataplane.Pass
+				if !r.cfg.Null {
+					v = q.w.Packet(packet.LinkEthernet, frame, now)
+				}
 				if out != nil && (v == dataplane.Pass || r.cfg.MonitorOnly) {
 					if a, buf, ok := out.TxFrame(); ok {
 						copy(buf, frame)

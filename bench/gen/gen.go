@@ -1,0 +1,214 @@
+// Package gen is the veth harness's traffic generator: AF_XDP transmit on
+// every queue of an interface, each flow on the queue its symmetric hash
+// picks (so a flow lands on one rx queue behind a veth), with frames taken
+// from captures (the realistic size mix) or fixed 64-byte frames, rewritten
+// into F flows across H hosts, paced or flat out, bounded in packets and time.
+package gen
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+	"github.com/swarmguard/swarmguard/dataplane/xsk"
+)
+
+// Options shape the traffic.
+type Options struct {
+	Interface string
+	Queues    int           // tx queues to use (default 1)
+	Flows     int           // concurrent flows (default 1024)
+	Hosts     int           // source hosts the flows spread over (default 16)
+	Pcaps     []string      // templates; empty: fixed 64-byte UDP frames
+	Rate      int           // packets per second; 0: flat out
+	Packets   uint64        // at most (default 1e6)
+	Duration  time.Duration // at most (default 5 s)
+}
+
+// Result says what was sent.
+type Result struct {
+	Sent    uint64        `json:"sent"`
+	Bytes   uint64        `json:"bytes"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	TxFull  uint64        `json:"tx_full"` // frames not sent at once: ring or frames exhausted (retried)
+}
+
+// Templates reads up to limit frame sizes from captures (Ethernet IPv4
+// TCP/UDP), as they were on the wire.
+func Templates(files []string, limit int) ([]int, error) {
+	var sizes []int
+	for _, f := range files {
+		r, err := pcapsrc.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		var m packet.Meta
+		for len(sizes) < limit {
+			frame, link, _, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				r.Close()
+				return nil, err
+			}
+			if link != packet.LinkEthernet || packet.Decode(link, frame, &m) != packet.OK || m.IPv6 {
+				continue
+			}
+			// The size on the wire: headers plus the payload the IP header counts.
+			n := 14 + m.WireLen
+			sizes = append(sizes, min(max(n, 60), 1514))
+		}
+		r.Close()
+	}
+	if len(sizes) == 0 {
+		return nil, errors.New("gen: no IPv4 Ethernet frames in the captures")
+	}
+	return sizes, nil
+}
+
+// flowQueue picks a queue symmetrically in the two endpoints.
+func flowQueue(a, b uint32, pa, pb uint16, queues int) int {
+	x := uint64(a^b)*0x9e3779b97f4a7c15 ^ uint64(uint32(pa)*uint32(pb))*0xc2b2ae3d27d4eb4f
+	x ^= x >> 29
+	return int(x % uint64(queues))
+}
+
+// Run sends until Packets or Duration is reached.
+func Run(o Options) (Result, error) {
+	var res Result
+	if o.Queues <= 0 {
+		o.Queues = 1
+	}
+	if o.Flows <= 0 {
+		o.Flows = 1024
+	}
+	if o.Hosts <= 0 {
+		o.Hosts = 16
+	}
+	if o.Packets == 0 {
+		o.Packets = 1_000_000
+	}
+	if o.Duration <= 0 {
+		o.Duration = 5 * time.Second
+	}
+	sizes := []int{60}
+	if len(o.Pcaps) > 0 {
+		var err error
+		if sizes, err = Templates(o.Pcaps, 100_000); err != nil {
+			return res, err
+		}
+	}
+	ifi, err := net.InterfaceByName(o.Interface)
+	if err != nil {
+		return res, fmt.Errorf("gen: %s: %w", o.Interface, err)
+	}
+	socks := make([]*xsk.Socket, o.Queues)
+	for q := range socks {
+		if socks[q], err = xsk.Open(ifi.Index, q, xsk.Options{Frames: 4096, RingSize: 2048}); err != nil {
+			return res, fmt.Errorf("gen: %w", err)
+		}
+		defer socks[q].Close()
+	}
+	// Flow i: 10.98.h.x:sport -> 10.97.y.z:dport, UDP.
+	type flow struct {
+		src, dst uint32
+		sp, dp   uint16
+		q        int
+	}
+	flows := make([]flow, o.Flows)
+	for i := range flows {
+		h := uint32(i % o.Hosts)
+		f := flow{
+			src: 10<<24 | 98<<16 | h<<8 | 1,
+			dst: 10<<24 | 97<<16 | uint32(i/250%250)<<8 | uint32(i%250+1),
+			sp:  uint16(10000 + i%50000),
+			dp:  uint16(1024 + (i*7919)%60000),
+		}
+		f.q = flowQueue(f.src, f.dst, f.sp, f.dp, o.Queues)
+		flows[i] = f
+	}
+	var gap time.Duration
+	if o.Rate > 0 {
+		gap = time.Second / time.Duration(o.Rate)
+	}
+	start := time.Now()
+	deadline := start.Add(o.Duration)
+	mac := ifi.HardwareAddr
+	const batch = 64
+	for res.Sent < o.Packets {
+		now := time.Now()
+		if now.After(deadline) {
+			break
+		}
+		for i := 0; i < batch && res.Sent < o.Packets; i++ {
+			k := res.Sent
+			f := &flows[k%uint64(len(flows))]
+			size := sizes[k%uint64(len(sizes))]
+			s := socks[f.q]
+			addr, buf, ok := s.TxFrame()
+			if !ok {
+				res.TxFull++
+				s.Kick()
+				break
+			}
+			frame(buf[:size], mac, f.src, f.dst, f.sp, f.dp)
+			if !s.Send(addr, uint32(size)) {
+				res.TxFull++
+				break
+			}
+			res.Sent++
+			res.Bytes += uint64(size)
+		}
+		for _, s := range socks {
+			s.Kick()
+		}
+		if gap > 0 {
+			if next := start.Add(time.Duration(res.Sent) * gap); time.Until(next) > 0 {
+				time.Sleep(time.Until(next))
+			}
+		}
+	}
+	for i := 0; i < 50; i++ { // drain what is queued
+		for _, s := range socks {
+			s.Kick()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// frame writes an Ethernet/IPv4/UDP frame of len(b) bytes.
+func frame(b []byte, src net.HardwareAddr, s, d uint32, sp, dp uint16) {
+	for i := 0; i < 6; i++ {
+		b[i] = 0x02 // a locally administered unicast address nobody owns
+	}
+	copy(b[6:12], src)
+	b[12], b[13] = 0x08, 0x00
+	ip := b[14:34]
+	ip[0], ip[1] = 0x45, 0
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)-14))
+	ip[4], ip[5], ip[6], ip[7] = 0, 0, 0, 0
+	ip[8], ip[9] = 64, 17
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint32(ip[12:], s)
+	binary.BigEndian.PutUint32(ip[16:], d)
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	sum = sum&0xffff + sum>>16
+	sum = sum&0xffff + sum>>16
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	u := b[34:42]
+	binary.BigEndian.PutUint16(u[0:], sp)
+	binary.BigEndian.PutUint16(u[2:], dp)
+	binary.BigEndian.PutUint16(u[4:], uint16(len(b)-34))
+	u[6], u[7] = 0, 0
+}

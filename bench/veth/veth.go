@@ -1,0 +1,351 @@
+// Package veth is the benchmark harness on veth pairs: gen-ns -> port A,
+// port B -> sink-ns (no default routes, 10.96.0.0/16 inside namespaces it
+// creates). It runs the generator (bench/gen) in gen-ns, a counting XDP sink
+// in sink-ns, and in between, in turn: the XDP_DROP and devmap-forward
+// kernel baselines, a null AF_XDP forwarder, and swarmguard with and
+// without the bypass map on 1 and 2 workers. Every figure is from the same
+// run; loss is measured at the sink, not assumed.
+package veth
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+
+	"github.com/swarmguard/swarmguard/bench/gen"
+	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/dataplane/live"
+)
+
+// Options configure a harness run.
+type Options struct {
+	Self     string        // this binary, re-executed in the namespaces
+	Duration time.Duration // per configuration (default 3 s)
+	Rate     int           // generator packets/s, 0 = flat out
+	Flows    int           // concurrent flows (default 4096)
+	Hosts    int           // source hosts (default 64)
+	Mix      []string      // captures whose sizes make the realistic mix
+	Configs  []string      // configurations to run (default all)
+	Sizes    []string      // "64" and/or "mix" (default both)
+	Log      io.Writer
+}
+
+// Configurations, in the order they run.
+var AllConfigs = []string{"xdp-drop", "devmap", "null-1w", "null-2w", "sg-1w", "sg-1w-bypass", "sg-2w", "sg-2w-bypass"}
+
+// Row is one configuration at one frame size.
+type Row struct {
+	Config    string  `json:"config"`
+	Size      string  `json:"size"`
+	Sent      uint64  `json:"sent"`
+	Delivered uint64  `json:"delivered"`
+	Dropped   uint64  `json:"dropped"` // counted drops: bans, bypass drops, worker verdicts, tx ring full
+	Lost      int64   `json:"lost"`    // sent - delivered - dropped: what nobody counted
+	Seconds   float64 `json:"seconds"`
+	Mpps      float64 `json:"mpps"`
+	CPUns     float64 `json:"cpu_ns_per_packet,omitempty"` // this process's CPU per delivered packet
+	UserShare float64 `json:"userspace_share,omitempty"`   // packets that reached a worker / packets
+	VsNull    float64 `json:"vs_null,omitempty"`
+	VsDevmap  float64 `json:"vs_devmap,omitempty"`
+}
+
+// env is the harness's namespaces and ports.
+type env struct {
+	prefix    string
+	gen, sink string
+	a, b      string
+	sinkCmd   *exec.Cmd
+	sinkIn    io.WriteCloser
+	sinkOut   *bufio.Reader
+	log       io.Writer
+}
+
+func run(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func setup(o *Options) (*env, error) {
+	e := &env{prefix: fmt.Sprintf("sgv%d", os.Getpid()%100000), log: o.Log}
+	e.gen, e.sink, e.a, e.b = e.prefix+"gen", e.prefix+"sink", e.prefix+"A", e.prefix+"B"
+	steps := [][]string{
+		{"ip", "netns", "add", e.gen}, {"ip", "netns", "add", e.sink},
+		{"ip", "link", "add", e.a, "numtxqueues", "2", "numrxqueues", "2", "type", "veth", "peer", "name", "eth0", "netns", e.gen, "numtxqueues", "2", "numrxqueues", "2"},
+		{"ip", "link", "add", e.b, "numtxqueues", "2", "numrxqueues", "2", "type", "veth", "peer", "name", "eth0", "netns", e.sink, "numtxqueues", "2", "numrxqueues", "2"},
+	}
+	for _, s := range steps {
+		if err := run(s...); err != nil {
+			e.cleanup()
+			return nil, err
+		}
+	}
+	for _, ns := range []string{e.gen, e.sink} {
+		run("ip", "-n", ns, "link", "set", "lo", "up")
+		run("ip", "-n", ns, "addr", "add", map[string]string{e.gen: "10.96.0.1/24", e.sink: "10.96.0.2/24"}[ns], "dev", "eth0")
+		run("ip", "-n", ns, "link", "set", "eth0", "up")
+	}
+	for _, p := range []string{e.a, e.b} {
+		if err := run("ip", "link", "set", p, "up"); err != nil {
+			e.cleanup()
+			return nil, err
+		}
+	}
+	// The sink: an XDP counter on sink-ns's eth0, in a process of its own.
+	e.sinkCmd = exec.Command("ip", "netns", "exec", e.sink, o.Self, "bench", "sink", "--iface", "eth0")
+	e.sinkIn, _ = e.sinkCmd.StdinPipe()
+	out, _ := e.sinkCmd.StdoutPipe()
+	e.sinkCmd.Stderr = o.Log
+	if err := e.sinkCmd.Start(); err != nil {
+		e.cleanup()
+		return nil, fmt.Errorf("start sink: %w", err)
+	}
+	e.sinkOut = bufio.NewReader(out)
+	if line, _ := e.sinkOut.ReadString('\n'); !strings.HasPrefix(line, "ready") {
+		e.cleanup()
+		return nil, fmt.Errorf("sink did not start: %q", line)
+	}
+	return e, nil
+}
+
+// counted asks the sink for its packet count.
+func (e *env) counted() (uint64, error) {
+	if _, err := io.WriteString(e.sinkIn, "\n"); err != nil {
+		return 0, fmt.Errorf("sink: %w", err)
+	}
+	line, err := e.sinkOut.ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("sink: %w", err)
+	}
+	return strconv.ParseUint(strings.Fields(line)[0], 10, 64)
+}
+
+func (e *env) cleanup() {
+	if e.sinkCmd != nil && e.sinkCmd.Process != nil {
+		e.sinkIn.Close()
+		e.sinkCmd.Process.Signal(syscall.SIGTERM)
+		e.sinkCmd.Wait()
+	}
+	for _, p := range []string{e.a, e.b} {
+		exec.Command("ip", "link", "del", p).Run()
+	}
+	for _, ns := range []string{e.gen, e.sink} {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
+
+// generate runs the generator in gen-ns.
+func (e *env) generate(o *Options, queues int, size string) (gen.Result, error) {
+	args := []string{"netns", "exec", e.gen, o.Self, "bench", "gen", "--iface", "eth0",
+		"--queues", fmt.Sprint(queues), "--flows", fmt.Sprint(o.Flows), "--hosts", fmt.Sprint(o.Hosts),
+		"--rate", fmt.Sprint(o.Rate), "--seconds", fmt.Sprint(o.Duration.Seconds()), "--packets", "100000000"}
+	if size == "mix" {
+		args = append(args, "--mix", strings.Join(o.Mix, ","))
+	}
+	out, err := exec.Command("ip", args...).Output()
+	if err != nil {
+		return gen.Result{}, fmt.Errorf("generator: %w", err)
+	}
+	var r gen.Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return r, fmt.Errorf("generator output %q: %w", out, err)
+	}
+	return r, nil
+}
+
+// Run runs every configuration at every size and returns the rows.
+func Run(o Options) ([]Row, error) {
+	if o.Duration <= 0 {
+		o.Duration = 3 * time.Second
+	}
+	if o.Flows <= 0 {
+		o.Flows = 4096
+	}
+	if o.Hosts <= 0 {
+		o.Hosts = 64
+	}
+	if len(o.Configs) == 0 {
+		o.Configs = AllConfigs
+	}
+	if len(o.Sizes) == 0 {
+		o.Sizes = []string{"64", "mix"}
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	e, err := setup(&o)
+	if err != nil {
+		return nil, err
+	}
+	defer e.cleanup()
+	var rows []Row
+	for _, size := range o.Sizes {
+		var null, devmap float64
+		for _, c := range o.Configs {
+			row, err := e.one(&o, c, size)
+			if err != nil {
+				return rows, fmt.Errorf("%s at %s: %w", c, size, err)
+			}
+			switch c {
+			case "null-1w":
+				null = row.Mpps
+			case "devmap":
+				devmap = row.Mpps
+			}
+			rows = append(rows, row)
+			fmt.Fprintf(o.Log, "bench veth: %-13s %-4s sent %d delivered %d (%.3f Mpps)\n", c, size, row.Sent, row.Delivered, row.Mpps)
+		}
+		for i := range rows {
+			if rows[i].Size != size {
+				continue
+			}
+			if null > 0 {
+				rows[i].VsNull = rows[i].Mpps / null
+			}
+			if devmap > 0 {
+				rows[i].VsDevmap = rows[i].Mpps / devmap
+			}
+		}
+	}
+	return rows, nil
+}
+
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// one runs one configuration at one size.
+func (e *env) one(o *Options, config, size string) (Row, error) {
+	row := Row{Config: config, Size: size}
+	workers := 1
+	if strings.HasSuffix(config, "-2w") || strings.HasSuffix(config, "-2w-bypass") {
+		workers = 2
+	}
+	var (
+		r       *live.Runner
+		objs    *bpf.Bench
+		l       link.Link
+		atA     bool // the kernel baseline counts at port A, not at the sink
+		cleanup = func() {}
+	)
+	ifA, err := net.InterfaceByName(e.a)
+	if err != nil {
+		return row, err
+	}
+	ifB, _ := net.InterfaceByName(e.b)
+	switch {
+	case config == "xdp-drop" || config == "devmap":
+		if objs, err = bpf.LoadBench(); err != nil {
+			return row, err
+		}
+		prog := objs.Sink()
+		atA = config == "xdp-drop"
+		if !atA {
+			prog = objs.Forward()
+			objs.SetForward(ifA.Index, ifB.Index)
+		}
+		if l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifA.Index, Flags: link.XDPDriverMode}); err != nil {
+			objs.Close()
+			return row, fmt.Errorf("attach: %w", err)
+		}
+		cleanup = func() { l.Close(); objs.Close() }
+	default:
+		pin := fmt.Sprintf("/sys/fs/bpf/%s%s", e.prefix, strings.ReplaceAll(config, "-", ""))
+		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: workers, PinPath: pin,
+			Null: strings.HasPrefix(config, "null"), NoBypass: !strings.HasSuffix(config, "bypass")}
+		if r, err = live.Start(cfg); err != nil {
+			return row, err
+		}
+		cleanup = func() { r.Stop(); os.RemoveAll(pin) }
+	}
+	defer cleanup()
+	time.Sleep(200 * time.Millisecond)
+	before, err := e.counted()
+	if err != nil {
+		return row, err
+	}
+	var k0 [bpf.NumCounters]uint64
+	if r != nil {
+		k0 = r.Stats().Kernel
+	}
+	cpu0 := cpuNow()
+	g, err := e.generate(o, workers, size)
+	if err != nil {
+		return row, err
+	}
+	time.Sleep(300 * time.Millisecond) // let queued frames drain
+	cpu := cpuNow() - cpu0
+	after, err := e.counted()
+	if err != nil {
+		return row, err
+	}
+	row.Sent, row.Seconds = g.Sent, g.Elapsed.Seconds()
+	row.Delivered = after - before
+	if atA {
+		p, _, err := objs.Counted()
+		if err != nil {
+			return row, err
+		}
+		row.Delivered = p
+	}
+	if r != nil {
+		time.Sleep(150 * time.Millisecond) // one more merge tick for the counters
+		st := r.Stats()
+		k := st.Kernel
+		for i := range k {
+			k[i] -= k0[i]
+		}
+		row.Dropped = k[bpf.BanDrop] + k[bpf.BypassDrop] + st.Worker.Dropped + st.TxFull
+		if seen := k[bpf.RX]; seen > 0 {
+			row.UserShare = float64(k[bpf.ToXSK]) / float64(seen)
+		}
+		if row.Delivered > 0 {
+			row.CPUns = float64(cpu.Nanoseconds()) / float64(row.Delivered)
+		}
+	}
+	row.Lost = int64(row.Sent) - int64(row.Delivered) - int64(row.Dropped)
+	if row.Seconds > 0 {
+		row.Mpps = float64(row.Delivered) / row.Seconds / 1e6
+	}
+	return row, nil
+}
+
+// Markdown renders rows as a table.
+func Markdown(rows []Row) string {
+	var b strings.Builder
+	b.WriteString("| config | size | sent | delivered | dropped (counted) | lost | Mpps | x null fwd | x devmap | userspace share | CPU ns/pkt (this process) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %.3f | %.2f | %.2f | %s | %s |\n", r.Config, r.Size, r.Sent, r.Delivered, r.Dropped, r.Lost,
+			r.Mpps, r.VsNull, r.VsDevmap, pct(r.UserShare, r.Config), ns(r.CPUns))
+	}
+	return b.String()
+}
+
+func pct(x float64, c string) string {
+	if strings.HasPrefix(c, "xdp") || c == "devmap" {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f %%", 100*x)
+}
+
+func ns(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", x)
+}
