@@ -10,6 +10,7 @@ package veth
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/swarmguard/swarmguard/bench/gen"
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/dataplane/live"
+	"github.com/swarmguard/swarmguard/dataplane/xsk"
 )
 
 // Options configure a harness run.
@@ -93,11 +95,15 @@ func setup(o *Options) (*env, error) {
 		}
 	}
 	for _, ns := range []string{e.gen, e.sink} {
+		// No IPv6 autoconfiguration chatter: the sink counts only the generator's frames.
+		run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 		run("ip", "-n", ns, "link", "set", "lo", "up")
 		run("ip", "-n", ns, "addr", "add", map[string]string{e.gen: "10.96.0.1/24", e.sink: "10.96.0.2/24"}[ns], "dev", "eth0")
 		run("ip", "-n", ns, "link", "set", "eth0", "up")
 	}
 	for _, p := range []string{e.a, e.b} {
+		// Our ports too: IPv6 autoconfiguration would send frames of their own out of B.
+		run("sysctl", "-qw", "net.ipv6.conf."+p+".disable_ipv6=1")
 		if err := run("ip", "link", "set", p, "up"); err != nil {
 			e.cleanup()
 			return nil, err
@@ -267,7 +273,16 @@ func (e *env) one(o *Options, config, size string) (Row, error) {
 		pin := fmt.Sprintf("/sys/fs/bpf/%s%s", e.prefix, strings.ReplaceAll(config, "-", ""))
 		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: workers, PinPath: pin,
 			Null: strings.HasPrefix(config, "null"), NoBypass: !strings.HasSuffix(config, "bypass")}
-		if r, err = live.Start(cfg); err != nil {
+		// The previous configuration's sockets are closed, but the kernel
+		// releases their queue bindings a moment later.
+		for try := 0; ; try++ {
+			r, err = live.Start(cfg)
+			if err == nil || !errors.Is(err, xsk.ErrQueueBusy) || try == 30 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
 			return row, err
 		}
 		cleanup = func() { r.Stop(); os.RemoveAll(pin) }

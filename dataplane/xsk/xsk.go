@@ -7,7 +7,10 @@
 //   - its ring producer/consumer updates have their memory fences commented
 //     out; here every index is read and written with sync/atomic;
 //   - its GetDescs scans every frame, and Transmit panics on errors such as
-//     ENETDOWN: here free frames are a stack and errors are returned.
+//     ENETDOWN: here free frames are a stack and errors are returned;
+//   - its Close never unmaps its four ring mappings, which keep the socket
+//     (and its queue binding) alive until the process exits: Close here
+//     unmaps them first (found by reflection, as asavie does not export them).
 //
 // The UMEM is split: the first half of the frames is lent to the kernel
 // through the fill ring (receive), the second half is kept for transmit.
@@ -16,6 +19,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -65,6 +69,8 @@ type descRing struct {
 type Socket struct {
 	xs        *xdp.Socket
 	fd        int
+	off       unix.XDPMmapOffsets
+	ringSize  int
 	fill      addrRing
 	comp      addrRing
 	rx        descRing
@@ -131,6 +137,7 @@ func (s *Socket) mapRings(n int) error {
 		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&size)), 0); errno != 0 {
 		return fmt.Errorf("xsk: XDP_MMAP_OFFSETS: %w", errno)
 	}
+	s.off, s.ringSize = off, n
 	var err error
 	if s.fill.ring, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, n, 8); err != nil {
 		return err
@@ -271,12 +278,33 @@ func (s *Socket) Wait(timeoutMs int) error {
 	return nil
 }
 
-// Close releases the socket, its rings and UMEM.
+// Close releases the socket, its rings and UMEM, so that the queue can be
+// bound again at once.
 func (s *Socket) Close() error {
 	for _, m := range [][]byte{s.fill.mem, s.comp.mem, s.rx.mem, s.tx.mem} {
 		if m != nil {
 			unix.Munmap(m)
 		}
 	}
+	s.unmapAsavieRings()
 	return s.xs.Close()
+}
+
+// unmapAsavieRings unmaps the ring mappings asavie made and never unmaps.
+// Each ring's descriptor slice starts off.X.Desc bytes into its mapping.
+func (s *Socket) unmapAsavieRings() {
+	v := reflect.ValueOf(s.xs).Elem()
+	dsz := int(unsafe.Sizeof(unix.XDPDesc{}))
+	for _, r := range []struct {
+		field string
+		desc  uint64
+		elem  int
+	}{{"fillRing", s.off.Fr.Desc, 8}, {"completionRing", s.off.Cr.Desc, 8}, {"rxRing", s.off.Rx.Desc, dsz}, {"txRing", s.off.Tx.Desc, dsz}} {
+		d := v.FieldByName(r.field).FieldByName("Descs")
+		if !d.IsValid() || d.Len() == 0 {
+			continue
+		}
+		base := d.Pointer() - uintptr(r.desc)
+		unix.Syscall(unix.SYS_MUNMAP, base, uintptr(int(r.desc)+s.ringSize*r.elem), 0)
+	}
 }
