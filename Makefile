@@ -38,11 +38,17 @@ fuzz:
 	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
 	  done; done
 
-# Go microbenchmarks, then swarmguard against ndpiReader on one merged pcap.
+# Go microbenchmarks per stage, swarmguard against ndpiReader on one merged
+# pcap, memory at 100k and 1M flows, and (root) the veth harness: baselines,
+# null forwarder, swarmguard with/without bypass on 1 and 2 workers.
+# `bin/swarmguard bench veth --append BENCHMARKS.md` records a run.
 bench: build
 	bash bench/deps.sh
-	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./shard/ ./classifier/
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./shard/ ./classifier/ ./hostmerge/
 	$(BIN) bench compare
+	$(BIN) bench memory --flows 100000
+	$(BIN) bench memory --flows 1000000
+	$(BIN) bench veth
 
 train: build
 	$(BIN) bench train --out classifier/weights.json

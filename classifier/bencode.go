@@ -17,12 +17,32 @@ type bpath struct {
 	depth int
 }
 
-// key returns the key at level i (1 = inside the top-level dict).
-func (p *bpath) key(i int) []byte {
+// bpos is where a visited value sits: its depth and the dict keys of the
+// first three levels above it (all the recognizers look at). It is passed
+// by value, so the walker's own path never escapes to the heap.
+type bpos struct {
+	depth      int
+	k1, k2, k3 []byte
+}
+
+// key returns the key at level i (1 = inside the top-level dict; up to 3).
+func (p bpos) key(i int) []byte {
 	if i < 1 || i > p.depth {
 		return nil
 	}
-	return p.keys[i-1]
+	switch i {
+	case 1:
+		return p.k1
+	case 2:
+		return p.k2
+	case 3:
+		return p.k3
+	}
+	return nil
+}
+
+func (p *bpath) pos() bpos {
+	return bpos{depth: p.depth, k1: p.keys[0], k2: p.keys[1], k3: p.keys[2]}
 }
 
 // bvalue is one visited value.
@@ -36,7 +56,7 @@ type bvalue struct {
 // value inside a dict or list (not for the outer value itself). It returns the
 // number of bytes the outer value spans and whether it was complete and well
 // formed within the limits. visit may return false to stop early (ok=false).
-func bwalk(b []byte, visit func(p *bpath, v bvalue) bool) (n int, ok bool) {
+func bwalk(b []byte, visit func(p bpos, v bvalue) bool) (n int, ok bool) {
 	var p bpath
 	// isDict[d] says whether level d is a dict; wantKey[d] whether the next
 	// string at that level is a key.
@@ -94,7 +114,7 @@ func bwalk(b []byte, visit func(p *bpath, v bvalue) bool) (n int, ok bool) {
 			if !isDict[p.depth] {
 				p.keys[p.depth-1] = nil
 			}
-			if visit != nil && !visit(&p, v) {
+			if visit != nil && !visit(p.pos(), v) {
 				return i, false
 			}
 			if isDict[p.depth] {

@@ -24,7 +24,7 @@ func ParseKRPC(b []byte, peers *Peers) KRPC {
 	var y byte
 	hasT, idOK, bodyA, bodyR, bodyE, badNodes := false, false, false, false, false, false
 	qname := 0
-	n, ok := bwalk(b, func(p *bpath, v bvalue) bool {
+	n, ok := bwalk(b, func(p bpos, v bvalue) bool {
 		switch p.depth {
 		case 1:
 			switch k1 := p.key(1); {

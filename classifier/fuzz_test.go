@@ -48,7 +48,7 @@ func FuzzParseKRPC(f *testing.F) {
 func FuzzBencode(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, _ := bwalk(b, func(p *bpath, v bvalue) bool {
+		n, _ := bwalk(b, func(p bpos, v bvalue) bool {
 			if p.depth < 1 || p.depth > maxBDepth {
 				t.Fatalf("depth %d", p.depth)
 			}

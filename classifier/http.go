@@ -99,7 +99,7 @@ func parseTrackerBody(b []byte, peers *Peers) (ok bool, n int) {
 	interval, peerKey, failure := false, false, false
 	var ip [4]byte
 	haveIP := false
-	bwalk(b, func(p *bpath, v bvalue) bool {
+	bwalk(b, func(p bpos, v bvalue) bool {
 		switch p.depth {
 		case 1:
 			switch k := p.key(1); {

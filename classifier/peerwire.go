@@ -151,7 +151,7 @@ func checkExtended(body []byte, complete bool, peers *Peers, r *WireResult) {
 	if body[0] == 0 {
 		// Extension handshake: a dict with an "m" dict of extension names.
 		hasM := false
-		bwalk(dict, func(p *bpath, v bvalue) bool {
+		bwalk(dict, func(p bpos, v bvalue) bool {
 			if p.depth == 1 && eq(p.key(1), "m") && v.kind == 'd' {
 				hasM = true
 				return false
@@ -164,7 +164,7 @@ func checkExtended(body []byte, complete bool, peers *Peers, r *WireResult) {
 	// Any other extended message: ut_pex is recognised by its keys. The ids
 	// are per connection (assigned in the handshake), so structure decides.
 	pex := false
-	_, ok := bwalk(dict, func(p *bpath, v bvalue) bool {
+	_, ok := bwalk(dict, func(p bpos, v bvalue) bool {
 		if p.depth != 1 || v.kind != 's' {
 			return true
 		}

@@ -39,6 +39,7 @@ type Options struct {
 	Mix      []string      // captures whose sizes make the realistic mix
 	Configs  []string      // configurations to run (default all)
 	Sizes    []string      // "64" and/or "mix" (default both)
+	Latency  bool          // also measure round trips through each path
 	Log      io.Writer
 }
 
@@ -57,6 +58,8 @@ type Row struct {
 	Mpps      float64 `json:"mpps"`
 	CPUns     float64 `json:"cpu_ns_per_packet,omitempty"` // this process's CPU per delivered packet
 	UserShare float64 `json:"userspace_share,omitempty"`   // packets that reached a worker / packets
+	RTTp50us  float64 `json:"rtt_p50_us,omitempty"`        // round trip of a ping-pong flow through the path
+	RTTp99us  float64 `json:"rtt_p99_us,omitempty"`
 	VsNull    float64 `json:"vs_null,omitempty"`
 	VsDevmap  float64 `json:"vs_devmap,omitempty"`
 }
@@ -67,6 +70,7 @@ type env struct {
 	gen, sink string
 	a, b      string
 	sinkCmd   *exec.Cmd
+	echoCmd   *exec.Cmd
 	sinkIn    io.WriteCloser
 	sinkOut   *bufio.Reader
 	log       io.Writer
@@ -100,6 +104,10 @@ func setup(o *Options) (*env, error) {
 		run("ip", "-n", ns, "link", "set", "lo", "up")
 		run("ip", "-n", ns, "addr", "add", map[string]string{e.gen: "10.96.0.1/24", e.sink: "10.96.0.2/24"}[ns], "dev", "eth0")
 		run("ip", "-n", ns, "link", "set", "eth0", "up")
+		// A devmap redirect into a veth needs NAPI on the receiver (GRO on);
+		// the stack's UDP must carry finished checksums (tx offload off),
+		// since frames copied through AF_XDP keep partial ones.
+		run("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off")
 	}
 	for _, p := range []string{e.a, e.b} {
 		// Our ports too: IPv6 autoconfiguration would send frames of their own out of B.
@@ -123,6 +131,12 @@ func setup(o *Options) (*env, error) {
 		e.cleanup()
 		return nil, fmt.Errorf("sink did not start: %q", line)
 	}
+	// The latency probe's echo, beside the sink (which passes its port).
+	e.echoCmd = exec.Command("ip", "netns", "exec", e.sink, o.Self, "bench", "echo", "--listen", "10.96.0.2:7", "--seconds", "3600")
+	if err := e.echoCmd.Start(); err != nil {
+		e.cleanup()
+		return nil, fmt.Errorf("start echo: %w", err)
+	}
 	return e, nil
 }
 
@@ -139,6 +153,10 @@ func (e *env) counted() (uint64, error) {
 }
 
 func (e *env) cleanup() {
+	if e.echoCmd != nil && e.echoCmd.Process != nil {
+		e.echoCmd.Process.Kill()
+		e.echoCmd.Wait()
+	}
 	if e.sinkCmd != nil && e.sinkCmd.Process != nil {
 		e.sinkIn.Close()
 		e.sinkCmd.Process.Signal(syscall.SIGTERM)
@@ -269,6 +287,16 @@ func (e *env) one(o *Options, config, size string) (Row, error) {
 			return row, fmt.Errorf("attach: %w", err)
 		}
 		cleanup = func() { l.Close(); objs.Close() }
+		if !atA {
+			// The way back, for the latency probe's answers (and ARP).
+			objs.SetForward(ifB.Index, ifA.Index)
+			lb, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifB.Index, Flags: link.XDPDriverMode})
+			if err != nil {
+				cleanup()
+				return row, fmt.Errorf("attach: %w", err)
+			}
+			cleanup = func() { lb.Close(); l.Close(); objs.Close() }
+		}
 	default:
 		pin := fmt.Sprintf("/sys/fs/bpf/%s%s", e.prefix, strings.ReplaceAll(config, "-", ""))
 		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: workers, PinPath: pin,
@@ -333,6 +361,18 @@ func (e *env) one(o *Options, config, size string) (Row, error) {
 		}
 	}
 	row.Lost = int64(row.Sent) - int64(row.Delivered) - int64(row.Dropped)
+	if !atA && o.Latency {
+		out, err := exec.Command("ip", "netns", "exec", e.gen, o.Self, "bench", "ping", "--to", "10.96.0.2:7", "--count", "400").Output()
+		var lr struct {
+			P50 int64 `json:"p50_ns"`
+			P99 int64 `json:"p99_ns"`
+		}
+		if err == nil && json.Unmarshal(out, &lr) == nil {
+			row.RTTp50us, row.RTTp99us = float64(lr.P50)/1e3, float64(lr.P99)/1e3
+		} else {
+			fmt.Fprintf(o.Log, "bench veth: %s: latency probe: %v %s\n", config, err, out)
+		}
+	}
 	if row.Seconds > 0 {
 		row.Mpps = float64(row.Delivered) / row.Seconds / 1e6
 	}
@@ -342,11 +382,15 @@ func (e *env) one(o *Options, config, size string) (Row, error) {
 // Markdown renders rows as a table.
 func Markdown(rows []Row) string {
 	var b strings.Builder
-	b.WriteString("| config | size | sent | delivered | dropped (counted) | lost | Mpps | x null fwd | x devmap | userspace share | CPU ns/pkt (this process) |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| config | size | sent | delivered | dropped (counted) | lost | Mpps | x null fwd | x devmap | userspace share | CPU ns/pkt (this process) | RTT p50/p99 us |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %.3f | %.2f | %.2f | %s | %s |\n", r.Config, r.Size, r.Sent, r.Delivered, r.Dropped, r.Lost,
-			r.Mpps, r.VsNull, r.VsDevmap, pct(r.UserShare, r.Config), ns(r.CPUns))
+		rtt := "-"
+		if r.RTTp50us > 0 {
+			rtt = fmt.Sprintf("%.0f / %.0f", r.RTTp50us, r.RTTp99us)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %.3f | %.2f | %.2f | %s | %s | %s |\n", r.Config, r.Size, r.Sent, r.Delivered, r.Dropped, r.Lost,
+			r.Mpps, r.VsNull, r.VsDevmap, pct(r.UserShare, r.Config), ns(r.CPUns), rtt)
 	}
 	return b.String()
 }

@@ -41,6 +41,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdVeth(args[1:], stdout, stderr)
 	case "memory":
 		return cmdMemory(args[1:], stdout, stderr)
+	case "echo":
+		return cmdEcho(args[1:], stdout, stderr)
+	case "ping":
+		return cmdPing(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/swarmguard/swarmguard/bench/gen"
+	"github.com/swarmguard/swarmguard/bench/latency"
 	"github.com/swarmguard/swarmguard/bench/memory"
 	"github.com/swarmguard/swarmguard/bench/veth"
 	"github.com/swarmguard/swarmguard/bpf"
@@ -110,6 +111,7 @@ func cmdVeth(args []string, stdout, stderr io.Writer) error {
 	configs := fs.String("configs", strings.Join(veth.AllConfigs, ","), "configurations to run")
 	sizes := fs.String("sizes", "64,mix", "frame sizes: 64 and/or mix")
 	mix := fs.String("mix", "testdata/ndpi/pcap/*,testdata/captures/*.pcap", "globs of captures whose sizes make the mix")
+	fs.BoolVar(&o.Latency, "latency", true, "also measure round trips through each path (400 UDP ping-pongs)")
 	appendTo := fs.String("append", "", "append the table with the machine description to this file (BENCHMARKS.md)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -145,6 +147,33 @@ func cmdVeth(args []string, stdout, stderr io.Writer) error {
 			time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine(), strings.Join(args, " "), table)
 	}
 	return nil
+}
+
+// cmdEcho runs the latency probe's UDP echo (inside sink-ns).
+func cmdEcho(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench echo")
+	addr := fs.String("listen", ":7", "address to echo on")
+	secs := fs.Float64("seconds", 60, "how long to serve")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	return latency.Echo(*addr, time.Duration(*secs*float64(time.Second)))
+}
+
+// cmdPing measures round trips to an echo (inside gen-ns); prints JSON.
+func cmdPing(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench ping")
+	to := fs.String("to", "", "echo address")
+	n := fs.Int("count", 500, "probes")
+	every := fs.Duration("interval", time.Millisecond, "pause between probes")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	r, err := latency.Ping(*to, *n, *every)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	return json.NewEncoder(stdout).Encode(r)
 }
 
 // cmdMemory reports resident memory and bytes per flow with N flows (run it
