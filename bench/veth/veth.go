@@ -31,15 +31,16 @@ import (
 
 // Options configure a harness run.
 type Options struct {
-	Self     string        // this binary, re-executed in the namespaces
-	Duration time.Duration // per configuration (default 3 s)
-	Rate     int           // generator packets/s, 0 = flat out
-	Flows    int           // concurrent flows (default 4096)
-	Hosts    int           // source hosts (default 64)
-	Mix      []string      // captures whose sizes make the realistic mix
-	Configs  []string      // configurations to run (default all)
-	Sizes    []string      // "64" and/or "mix" (default both)
-	Latency  bool          // also measure round trips through each path
+	Self     string           // this binary, re-executed in the namespaces
+	Duration time.Duration    // per configuration (default 3 s)
+	Rate     int              // generator packets/s, 0 = flat out
+	Flows    int              // concurrent flows (default 4096)
+	Hosts    int              // source hosts (default 64)
+	Mix      []string         // captures whose sizes make the realistic mix
+	Configs  []string         // configurations to run (default all)
+	Sizes    []string         // "64" and/or "mix" (default both)
+	Latency  bool             // also measure round trips through each path
+	Stop     <-chan os.Signal // when it fires, Run stops after the configuration under way
 	Log      io.Writer
 }
 
@@ -218,6 +219,11 @@ func Run(o Options) ([]Row, error) {
 	for _, size := range o.Sizes {
 		var null, devmap float64
 		for _, c := range o.Configs {
+			select {
+			case s := <-o.Stop:
+				return rows, fmt.Errorf("stopped by %v", s)
+			default:
+			}
 			row, err := e.one(&o, c, size)
 			if err != nil {
 				return rows, fmt.Errorf("%s at %s: %w", c, size, err)
@@ -311,6 +317,7 @@ func (e *env) one(o *Options, config, size string) (Row, error) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if err != nil {
+			os.RemoveAll(pin)
 			return row, err
 		}
 		cleanup = func() { r.Stop(); os.RemoveAll(pin) }

@@ -130,7 +130,12 @@ func cmdVeth(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.Self = self
-	// Ctrl-C: stop between configurations; deferred cleanups run.
+	// Ctrl-C: the harness stops after the configuration under way and
+	// removes its namespaces, links, programs and pins before exiting.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	o.Stop = sig
 	rows, err := veth.Run(o)
 	table := veth.Markdown(rows)
 	fmt.Fprint(stdout, table)

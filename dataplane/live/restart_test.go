@@ -13,6 +13,7 @@ func TestRestartOnSamePorts(t *testing.T) {
 	_, _, _, a, b := bridgeEnv(t)
 	for i := 0; i < 3; i++ {
 		pin := fmt.Sprintf("/sys/fs/bpf/sgrs%d", time.Now().UnixNano())
+		t.Cleanup(func() { os.RemoveAll(pin) })
 		r, err := Start(Config{Bridge: [2]string{a, b}, PinPath: pin})
 		if err != nil {
 			t.Fatalf("start %d: %v", i, err)
