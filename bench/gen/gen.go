@@ -1,8 +1,9 @@
 // Package gen is the veth harness's traffic generator: AF_XDP transmit on
 // every queue of an interface, each flow on the queue its symmetric hash
-// picks (so a flow lands on one rx queue behind a veth), with frames taken
-// from captures (the realistic size mix) or fixed 64-byte frames, rewritten
-// into F flows across H hosts, paced or flat out, bounded in packets and time.
+// picks (so a flow lands on one rx queue behind a veth), replaying packets
+// taken from captures (their bytes and sizes) or fixed 64-byte frames,
+// rewritten into F flows across H hosts, paced or flat out, bounded in
+// packets and time.
 package gen
 
 import (
@@ -38,17 +39,23 @@ type Result struct {
 	TxFull  uint64        `json:"tx_full"` // frames not sent at once: ring or frames exhausted (retried)
 }
 
-// Templates reads up to limit frame sizes from captures (Ethernet IPv4
-// TCP/UDP), as they were on the wire.
-func Templates(files []string, limit int) ([]int, error) {
-	var sizes []int
+// Template is a captured packet to replay: its bytes as captured (a
+// snaplen may have cut them) and its length on the wire.
+type Template struct {
+	Data    []byte
+	WireLen int
+}
+
+// Templates reads up to limit Ethernet IPv4 TCP/UDP packets from captures.
+func Templates(files []string, limit int) ([]Template, error) {
+	var out []Template
 	for _, f := range files {
 		r, err := pcapsrc.Open(f)
 		if err != nil {
 			return nil, err
 		}
 		var m packet.Meta
-		for len(sizes) < limit {
+		for len(out) < limit {
 			frame, link, _, err := r.Next()
 			if errors.Is(err, io.EOF) {
 				break
@@ -57,19 +64,19 @@ func Templates(files []string, limit int) ([]int, error) {
 				r.Close()
 				return nil, err
 			}
-			if link != packet.LinkEthernet || packet.Decode(link, frame, &m) != packet.OK || m.IPv6 {
+			if link != packet.LinkEthernet || len(frame) < 34 || frame[12] != 0x08 || frame[13] != 0 ||
+				packet.Decode(link, frame, &m) != packet.OK || m.IPv6 {
 				continue
 			}
-			// The size on the wire: headers plus the payload the IP header counts.
-			n := 14 + m.WireLen
-			sizes = append(sizes, min(max(n, 60), 1514))
+			wire := min(max(14+m.WireLen, 60), 1514)
+			out = append(out, Template{Data: append([]byte(nil), frame[:min(len(frame), wire)]...), WireLen: wire})
 		}
 		r.Close()
 	}
-	if len(sizes) == 0 {
+	if len(out) == 0 {
 		return nil, errors.New("gen: no IPv4 Ethernet frames in the captures")
 	}
-	return sizes, nil
+	return out, nil
 }
 
 // flowQueue picks a queue symmetrically in the two endpoints.
@@ -97,10 +104,10 @@ func Run(o Options) (Result, error) {
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
 	}
-	sizes := []int{60}
+	var tmpl []Template
 	if len(o.Pcaps) > 0 {
 		var err error
-		if sizes, err = Templates(o.Pcaps, 100_000); err != nil {
+		if tmpl, err = Templates(o.Pcaps, 100_000); err != nil {
 			return res, err
 		}
 	}
@@ -149,7 +156,6 @@ func Run(o Options) (Result, error) {
 		for i := 0; i < batch && res.Sent < o.Packets; i++ {
 			k := res.Sent
 			f := &flows[k%uint64(len(flows))]
-			size := sizes[k%uint64(len(sizes))]
 			s := socks[f.q]
 			addr, buf, ok := s.TxFrame()
 			if !ok {
@@ -157,7 +163,14 @@ func Run(o Options) (Result, error) {
 				s.Kick()
 				break
 			}
-			frame(buf[:size], mac, f.src, f.dst, f.sp, f.dp)
+			size := 60
+			if len(tmpl) > 0 {
+				t := &tmpl[k%uint64(len(tmpl))]
+				size = t.WireLen
+				replayed(buf[:size], t, mac, f.src, f.dst, f.sp, f.dp)
+			} else {
+				frame(buf[:size], mac, f.src, f.dst, f.sp, f.dp)
+			}
 			if !s.Send(addr, uint32(size)) {
 				res.TxFull++
 				break
@@ -211,4 +224,40 @@ func frame(b []byte, src net.HardwareAddr, s, d uint32, sp, dp uint16) {
 	binary.BigEndian.PutUint16(u[2:], dp)
 	binary.BigEndian.PutUint16(u[4:], uint16(len(b)-34))
 	u[6], u[7] = 0, 0
+}
+
+// replayed writes template t into b (len(b) = t.WireLen, zero-filled past
+// what was captured) with the flow's addresses and ports, the lengths and
+// the IP header checksum made right.
+func replayed(b []byte, t *Template, src net.HardwareAddr, s, d uint32, sp, dp uint16) {
+	n := copy(b, t.Data)
+	for i := n; i < len(b); i++ {
+		b[i] = 0
+	}
+	for i := 0; i < 6; i++ {
+		b[i] = 0x02
+	}
+	copy(b[6:12], src)
+	ip := b[14:]
+	ihl := int(ip[0]&0x0f) * 4
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)-14))
+	binary.BigEndian.PutUint32(ip[12:], s)
+	binary.BigEndian.PutUint32(ip[16:], d)
+	ip[10], ip[11] = 0, 0
+	var sum uint32
+	for i := 0; i < ihl; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	sum = sum&0xffff + sum>>16
+	sum = sum&0xffff + sum>>16
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	l4 := ip[ihl:]
+	if len(l4) >= 8 {
+		binary.BigEndian.PutUint16(l4[0:], sp)
+		binary.BigEndian.PutUint16(l4[2:], dp)
+		if ip[9] == 17 {
+			binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
+			l4[6], l4[7] = 0, 0
+		}
+	}
 }
