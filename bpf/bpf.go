@@ -147,37 +147,20 @@ func (o *Objects) Beat() error {
 func addr16(a netip.Addr) xdpAddr16 { return xdpAddr16{A: a.As16()} }
 
 // Ban drops every packet from or to a until the given monotonic time (ns).
-func (o *Objects) Ban(a netip.Addr, until uint64) error {
-	k := addr16(a)
-	if err := o.Bans.Put(&k, until); err != nil {
-		return fmt.Errorf("ban %s: %w", a, err)
-	}
-	return nil
-}
+func (o *Objects) Ban(a netip.Addr, until uint64) error { return o.bans().Add(a, until) }
 
 // Unban removes a's ban; a missing ban is not an error.
 func (o *Objects) Unban(a netip.Addr) error {
-	k := addr16(a)
-	if err := o.Bans.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("unban %s: %w", a, err)
+	if err := o.bans().Del(a); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
 	}
 	return nil
 }
 
 // BanList returns every ban with its expiry (monotonic ns).
-func (o *Objects) BanList() (map[netip.Addr]uint64, error) {
-	out := map[netip.Addr]uint64{}
-	var k xdpAddr16
-	var v uint64
-	it := o.Bans.Iterate()
-	for it.Next(&k, &v) {
-		out[netip.AddrFrom16(k.A).Unmap()] = v
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("list bans: %w", err)
-	}
-	return out, nil
-}
+func (o *Objects) BanList() (map[netip.Addr]uint64, error) { return o.bans().List() }
+
+func (o *Objects) bans() *Bans { return &Bans{m: o.xdpObjects.Bans} }
 
 // FlowKey is a symmetric flow key as the program builds it.
 type FlowKey = xdpFlowKey

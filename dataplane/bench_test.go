@@ -67,17 +67,22 @@ func warm(frames []frame) (*Worker, *hostmerge.Merger) {
 	return w, m
 }
 
+// decideAll makes every flow of w's table final, as if each were decided.
+func decideAll(w *Worker) {
+	w.Table().Range(func(f *shard.Flow) {
+		f.Flags |= shard.FlagFinal
+		f.Flags &^= shard.FlagHarvest
+		f.More |= shard.MoreConfirmed
+	})
+}
+
 // BenchmarkDecidedFlowPackets measures the path almost every packet takes:
 // decode, symmetric key, flow lookup, cached final label. Every flow of the
 // corpus is made final first.
 func BenchmarkDecidedFlowPackets(b *testing.B) {
 	frames := loadFrames(b)
 	w, _ := warm(frames)
-	w.Table().Range(func(f *shard.Flow) {
-		f.Flags |= shard.FlagFinal
-		f.Flags &^= shard.FlagHarvest
-		f.More |= shard.MoreConfirmed
-	})
+	decideAll(w)
 	// Replay within the flows' lifetimes: the same timestamps again.
 	runtime.GC()
 	b.ReportAllocs()
@@ -132,11 +137,7 @@ func batches(frames []frame, n int) (out [][]frame) {
 func BenchmarkDecidedFlowBatch(b *testing.B) {
 	frames := loadFrames(b)
 	w, _ := warm(frames)
-	w.Table().Range(func(f *shard.Flow) {
-		f.Flags |= shard.FlagFinal
-		f.Flags &^= shard.FlagHarvest
-		f.More |= shard.MoreConfirmed
-	})
+	decideAll(w)
 	bs := batches(frames, 32)
 	data := make([][]byte, MaxBatch)
 	now := make([]int64, MaxBatch)

@@ -291,18 +291,7 @@ func TestCrashFailsOpenAndKeepsBans(t *testing.T) {
 	env, gen, sink, a, b := bridgeEnv(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/sgcrash%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
-	self, _ := os.Executable()
-	child := exec.Command(self)
-	child.Env = append(os.Environ(), "SG_ROLE=runner,"+a+","+b+","+pin)
-	out, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if !strings.HasPrefix(line, "ready") {
-		t.Skipf("dataplane did not start: %s", line)
-	}
+	child := childRunner(t, a, b, pin)
 	bans, err := bpf.OpenBans(pin)
 	if err != nil {
 		t.Fatal(err)
@@ -360,17 +349,8 @@ func TestStuckDataplaneFailsOpenOnHeartbeat(t *testing.T) {
 	env, gen, sink, a, b := bridgeEnv(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/sgstuck%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
+	child := childRunner(t, a, b, pin)
 	self, _ := os.Executable()
-	child := exec.Command(self)
-	child.Env = append(os.Environ(), "SG_ROLE=runner,"+a+","+b+","+pin)
-	out, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Signal(syscall.SIGCONT); child.Process.Kill(); child.Wait() })
-	if line, _ := bufio.NewReader(out).ReadString('\n'); !strings.HasPrefix(line, "ready") {
-		t.Skipf("dataplane did not start: %s", line)
-	}
 	arrivals := make(chan string)
 	go func() { arrivals <- role(t, env, sink, "arrivals", "10.99.3.2:7200", "4000") }()
 	time.Sleep(200 * time.Millisecond)
@@ -523,4 +503,22 @@ func TestSecondRunnerReportsBusyQueue(t *testing.T) {
 		t.Fatalf("second start: %v", err)
 	}
 	t.Log(err)
+}
+
+// childRunner starts a dataplane bridging a and b in a process of its own
+// (killed, and continued if stopped, at the end of the test).
+func childRunner(t *testing.T, a, b, pin string) *exec.Cmd {
+	t.Helper()
+	self, _ := os.Executable()
+	child := exec.Command(self)
+	child.Env = append(os.Environ(), "SG_ROLE=runner,"+a+","+b+","+pin)
+	out, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Signal(syscall.SIGCONT); child.Process.Kill(); child.Wait() })
+	if line, _ := bufio.NewReader(out).ReadString('\n'); !strings.HasPrefix(line, "ready") {
+		t.Skipf("dataplane did not start: %s", line)
+	}
+	return child
 }
