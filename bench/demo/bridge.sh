@@ -47,12 +47,12 @@ echo "demo: replaying ${#CAPS[@]} bundled captures from $P-gen through the bridg
 in_ns gen "$SG" bench replay --iface eth0 --rate 40000 "${CAPS[@]}" | sed 's/^/  /'
 sleep 1
 echo "demo: bans (pinned map):"
-"$SG" bans list --pin "$PIN" | sed 's/^/  /' | head -20
+"$SG" bans list --pin "$PIN" | awk 'NR <= 20 { print "  " $0 }'
 kill -INT $SGPID
 wait $SGPID || true
 echo "demo: decisions by action and label:"
 grep -o '"label":"[a-z0-9]*"\|"action":"[a-z+]*"' "$OUT/records.jsonl" | paste - - | sort | uniq -c | sed 's/^/  /'
 echo "demo: some p2p decisions (why):"
-grep '"label":"p2p"' "$OUT/records.jsonl" | head -5 | sed -E 's/"reasons":\[([^]]{0,160})[^]]*\]/"reasons":[\1...]/' | sed 's/^/  /'
+grep -m 5 '"label":"p2p"' "$OUT/records.jsonl" | sed -E 's/"reasons":\[([^]]{0,160})[^]]*\]/"reasons":[\1...]/' | sed 's/^/  /'
 tail -1 "$OUT/swarmguard.log" | sed 's/^/  /'
 echo "demo: removing namespaces, links, XDP programs and pins"
