@@ -50,6 +50,14 @@ func loadFrames(b testing.TB) []frame {
 		r.Close()
 		base += int64(time.Hour)
 	}
+	// Lay the frames out as an AF_XDP UMEM holds them: 2 KiB slots in one
+	// region, used in ring order (not scattered over the heap).
+	umem := make([]byte, len(out)*2048)
+	for i := range out {
+		slot := umem[i*2048 : i*2048+2048]
+		n := copy(slot, out[i].data)
+		out[i].data = slot[:n]
+	}
 	return out
 }
 

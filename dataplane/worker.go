@@ -177,7 +177,7 @@ func (w *Worker) decode(link packet.LinkType, frame []byte, b *decoded) bool {
 		w.Stats.Malformed++
 		return false
 	}
-	b.key, b.dir = shard.MakeKey(&b.meta)
+	b.dir = b.key.Set(&b.meta)
 	b.hash = b.key.Hash()
 	return true
 }

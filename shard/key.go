@@ -23,6 +23,13 @@ type Key struct {
 // MakeKey builds the symmetric key of m. dir is 0 when m travels from Lo to Hi
 // and 1 when it travels from Hi to Lo.
 func MakeKey(m *packet.Meta) (k Key, dir uint8) {
+	dir = k.Set(m)
+	return k, dir
+}
+
+// Set makes k the symmetric key of m in place (no 40-byte copy on the
+// packet path) and returns m's direction, as MakeKey does.
+func (k *Key) Set(m *packet.Meta) (dir uint8) {
 	if less(&m.Src, m.SrcPort, &m.Dst, m.DstPort) {
 		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = m.Src, m.Dst, m.SrcPort, m.DstPort
 	} else {
@@ -31,7 +38,7 @@ func MakeKey(m *packet.Meta) (k Key, dir uint8) {
 	}
 	k.VLAN = m.VLAN
 	k.Proto = m.Proto
-	return k, dir
+	return dir
 }
 
 // Compare orders keys: addresses, ports, VLAN, protocol.
@@ -80,16 +87,19 @@ func (k *Key) Endpoint(side uint8) netip.AddrPort {
 }
 
 // Hash multiplies the key's five words by independent odd constants, so the
-// products run in parallel instead of as one serial chain, folds them and
-// ends with the murmur3 finaliser, so every key bit reaches the bucket index
-// and the tag. The key is direction-free: the hash is symmetric by construction.
+// products run in parallel instead of as one serial chain, and folds them,
+// so that every key bit reaches the high bits the table uses for the bucket
+// index and the tag. The key is direction-free: the hash is symmetric by construction.
 func (k *Key) Hash() uint64 {
 	a := k.LoAddr[0] * 0x9e3779b97f4a7c15
 	b := k.LoAddr[1] * 0xc2b2ae3d27d4eb4f
 	c := k.HiAddr[0] * 0x165667b19e3779f9
 	d := k.HiAddr[1] * 0xd6e8feb86659fd93
 	e := (uint64(k.LoPort) | uint64(k.HiPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48) * 0x27d4eb2f165667c5
-	return mix(bits.RotateLeft64(a, 17) ^ b ^ bits.RotateLeft64(c, 31) ^ d ^ bits.RotateLeft64(e, 43))
+	h := bits.RotateLeft64(a, 17) ^ b ^ bits.RotateLeft64(c, 31) ^ d ^ bits.RotateLeft64(e, 43)
+	// One multiply-fold finishes it: the products already carry every input
+	// bit upwards, and the table uses the high bits (index and tag).
+	return (h ^ h>>32) * 0x9e3779b97f4a7c15
 }
 
 func mix(h uint64) uint64 {

@@ -174,6 +174,9 @@ func decodeEthernet(b []byte, m *Meta) Result {
 	}
 	et := binary.BigEndian.Uint16(b[12:14])
 	b = b[ethHeaderLen:]
+	if et == etherTypeIPv4 { // the common case, without the dispatch
+		return decodeIPv4(b, m)
+	}
 	for i := 0; i <= MaxVLANTags && (et == etherTypeVLAN || et == etherTypeQinQ || et == etherTypeQinQ2); i++ {
 		if i == MaxVLANTags || len(b) < vlanTagLen {
 			return Malformed
