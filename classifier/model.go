@@ -53,6 +53,18 @@ var FeatureNames = [NumFeatures]string{
 	"host_tcp_udp_peers", "host_new_flows", "host_symmetry",
 }
 
+// Signs fixes the direction of each feature by design (+1: evidence for
+// P2P, -1: against, 0: either); the trainer fits only the magnitude. Without
+// it, a fit on a few swarms learns confounds, such as long or symmetric
+// normal flows making symmetry count against P2P.
+var Signs = [NumFeatures]int8{
+	FHandshake: 1, FPeerWire: 1, FExtension: 1, FDHT: 1, FUTP: 1, FTracker: 1, FLSD: 1, FClientID: 1,
+	FPredicted: 1, FMSEShape: 1, FMSEHandshake: 1, FKnownProto: -1, FTextFirst: -1, FSymmetry: 1,
+	FSizeMix: 1, FHighPorts: 1, FDepth: 0, FUnanswered: -1, FFramed: -1,
+	FHostFanout: 1, FHostPPR: 1, FHostBTFlows: 1, FHostMSEPeers: 1, FHostDiscovery: 1,
+	FHostTCPUDP: 1, FHostNewFlows: 0, FHostSymmetry: 1,
+}
+
 // Feature families. Encrypted evidence needs two of them (Gate).
 const (
 	famSignature = iota // plaintext BitTorrent structure or a predicted peer

@@ -7,20 +7,23 @@
 #   plain      transmission-daemon, encryption tolerated (plaintext), opentracker HTTP+UDP, DHT/LSD/uTP/PEX on
 #   encrypted  transmission-daemon, encryption required (MSE/PE), opentracker HTTP+UDP, DHT/LSD/uTP/PEX on
 #   hidden     encryption required, tracker reachable only over HTTPS, DHT/LSD/uTP/PEX off, random peer ports
+#   hidden-lt  as hidden, with qbittorrent-nox (libtorrent: random PadC/PadD, handshake after the MSE
+#              exchange) instead of transmission-daemon
 # In every scenario the BitTorrent hosts also fetch HTTPS from nginx, scp from sshd and resolve names
 # from dnsmasq, and a normal host runs curl, ssh and iperf3: those flows must stay normal. In plain and
 # encrypted a fifth peer announces and vanishes, so the others' attempts to reach it go unanswered.
 #
 # Topology (bench/capture/truth.go knows it): namespaces sgc-sw (bridge br0, where tcpdump listens),
 # sgc-srv 10.77.0.1 (opentracker, nginx, sshd, dnsmasq, iperf3), sgc-htrk 10.77.0.2 (HTTPS tracker),
-# sgc-bt1..5 10.77.0.11-15 (transmission-daemon; bt1 seeds), sgc-web 10.77.0.50 (normal client).
+# sgc-bt1..5 10.77.0.11-15 (transmission-daemon; bt1 seeds), sgc-lt1..4 10.77.0.21-24 (qbittorrent-nox;
+# lt1 seeds), sgc-web 10.77.0.50 (normal client).
 # No default routes. Everything is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
 OUT=${1:?usage: capture.sh OUTDIR [plain|encrypted|hidden ...]}
 shift
-SCENARIOS=${*:-plain encrypted hidden}
+SCENARIOS=${*:-plain encrypted hidden hidden-lt}
 [ "$(id -u)" = 0 ] || { echo "capture.sh: needs root (network namespaces)" >&2; exit 2; }
-for b in ip tcpdump transmission-daemon transmission-remote transmission-show mktorrent opentracker nginx sshd dnsmasq iperf3 curl dig scp openssl ethtool; do
+for b in ip tcpdump transmission-daemon transmission-remote transmission-show qbittorrent-nox mktorrent opentracker nginx sshd dnsmasq iperf3 curl dig scp openssl ethtool cmp; do
   command -v "$b" >/dev/null || { echo "capture.sh: $b missing (make captures installs it)" >&2; exit 2; }
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +40,8 @@ trap 'exit 130' INT TERM
 mkns sw
 in_ns sw ip link add br0 type bridge
 in_ns sw ip link set br0 up
-for spec in "srv 10.77.0.1" "htrk 10.77.0.2" "bt1 10.77.0.11" "bt2 10.77.0.12" "bt3 10.77.0.13" "bt4 10.77.0.14" "bt5 10.77.0.15" "web 10.77.0.50"; do
+for spec in "srv 10.77.0.1" "htrk 10.77.0.2" "bt1 10.77.0.11" "bt2 10.77.0.12" "bt3 10.77.0.13" "bt4 10.77.0.14" "bt5 10.77.0.15" \
+    "lt1 10.77.0.21" "lt2 10.77.0.22" "lt3 10.77.0.23" "lt4 10.77.0.24" "web 10.77.0.50"; do
   set -- $spec
   host "$1" "$2" sw br0
 done
@@ -56,8 +60,56 @@ normal_traffic() {
   done
 }
 
+# lt_scenario: the hidden swarm with qbittorrent-nox (libtorrent) peers.
+lt_scenario() {
+  echo "== hidden-lt" >&2
+  local s=$SG_WORK/hidden-lt
+  mkdir -p "$s" && chmod 755 "$s"
+  head -c 6000000 /dev/urandom > "$s/payload-lt.bin"
+  mktorrent -l 16 -a https://10.77.0.2/announce -o "$s/t.torrent" "$s/payload-lt.bin" >/dev/null
+  bg sw tcpdump -i br0 -s 256 -U -n -w "$OUT/hidden-lt.pcap" 2>/dev/null
+  local tcpdump_pid=${SG_PIDS[-1]}
+  sleep 1
+  for i in 1 2 3 4; do
+    local d=$s/lt$i
+    mkdir -p "$d/qBittorrent/config" "$d/data"
+    cat > "$d/qBittorrent/config/qBittorrent.conf" <<QBT
+[LegalNotice]
+Accepted=true
+
+[BitTorrent]
+Session\Encryption=1
+Session\DHTEnabled=false
+Session\LSDEnabled=false
+Session\PeXEnabled=false
+Session\BTProtocol=TCP
+Session\Port=$((30000 + RANDOM % 20000))
+Session\ValidateHTTPSTrackerCertificate=false
+Session\GlobalUPSpeedLimit=400
+Session\AnonymousModeEnabled=false
+QBT
+    [ $i = 1 ] && cp "$s/payload-lt.bin" "$d/data/"
+    bg "lt$i" qbittorrent-nox --profile="$d" --save-path="$d/data" "$s/t.torrent"
+  done
+  normal_traffic lt2 & local n1=$!
+  local deadline=$((SECONDS+90)) done=0
+  while [ $SECONDS -lt $deadline ]; do
+    done=0
+    for i in 2 3 4; do cmp -s "$s/payload-lt.bin" "$s/lt$i/data/payload-lt.bin" && done=$((done+1)); done
+    [ $done = 3 ] && break
+    sleep 2
+  done
+  wait $n1 || true
+  echo "   leechers complete: $done/3" >&2
+  sleep 2
+  kill "$tcpdump_pid" 2>/dev/null || true
+  sleep 1
+  [ $done = 3 ] || { echo "capture.sh: hidden-lt: swarm did not complete" >&2; return 1; }
+}
+
 scenario() {
   local name=$1 enc discovery announce ports
+  [ "$name" = hidden-lt ] && { lt_scenario; return; }
   case $name in
     plain)     enc=0; discovery=true;  announce="-a http://10.77.0.1:6969/announce -a udp://10.77.0.1:6969/announce"; ports="51413 51413 51413 51413";;
     encrypted) enc=2; discovery=true;  announce="-a http://10.77.0.1:6969/announce -a udp://10.77.0.1:6969/announce"; ports="6881 6881 6881 6881";;

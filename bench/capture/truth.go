@@ -16,14 +16,14 @@ var (
 // OpenTrackerPort is where opentracker listens (TCP and UDP) on Server.
 const OpenTrackerPort = 6969
 
-// IsBTHost reports whether a runs transmission-daemon (10.77.0.11-15;
-// .15 announces and vanishes).
+// IsBTHost reports whether a runs a BitTorrent client: transmission-daemon
+// on 10.77.0.11-15 (.15 announces and vanishes), qbittorrent-nox on .21-24.
 func IsBTHost(a netip.Addr) bool {
 	if !a.Is4() {
 		return false
 	}
 	b := a.As4()
-	return b[0] == 10 && b[1] == 77 && b[2] == 0 && b[3] >= 11 && b[3] <= 15
+	return b[0] == 10 && b[1] == 77 && b[2] == 0 && (b[3] >= 11 && b[3] <= 15 || b[3] >= 21 && b[3] <= 24)
 }
 
 // Label is the ground truth of a flow between a and b: "bittorrent" for

@@ -188,7 +188,8 @@ type Params struct {
 var DefaultParams = Params{PosWeight: 0.1, Alpha: 0.6, L2: 1e-3, Iterations: 4000, Rate: 0.05}
 
 // Fit fits the flow model: S = b + a*sum(w_f x_f) + (1-a)*max over the two
-// endpoints of sum(w_h x_h), P = logistic(S), weighted log loss + L2.
+// endpoints of sum(w_h x_h), P = logistic(S), weighted log loss + L2, each
+// weight projected onto the sign classifier.Signs gives its feature.
 func Fit(rows []Row, p Params) (bias float64, w [classifier.NumFeatures]float64, loss float64) {
 	const n = classifier.NumFeatures + 1 // weights then bias
 	var theta, m, v, g [n]float64
@@ -225,6 +226,12 @@ func Fit(rows []Row, p Params) (bias float64, w [classifier.NumFeatures]float64,
 			mh := m[j] / (1 - math.Pow(b1, float64(it)))
 			vh := v[j] / (1 - math.Pow(b2, float64(it)))
 			theta[j] -= p.Rate * mh / (math.Sqrt(vh) + eps)
+		}
+		// Projection: each weight keeps the sign its feature has by design.
+		for j := 0; j < n-1; j++ {
+			if sg := classifier.Signs[j]; sg != 0 && float64(sg)*theta[j] < 0 {
+				theta[j] = 0
+			}
 		}
 	}
 	copy(w[:], theta[:n-1])
@@ -306,6 +313,14 @@ func FitHosts(rows []HostRow, p Params) (bias float64, w [nh]float64, p2p float6
 			m[j] = b1*m[j] + (1-b1)*g[j]
 			v[j] = b2*v[j] + (1-b2)*g[j]*g[j]
 			theta[j] -= p.Rate * (m[j] / (1 - math.Pow(b1, float64(it)))) / (math.Sqrt(v[j]/(1-math.Pow(b2, float64(it)))) + eps)
+		}
+		for j := 0; j < nh; j++ { // host features keep their design sign here too
+			if sg := classifier.Signs[classifier.FirstHostFeature+j]; sg != 0 && float64(sg)*theta[j] < 0 {
+				theta[j] = 0
+			}
+		}
+		if theta[nh] < 0 { // more p2p flows never make a host less p2p
+			theta[nh] = 0
 		}
 	}
 	copy(w[:], theta[:nh])
