@@ -105,7 +105,7 @@ func inspectTCP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, p, head []b
 		case h.TrackerReply && f.Evidence&EvTrackerReq != 0:
 			f.Evidence |= EvHTTPTracker
 		case h.Request && fromInit:
-			f.Evidence |= EvTrackerReqIfAgent(h)
+			f.Evidence |= requestEvidence(h)
 		case h.Response:
 			if f.Evidence&(EvHTTPTracker|EvBTAgent) == 0 {
 				f.Evidence |= EvHTTP
@@ -136,9 +136,9 @@ func inspectTCP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, p, head []b
 	}
 }
 
-// EvTrackerReqIfAgent is the evidence of a plain HTTP request: BitTorrent's
-// User-Agent (webseed, metadata) or else ordinary HTTP.
-func EvTrackerReqIfAgent(h HTTP) uint32 {
+// requestEvidence is the evidence of an HTTP request that is no tracker
+// announce: BitTorrent's User-Agent (webseed, metadata) or else plain HTTP.
+func requestEvidence(h HTTP) uint32 {
 	if h.BTAgent {
 		return EvBTAgent
 	}
@@ -221,7 +221,7 @@ func utp(f *shard.Flow, dir uint8, p []byte) {
 	refDir := f.Coherent >> 7
 	n := f.Coherent & 0x7f
 	same := dir == refDir
-	if !UTPContinues(p, same, f.UTPConn, f.UTPSeq, ^h.Timestamp()) {
+	if !UTPContinues(p, same, f.UTPConn, f.UTPSeq) {
 		return
 	}
 	if same {

@@ -133,7 +133,7 @@ func TestUTPNeedsCoherenceAndRejectsDNS(t *testing.T) {
 	}
 	// ...but its retransmission does not continue a uTP connection.
 	h := UTP(dns)
-	if UTPContinues(dns, true, h.ConnID(), h.Seq(), h.Timestamp()) {
+	if UTPContinues(dns, true, h.ConnID(), h.Seq()) {
 		t.Fatal("repeated DNS query counted as a coherent uTP flow")
 	}
 	if IsDNS(40000, 53, dns) == false {

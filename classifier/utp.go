@@ -60,9 +60,9 @@ func UTPShape(b []byte) bool {
 //
 // The responder answers with the connection id of the initiator's SYN and
 // acknowledges its seq_nr; the initiator's later packets use that id or id+1
-// and advance seq_nr by a little, with a later timestamp. Repeating a packet
-// (a retransmitted DNS query) does not continue a flow.
-func UTPContinues(b []byte, fromInit bool, conn, seq uint16, lastTS uint32) bool {
+// and advance seq_nr by a little. Repeating a packet (a retransmitted DNS
+// query) does not advance it, so it does not continue a flow.
+func UTPContinues(b []byte, fromInit bool, conn, seq uint16) bool {
 	if !UTPShape(b) {
 		return false
 	}
@@ -73,7 +73,7 @@ func UTPContinues(b []byte, fromInit bool, conn, seq uint16, lastTS uint32) bool
 	}
 	if fromInit {
 		d := h.Seq() - seq
-		return d >= 1 && d <= 64 && h.Timestamp() != lastTS
+		return d >= 1 && d <= 64
 	}
 	d := seq - h.Ack()
 	return d <= 64 || h.Ack()-seq <= 2
