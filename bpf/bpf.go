@@ -88,6 +88,7 @@ func Load(o Options) (*Objects, error) {
 		opts.Maps.PinPath = o.PinPath
 	} else {
 		spec.Maps["bans"].Pinning = ebpf.PinNone
+		spec.Maps["ban_epoch"].Pinning = ebpf.PinNone
 	}
 	var objs Objects
 	if err := spec.LoadAndAssign(&objs.xdpObjects, &opts); err != nil {
@@ -160,7 +161,11 @@ func (o *Objects) Unban(a netip.Addr) error {
 // BanList returns every ban with its expiry (monotonic ns).
 func (o *Objects) BanList() (map[netip.Addr]uint64, error) { return o.bans().List() }
 
-func (o *Objects) bans() *Bans { return &Bans{m: o.xdpObjects.Bans} }
+func (o *Objects) bans() *Bans { return &Bans{m: o.xdpObjects.Bans, epoch: o.BanEpoch} }
+
+// TouchBans bumps the ban epoch, so that decided flows check their
+// endpoints' bans again (Ban, Unban and the bans command do it themselves).
+func (o *Objects) TouchBans() error { return o.bans().touch() }
 
 // FlowKey is a symmetric flow key as the program builds it.
 type FlowKey = xdpFlowKey
@@ -243,8 +248,10 @@ func (o *Objects) Counters() ([NumCounters]uint64, error) {
 	return out, nil
 }
 
-// Bans is the pinned ban map opened on its own (swarmguard bans).
-type Bans struct{ m *ebpf.Map }
+// Bans is the pinned ban map with its epoch, opened on its own (swarmguard
+// bans) or from the loaded objects. Every change bumps the epoch: the XDP
+// program checks the bans of a decided flow only when the epoch moved.
+type Bans struct{ m, epoch *ebpf.Map }
 
 // OpenBans opens the ban map pinned in dir by a running or previous swarmguard.
 func OpenBans(dir string) (*Bans, error) {
@@ -252,7 +259,24 @@ func OpenBans(dir string) (*Bans, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open pinned ban map in %s (has swarmguard run?): %w", dir, err)
 	}
-	return &Bans{m: m}, nil
+	e, err := ebpf.LoadPinnedMap(dir+"/ban_epoch", nil)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("open pinned ban epoch in %s: %w", dir, err)
+	}
+	return &Bans{m: m, epoch: e}, nil
+}
+
+// touch bumps the epoch (concurrent bumps may merge: any change is enough).
+func (b *Bans) touch() error {
+	var v uint64
+	if err := b.epoch.Lookup(uint32(0), &v); err != nil {
+		return fmt.Errorf("ban epoch: %w", err)
+	}
+	if err := b.epoch.Put(uint32(0), v+1); err != nil {
+		return fmt.Errorf("ban epoch: %w", err)
+	}
+	return nil
 }
 
 // List returns every ban and its expiry (monotonic ns).
@@ -276,7 +300,7 @@ func (b *Bans) Add(a netip.Addr, until uint64) error {
 	if err := b.m.Put(&k, until); err != nil {
 		return fmt.Errorf("ban %s: %w", a, err)
 	}
-	return nil
+	return b.touch()
 }
 
 // Del removes a's ban.
@@ -285,7 +309,7 @@ func (b *Bans) Del(a netip.Addr) error {
 	if err := b.m.Delete(&k); err != nil {
 		return fmt.Errorf("unban %s: %w", a, err)
 	}
-	return nil
+	return b.touch()
 }
 
 // Flush removes every ban.
@@ -302,5 +326,8 @@ func (b *Bans) Flush() error {
 	return nil
 }
 
-// Close releases the map (the pin stays).
-func (b *Bans) Close() error { return b.m.Close() }
+// Close releases the maps (the pins stay).
+func (b *Bans) Close() error {
+	b.epoch.Close()
+	return b.m.Close()
+}

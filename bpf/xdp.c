@@ -72,6 +72,7 @@ struct bypass_val {
 	__u64 packets;
 	__u64 bytes;
 	__u64 last_ns;
+	__u64 ban_epoch; // ban_epoch when this flow's endpoints were last checked
 };
 
 struct addr16 {
@@ -131,6 +132,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct config);
 } cfg SEC(".maps");
+
+// Bumped by userspace at every change of the ban map: a bypassed flow whose
+// entry saw the same epoch needs no ban lookups (pinned with the bans).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ban_epoch SEC(".maps");
 
 // Last heartbeat of userspace, CLOCK_MONOTONIC ns.
 struct {
@@ -266,11 +277,6 @@ int swarmguard(struct xdp_md *ctx)
 		return fail_open(ctx, c, C_NOT_IP);
 	}
 
-	if (banned(&src, now) || banned(&dst, now)) {
-		count(C_BAN_DROP);
-		return XDP_DROP;
-	}
-
 	__u16 sport = 0, dport = 0;
 	if (!fragment && (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) && l4 + 4 <= end) {
 		sport = bpf_ntohs(*(__u16 *)l4);
@@ -290,7 +296,19 @@ int swarmguard(struct xdp_md *ctx)
 		k.hi_port = sport;
 	}
 
+	// A decided flow checks its endpoints' bans only when the ban map has
+	// changed since it last did (the epoch): decided packets skip two lookups.
+	__u64 *epoch = bpf_map_lookup_elem(&ban_epoch, &zero);
+	__u64 ep = epoch ? *epoch : 0;
 	struct bypass_val *bv = bpf_map_lookup_elem(&bypass, &k);
+	if (!bv || bv->ban_epoch != ep || ep == 0) {
+		if (banned(&src, now) || banned(&dst, now)) {
+			count(C_BAN_DROP);
+			return XDP_DROP;
+		}
+		if (bv)
+			bv->ban_epoch = ep;
+	}
 	if (bv) {
 		__sync_fetch_and_add(&bv->packets, 1);
 		__sync_fetch_and_add(&bv->bytes, (__u64)(end - data));

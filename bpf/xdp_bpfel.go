@@ -19,12 +19,13 @@ type xdpAddr16 struct {
 }
 
 type xdpBypassVal struct {
-	_       structs.HostLayout
-	Action  uint32
-	Pad     uint32
-	Packets uint64
-	Bytes   uint64
-	LastNs  uint64
+	_        structs.HostLayout
+	Action   uint32
+	Pad      uint32
+	Packets  uint64
+	Bytes    uint64
+	LastNs   uint64
+	BanEpoch uint64
 }
 
 type xdpConfig struct {
@@ -93,6 +94,7 @@ type xdpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpMapSpecs struct {
+	BanEpoch  *ebpf.MapSpec `ebpf:"ban_epoch"`
 	Bans      *ebpf.MapSpec `ebpf:"bans"`
 	Bypass    *ebpf.MapSpec `ebpf:"bypass"`
 	Cfg       *ebpf.MapSpec `ebpf:"cfg"`
@@ -129,6 +131,7 @@ func (o *xdpObjects) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpMaps struct {
+	BanEpoch  *ebpf.Map `ebpf:"ban_epoch"`
 	Bans      *ebpf.Map `ebpf:"bans"`
 	Bypass    *ebpf.Map `ebpf:"bypass"`
 	Cfg       *ebpf.Map `ebpf:"cfg"`
@@ -141,6 +144,7 @@ type xdpMaps struct {
 
 func (m *xdpMaps) Close() error {
 	return _XdpClose(
+		m.BanEpoch,
 		m.Bans,
 		m.Bypass,
 		m.Cfg,

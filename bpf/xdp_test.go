@@ -215,3 +215,31 @@ func FuzzXDP(f *testing.F) {
 		}
 	})
 }
+
+// A decided (bypassed) flow skips ban lookups only while the ban epoch is
+// unchanged: a ban added later still drops it.
+func TestBanReachesBypassedFlow(t *testing.T) {
+	o := load(t)
+	o.Configure(Bridge, 1, time.Second)
+	o.Beat()
+	o.TouchBans()
+	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.9:51413")
+	o.SetBypass(MakeFlowKey(a, b, 6), Pass)
+	for i := 0; i < 3; i++ {
+		if got := run(t, o, frame(a, b, 6)); got != xdpPass {
+			t.Fatalf("bypassed flow before the ban: %d", got)
+		}
+	}
+	if err := o.Ban(b.Addr(), Monotonic()+uint64(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, o, frame(a, b, 6)); got != xdpDrop {
+		t.Fatalf("bypassed flow after its peer's ban: %d", got)
+	}
+	if err := o.Unban(b.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, o, frame(b, a, 6)); got != xdpPass {
+		t.Fatalf("bypassed flow after the unban: %d", got)
+	}
+}

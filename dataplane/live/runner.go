@@ -134,6 +134,10 @@ func Start(cfg Config) (*Runner, error) {
 	if err := objs.Beat(); err != nil {
 		return fail(err)
 	}
+	// A non-zero epoch lets decided flows skip ban lookups until bans change.
+	if err := objs.TouchBans(); err != nil {
+		return fail(err)
+	}
 	if n, err := r.reconcileBans(); err != nil {
 		return fail(err)
 	} else if n > 0 {
