@@ -164,14 +164,23 @@ static __always_inline int banned(struct addr16 *a, __u64 now)
 	return exp && *exp > now;
 }
 
-// less compares (a, ap) < (b, bp) bytewise, as userspace does.
+// less orders (a, ap) < (b, bp) as userspace does (the address bytes as
+// two big-endian words, then the port): two compares, not sixteen.
 static __always_inline int less(const __u8 *a, __u16 ap, const __u8 *b, __u16 bp)
 {
-#pragma unroll
-	for (int i = 0; i < 16; i++) {
-		if (a[i] != b[i])
-			return a[i] < b[i];
-	}
+	__u64 a0, a1, b0, b1;
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	a0 = bpf_be64_to_cpu(a0);
+	b0 = bpf_be64_to_cpu(b0);
+	if (a0 != b0)
+		return a0 < b0;
+	a1 = bpf_be64_to_cpu(a1);
+	b1 = bpf_be64_to_cpu(b1);
+	if (a1 != b1)
+		return a1 < b1;
 	return ap < bp;
 }
 
