@@ -5,8 +5,9 @@ package bridge
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
 // TestEncryptedSwarmThroughBridge runs swarm.sh: transmission-daemon peers
@@ -22,10 +23,7 @@ func TestEncryptedSwarmThroughBridge(t *testing.T) {
 			t.Skipf("%s not installed (bash bench/deps.sh)", b)
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "swarmguard")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/swarmguard").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
+	bin := testbin.Build(t)
 	cmd := exec.Command("bash", "swarm.sh", t.TempDir())
 	cmd.Env = append(os.Environ(), "SG="+bin)
 	out, err := cmd.CombinedOutput()

@@ -2,10 +2,10 @@ package veth
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
 // The harness must count right: at a low rate nothing is lost, so every
@@ -14,11 +14,7 @@ func TestHarnessCountsEveryPacket(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (namespaces, XDP, AF_XDP)")
 	}
-	bin := filepath.Join(t.TempDir(), "swarmguard")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/swarmguard").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v %s", err, out)
-	}
-	rows, err := Run(Options{Self: bin, Duration: time.Second, Rate: 20000, Flows: 256, Hosts: 8,
+	rows, err := Run(Options{Self: testbin.Build(t), Duration: time.Second, Rate: 20000, Flows: 256, Hosts: 8,
 		Configs: []string{"devmap", "null-1w", "sg-1w-bypass"}, Sizes: []string{"64"}})
 	if err != nil {
 		t.Fatal(err)
