@@ -32,16 +32,23 @@ unit:
 	$(GO) test -count=1 ./...
 
 # Every fuzz target runs for FUZZTIME on its seed corpus plus new inputs.
+# A failure prints the fuzzer's output. A crash always saves its input under
+# the package's testdata/fuzz and fails the build; a failure that saved no
+# input (a fuzz worker killed or timed out on a loaded machine) is retried once.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
+	@set -e; out=$$(mktemp); trap 'rm -f $$out' EXIT; \
+	for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	    echo "fuzz $$pkg $$t"; \
+	    for try in 1 2; do \
+	      if $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg > $$out 2>&1; then break; fi; \
+	      cat $$out; \
+	      if [ -d "$$dir/testdata/fuzz/$$t" ] || [ $$try = 2 ]; then exit 1; fi; \
+	      echo "fuzz $$t: failed without a saved input; once more"; \
+	    done; \
 	  done; done
 
-# Go microbenchmarks per stage, swarmguard against ndpiReader on one merged
-# pcap, memory at 100k and 1M flows, and (root) the veth harness: baselines,
-# null forwarder, swarmguard with/without bypass on 1 and 2 workers.
-# `bin/swarmguard bench veth --append BENCHMARKS.md` records a run.
 bench: build
 	bash bench/deps.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./shard/ ./classifier/ ./hostmerge/
