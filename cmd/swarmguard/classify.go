@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/swarmguard/swarmguard/bench/accuracy"
 	"github.com/swarmguard/swarmguard/classifier"
@@ -55,6 +56,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 	labels := fs.String("labels", "", "labels.jsonl to score against (recall / false positives / unknowns per label)")
 	weights := fs.String("weights", "", "weights file (default: the embedded, fitted one)")
 	quiet := fs.Bool("quiet", false, "no JSON lines, only the summary")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (make pgo builds default.pgo from it)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -76,6 +78,20 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 		if truth, err = accuracy.LoadLabels(*labels); err != nil {
 			return &exitError{code: 2, err: err}
 		}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("cpuprofile: %w", err)}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return &exitError{code: 2, err: fmt.Errorf("cpuprofile: %w", err)}
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	out := bufio.NewWriterSize(stdout, 1<<16)
 	defer out.Flush()

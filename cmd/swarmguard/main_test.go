@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,5 +72,33 @@ func TestTruncatedCaptureKeepsRecords(t *testing.T) {
 	}
 	if flows == 0 {
 		t.Fatal("no flow records before the error")
+	}
+}
+
+// --cpuprofile writes a profile pprof can read (make pgo merges it into
+// default.pgo); a path that cannot be created is a one-line error, status 2.
+func TestClassifyCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "cpu.pprof")
+	var out, errb bytes.Buffer
+	if err := run([]string{"classify", "--quiet", "--cpuprofile", prof, "../../testdata/ndpi/pcap/bittorrent.pcap"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	// A pprof profile is a gzipped protobuf: it must inflate to something.
+	p, err := os.Open(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	z, err := gzip.NewReader(p)
+	if err != nil {
+		t.Fatalf("profile is not gzip: %v", err)
+	}
+	if n, err := io.Copy(io.Discard, z); err != nil || n == 0 {
+		t.Fatalf("profile inflates to %d bytes: %v", n, err)
+	}
+	err = run([]string{"classify", "--cpuprofile", filepath.Join(dir, "no", "such", "dir", "x"), "../../testdata/ndpi/pcap/bittorrent.pcap"}, &out, &errb)
+	if code(err) != 2 || !strings.Contains(err.Error(), "cpuprofile") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("status %d, error %v", code(err), err)
 	}
 }
