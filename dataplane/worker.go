@@ -59,8 +59,7 @@ type Worker struct {
 	observe func(f *shard.Flow, lo, hi *classifier.HostFeatures)
 	collect bool
 	scratch classifier.Scratch
-	batch   [MaxBatch]decoded
-	touched uint32
+	cur     decoded                 // the frame on the path, kept here so Meta does not escape
 	hctx    classifier.HostFeatures // host context of the flow being decided
 	now     int64
 	// Leave receives every flow as it leaves the table (expired, evicted or
@@ -112,43 +111,16 @@ func (w *Worker) SwapDelta(empty *hostmerge.Delta) *hostmerge.Delta {
 // Table is the worker's flow shard.
 func (w *Worker) Table() *shard.Table { return w.table }
 
-// MaxBatch is the most frames one Batch call takes.
-const MaxBatch = 64
-
 // Packet runs one frame through the path and returns its verdict. now is
 // the packet time in ns (capture time offline, wall time live) and must not
 // go backwards by more than the caller tolerates.
 func (w *Worker) Packet(link packet.LinkType, frame []byte, now int64) Verdict {
-	b := &w.batch[0]
+	b := &w.cur
 	if !w.decode(link, frame, b) {
 		w.now = now
 		return Pass
 	}
 	return w.process(b, now)
-}
-
-// Batch runs up to MaxBatch frames of one link type, received at now[i],
-// and writes their verdicts. It first decodes and hashes every frame and
-// touches each flow's bucket, so that the cache misses of a batch overlap
-// instead of following one another; then each packet takes the same path
-// as in Packet, in order.
-func (w *Worker) Batch(link packet.LinkType, frames [][]byte, now []int64, out []Verdict) {
-	n := min(len(frames), MaxBatch)
-	var ok [MaxBatch]bool
-	for i := 0; i < n; i++ {
-		ok[i] = w.decode(link, frames[i], &w.batch[i])
-		if ok[i] {
-			w.touched ^= w.table.Touch(w.batch[i].hash) // kept, so the load is not optimised away
-		}
-	}
-	for i := 0; i < n; i++ {
-		if !ok[i] {
-			w.now = now[i]
-			out[i] = Pass
-			continue
-		}
-		out[i] = w.process(&w.batch[i], now[i])
-	}
 }
 
 // decoded is one frame after decoding: its metadata, flow key and hash.
@@ -306,22 +278,12 @@ func (w *Worker) decide(f *shard.Flow) {
 	// would escape to the heap on every decision.
 	w.hctx = w.hostContext(f)
 	h := &w.hctx
-	p := w.model.Score(f, h)
-	f.P = float32(p)
-	if w.observe != nil {
-		lo, hi := w.hosts(f)
-		w.observe(f, &lo, &hi)
-		if w.collect {
-			return
-		}
+	p := w.score(f, h)
+	if w.observe != nil && w.collect {
+		return
 	}
-	switch {
-	case p >= w.model.THigh:
-		f.Label = shard.P2P
-	case p <= w.model.TLow && (f.Flags&(shard.FlagExhausted|shard.FlagFin) != 0):
-		f.Label = shard.Normal
-	default:
-		f.Label = shard.Unknown
+	f.Label = w.label(p, f.Flags&(shard.FlagExhausted|shard.FlagFin) != 0)
+	if f.Label == shard.Unknown {
 		return
 	}
 	f.Flags |= shard.FlagFinal
@@ -329,16 +291,46 @@ func (w *Worker) decide(f *shard.Flow) {
 		f.Flags |= shard.FlagHarvest
 	}
 	f.DecidedAt = uint16(min(f.Packets(), 0xffff))
-	init, resp := w.endpoints(f)
-	i := f.Initiator()
 	confirmed := Answered(f)
 	if confirmed {
 		f.More |= shard.MoreConfirmed
 	}
-	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, f.Bytes[i], f.Bytes[1-i], false)
+	w.flowEnd(f, confirmed, false)
 	if w.Decided != nil {
 		w.Decided(f, h)
 	}
+}
+
+// score scores f in host context h, keeps the probability in the flow and
+// shows the scoring to Observe.
+func (w *Worker) score(f *shard.Flow, h *classifier.HostFeatures) float64 {
+	p := w.model.Score(f, h)
+	f.P = float32(p)
+	if w.observe != nil {
+		lo, hi := w.hosts(f)
+		w.observe(f, &lo, &hi)
+	}
+	return p
+}
+
+// label applies the thresholds. Below TLow a flow is normal only once its
+// evidence is settled (budget spent, flow closed or leaving); until then,
+// and between the thresholds, it is unknown.
+func (w *Worker) label(p float64, settled bool) shard.Label {
+	switch {
+	case p >= w.model.THigh:
+		return shard.P2P
+	case p <= w.model.TLow && settled:
+		return shard.Normal
+	}
+	return shard.Unknown
+}
+
+// flowEnd reports f's final label and bytes to the host delta.
+func (w *Worker) flowEnd(f *shard.Flow, confirmed, unanswered bool) {
+	init, resp := w.endpoints(f)
+	i := f.Initiator()
+	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, f.Bytes[i], f.Bytes[1-i], unanswered)
 }
 
 // confirm reports the late answer of a p2p flow to the host delta.
@@ -359,24 +351,9 @@ func Answered(f *shard.Flow) bool {
 func (w *Worker) leave(f *shard.Flow, why shard.Reason) {
 	h := w.hostContext(f)
 	if f.Flags&shard.FlagFinal == 0 {
-		p := w.model.Score(f, &h)
-		f.P = float32(p)
-		if w.observe != nil {
-			lo, hi := w.hosts(f)
-			w.observe(f, &lo, &hi)
-		}
-		switch {
-		case p >= w.model.THigh:
-			f.Label = shard.P2P
-		case p <= w.model.TLow:
-			f.Label = shard.Normal
-		default:
-			f.Label = shard.Unknown
-		}
-		init, resp := w.endpoints(f)
-		i := f.Initiator()
+		f.Label = w.label(w.score(f, &h), true)
 		unanswered := f.Key.Proto == packet.ProtoTCP && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0
-		w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, Answered(f), f.Bytes[i], f.Bytes[1-i], unanswered)
+		w.flowEnd(f, Answered(f), unanswered)
 	}
 	if w.Leave != nil {
 		w.Leave(f, why, h)

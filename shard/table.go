@@ -103,14 +103,6 @@ func tagOf(h uint64) uint32 {
 	return tag
 }
 
-// Touch reads the tag line of h's bucket and returns a word of it, so that
-// a batch can start the cache misses of its lookups together before it does
-// them one by one (Go has no prefetch instruction; an independent load is one).
-func (t *Table) Touch(h uint64) uint32 {
-	b1, _ := t.pair(h)
-	return t.buckets[b1].tags[0]
-}
-
 // Lookup finds the flow of k or creates it. A new flow has First = now and
 // everything else zero except Key. When the home bucket is full, an expired
 // flow or else the least recently seen one is handed to Leave and replaced:
