@@ -121,12 +121,10 @@ func play(a []string) int {
 			time.Sleep(10 * time.Millisecond)
 		}
 	case "arrivals": // print the receive time (unix ns) of each datagram for MS ms
-		ms, _ := strconv.Atoi(a[2])
-		c, err := net.ListenPacket("udp", a[1])
+		c, err := listenFor(a[1], a[2])
 		if err != nil {
 			return 1
 		}
-		c.SetDeadline(time.Now().Add(time.Duration(ms) * time.Millisecond))
 		buf := make([]byte, 2048)
 		for {
 			if _, _, err := c.ReadFrom(buf); err != nil {
@@ -137,12 +135,10 @@ func play(a []string) int {
 	case "xps-send": // SRC,DST,FLOWS,REVERSE: 3 datagrams per flow from CPU queueOf(sport, dport), which XPS maps to that tx queue
 		return xpsSend(a[1:])
 	case "krpc-server":
-		ms, _ := strconv.Atoi(a[2])
-		c, err := net.ListenPacket("udp", a[1])
+		c, err := listenFor(a[1], a[2])
 		if err != nil {
 			return 1
 		}
-		c.SetDeadline(time.Now().Add(time.Duration(ms) * time.Millisecond))
 		buf := make([]byte, 2048)
 		for {
 			n, from, err := c.ReadFrom(buf)
@@ -155,6 +151,17 @@ func play(a []string) int {
 		}
 	}
 	return 0
+}
+
+// listenFor opens a UDP socket on addr that stops reading after ms milliseconds.
+func listenFor(addr, ms string) (net.PacketConn, error) {
+	n, _ := strconv.Atoi(ms)
+	c, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(time.Duration(n) * time.Millisecond))
+	return c, nil
 }
 
 // bridgeEnv is gen-ns (10.99.3.1) -- A [swarmguard] B -- sink-ns (10.99.3.2).
