@@ -167,3 +167,32 @@ func BenchmarkDecidedFlowUMEM(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecidedFlowBurst is BenchmarkDecidedFlowPackets through
+// Worker.Burst, in the live loop's batches of MaxBurst frames.
+func BenchmarkDecidedFlowBurst(b *testing.B) {
+	frames := loadFrames(b)
+	w, _ := warm(frames)
+	decideAll(w)
+	var (
+		batch [MaxBurst][]byte
+		times [MaxBurst]int64
+		out   [MaxBurst]Verdict
+	)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done, j := 0, 0; done < b.N; {
+		// The corpus mixes link types; a burst is one link's frames, as
+		// a live socket's are.
+		link, n := frames[j].link, 0
+		for m := min(MaxBurst, b.N-done, len(frames)-j); n < m && frames[j+n].link == link; n++ {
+			batch[n], times[n] = frames[j+n].data, frames[j+n].ts
+		}
+		w.Burst(link, batch[:n], times[:n], out[:n])
+		done += n
+		if j += n; j == len(frames) {
+			j = 0
+		}
+	}
+}

@@ -32,6 +32,9 @@ type Config struct {
 	// not depend on the model they will fit.
 	Observe func(f *shard.Flow, lo, hi *classifier.HostFeatures)
 	Collect bool
+	// slowOnly turns the decided-flow fast path off, so that a test can
+	// check it changes nothing.
+	slowOnly bool
 }
 
 // Stats counts what a worker saw. One owner; read after the worker stops
@@ -61,6 +64,8 @@ type Worker struct {
 	scratch classifier.Scratch
 	cur     decoded                 // the frame on the path, kept here so Meta does not escape
 	hctx    classifier.HostFeatures // host context of the flow being decided
+	recs    [MaxBurst]burstRec      // Burst's scratch
+	slow1   bool                    // Config.slowOnly
 	now     int64
 	// Leave receives every flow as it leaves the table (expired, evicted or
 	// flushed), with its final probability and host context filled in.
@@ -88,6 +93,7 @@ func NewWorker(c Config) *Worker {
 		rescore: c.RescoreEvery,
 		observe: c.Observe,
 		collect: c.Collect,
+		slow1:   c.slowOnly,
 	}
 	w.table.Leave = w.leave
 	return w
@@ -115,6 +121,17 @@ func (w *Worker) Table() *shard.Table { return w.table }
 // the packet time in ns (capture time offline, wall time live) and must not
 // go backwards by more than the caller tolerates.
 func (w *Worker) Packet(link packet.LinkType, frame []byte, now int64) Verdict {
+	if link == packet.LinkEthernet && !w.slow1 {
+		if v, ok := w.fast(frame, now); ok {
+			return v
+		}
+	}
+	return w.full(link, frame, now)
+}
+
+// full is Packet without the fast path: decode, key, lookup, then the
+// cached label or the slow path.
+func (w *Worker) full(link packet.LinkType, frame []byte, now int64) Verdict {
 	b := &w.cur
 	if !w.decode(link, frame, b) {
 		w.now = now
@@ -162,8 +179,8 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 	if created && dir == 1 {
 		f.Flags |= shard.FlagInitHi
 	}
-	f.Account(dir, m.PayloadLen, m.TCPFlags, now)
 	if f.Flags&shard.FlagFinal != 0 {
+		f.AccountDecided(dir, m.PayloadLen, m.TCPFlags, now)
 		w.Stats.Decided++
 		if f.Flags&shard.FlagHarvest != 0 {
 			w.harvest(f, m, dir)
@@ -177,6 +194,7 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 		}
 		return Pass
 	}
+	f.Account(dir, m.PayloadLen, m.TCPFlags, now)
 	v := w.slow(f, m, dir, created)
 	if v == Drop {
 		w.Stats.Dropped++

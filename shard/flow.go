@@ -97,14 +97,32 @@ const ageShift = 20
 // AgeNs is the time between the first and the last packet.
 func (f *Flow) AgeNs() int64 { return int64(f.LastTick) << ageShift }
 
-// Account adds one packet of the given direction and payload size to the
-// streaming statistics. It is the only work a decided flow's packets do.
-func (f *Flow) Account(dir uint8, payload int, tcpFlags uint8, now int64) {
+// AccountDecided is Account for a flow whose label is final: the counters
+// that still matter (packets, payload packets and bytes per direction, the
+// last-seen time for expiry, SYN+ACK and FIN/RST) and none of the size and
+// turn statistics, which only feed scoring. They stay as they were at the
+// decision, so the reasons a record gives are the ones that decided it. It
+// has few branches: on a stream of mixed flows the shape updates' branches
+// were a coin toss each, and this is the path almost every packet takes.
+func (f *Flow) AccountDecided(dir uint8, payload int, tcpFlags uint8, now int64) {
 	f.Pkts[dir]++
 	if t := (now - f.First) >> ageShift; t > int64(f.LastTick) && t < 1<<32 {
 		f.LastTick = uint32(t)
 	}
-	if tcpFlags&0x02 != 0 { // SYN
+	if tcpFlags&0x07 != 0 { // SYN, FIN, RST: rare on a decided flow
+		f.accountFlags(tcpFlags)
+	}
+	var has uint32
+	if payload != 0 {
+		has = 1
+	}
+	f.PayloadPkts[dir] += has
+	f.Bytes[dir] += uint64(payload)
+}
+
+// accountFlags notes SYN (with or without ACK) and FIN/RST.
+func (f *Flow) accountFlags(tcpFlags uint8) {
+	if tcpFlags&0x02 != 0 {
 		if tcpFlags&0x10 != 0 {
 			f.Flags |= FlagSynAck
 		} else {
@@ -114,6 +132,17 @@ func (f *Flow) Account(dir uint8, payload int, tcpFlags uint8, now int64) {
 	if tcpFlags&0x05 != 0 {
 		f.Flags |= FlagFin
 	}
+}
+
+// Account adds one packet of the given direction and payload size to the
+// streaming statistics of a flow still being classified (AccountDecided
+// once its label is final).
+func (f *Flow) Account(dir uint8, payload int, tcpFlags uint8, now int64) {
+	f.Pkts[dir]++
+	if t := (now - f.First) >> ageShift; t > int64(f.LastTick) && t < 1<<32 {
+		f.LastTick = uint32(t)
+	}
+	f.accountFlags(tcpFlags)
 	if payload == 0 {
 		return
 	}

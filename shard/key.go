@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math/bits"
 	"net/netip"
+	"unsafe"
 
 	"github.com/swarmguard/swarmguard/dataplane/packet"
 )
@@ -17,8 +18,19 @@ type Key struct {
 	LoPort, HiPort uint16
 	VLAN           uint16
 	Proto          uint8
-	_              uint8
+	_              uint8 // always 0: the last word is compared and hashed whole
 }
+
+// Tail packs the key's last eight bytes as they lie in memory: ports, VLAN
+// and protocol in one word, so that Equal and Hash read it with one load.
+func Tail(loPort, hiPort, vlan uint16, proto uint8) uint64 {
+	return uint64(loPort) | uint64(hiPort)<<16 | uint64(vlan)<<32 | uint64(proto)<<48
+}
+
+// tail is Tail(k.LoPort, k.HiPort, k.VLAN, k.Proto) read as one word. The
+// fields are little-endian in memory on every platform Go's unsafe layout
+// gives this order for, which a test checks against Tail.
+func (k *Key) tail() uint64 { return *(*uint64)(unsafe.Pointer(&k.LoPort)) }
 
 // MakeKey builds the symmetric key of m. dir is 0 when m travels from Lo to Hi
 // and 1 when it travels from Hi to Lo.
@@ -62,10 +74,9 @@ func (k *Key) Compare(o *Key) int {
 	return cmp.Compare(k.Proto, o.Proto)
 }
 
-// Equal compares two keys field by field (cheaper than a memequal call).
+// Equal compares two keys word by word (cheaper than a memequal call).
 func (k *Key) Equal(o *Key) bool {
-	return k.LoAddr == o.LoAddr && k.HiAddr == o.HiAddr && k.LoPort == o.LoPort &&
-		k.HiPort == o.HiPort && k.VLAN == o.VLAN && k.Proto == o.Proto
+	return k.LoAddr == o.LoAddr && k.HiAddr == o.HiAddr && k.tail() == o.tail()
 }
 
 func less(a *packet.Addr16, ap uint16, b *packet.Addr16, bp uint16) bool {
@@ -91,11 +102,18 @@ func (k *Key) Endpoint(side uint8) netip.AddrPort {
 // so that every key bit reaches the high bits the table uses for the bucket
 // index and the tag. The key is direction-free: the hash is symmetric by construction.
 func (k *Key) Hash() uint64 {
-	a := k.LoAddr[0] * 0x9e3779b97f4a7c15
-	b := k.LoAddr[1] * 0xc2b2ae3d27d4eb4f
-	c := k.HiAddr[0] * 0x165667b19e3779f9
-	d := k.HiAddr[1] * 0xd6e8feb86659fd93
-	e := (uint64(k.LoPort) | uint64(k.HiPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48) * 0x27d4eb2f165667c5
+	return HashWords(k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], k.tail())
+}
+
+// HashWords is Hash of the key with these words (tail from Tail). It lets a
+// decoder hash straight from header fields; with constant zero high words
+// (IPv4) the compiler drops their multiplies.
+func HashWords(lo0, lo1, hi0, hi1, tail uint64) uint64 {
+	a := lo0 * 0x9e3779b97f4a7c15
+	b := lo1 * 0xc2b2ae3d27d4eb4f
+	c := hi0 * 0x165667b19e3779f9
+	d := hi1 * 0xd6e8feb86659fd93
+	e := tail * 0x27d4eb2f165667c5
 	h := bits.RotateLeft64(a, 17) ^ b ^ bits.RotateLeft64(c, 31) ^ d ^ bits.RotateLeft64(e, 43)
 	// One multiply-fold finishes it: the products already carry every input
 	// bit upwards, and the table uses the high bits (index and tag).

@@ -120,6 +120,61 @@ func (t *Table) Lookup(k *Key, h uint64, now int64) (f *Flow, created bool) {
 	return t.miss(k, h, b1, tag, now)
 }
 
+// FindWords returns the live flow whose key has these words (Tail packs
+// the last one) when it sits in its home bucket, else nil: no insert, no
+// expiry, no second bucket. h is HashWords of the same words. It is the
+// decided-flow fast path's lookup, which keys a packet straight from its
+// header without building a Key; a nil answer sends the packet down the
+// full path (Lookup), which handles everything else.
+func (t *Table) FindWords(lo0, lo1, hi0, hi1, tail, h uint64, now int64) *Flow {
+	i1, _ := bits.Mul64(h, t.n)
+	tag := tagOf(h)
+	b1 := &t.buckets[i1]
+	for i := range b1.tags {
+		if b1.tags[i] != tag {
+			continue
+		}
+		f := &b1.flows[i]
+		k := &f.Key
+		if k.LoAddr[1] == lo1 && k.HiAddr[1] == hi1 && k.tail() == tail && k.LoAddr[0] == lo0 && k.HiAddr[0] == hi0 {
+			if t.idle(f, now) {
+				return nil
+			}
+			return f
+		}
+	}
+	return nil
+}
+
+// Home returns h's home bucket tag line, for a burst to prefetch.
+func (t *Table) Home(h uint64) *[bucketSlots]uint32 {
+	i1, _ := bits.Mul64(h, t.n)
+	return &t.buckets[i1].tags
+}
+
+// Candidate returns the first slot of h's home bucket whose tag is h's, or
+// nil: the flow a burst prefetches before it compares the key (Check).
+func (t *Table) Candidate(h uint64) (tag *uint32, f *Flow) {
+	i1, _ := bits.Mul64(h, t.n)
+	b := &t.buckets[i1]
+	want := tagOf(h)
+	for i := range b.tags {
+		if b.tags[i] == want {
+			return &b.tags[i], &b.flows[i]
+		}
+	}
+	return nil, nil
+}
+
+// Check reports whether the slot Candidate returned still holds the live
+// flow with these key words: the table may have changed since (an insert,
+// an eviction, an expiry), so a burst verifies before it uses the flow.
+func (t *Table) Check(tag *uint32, f *Flow, lo0, lo1, hi0, hi1, tailw, h uint64, now int64) bool {
+	k := &f.Key
+	return *tag == tagOf(h) && k.LoAddr[1] == lo1 && k.HiAddr[1] == hi1 && k.tail() == tailw &&
+		k.LoAddr[0] == lo0 && k.HiAddr[0] == hi0 && !t.idle(f, now)
+}
+
 // miss looks in the second bucket, then inserts.
 func (t *Table) miss(k *Key, h uint64, b1 *bucket, tag uint32, now int64) (*Flow, bool) {
 	_, i2 := t.pair(h)

@@ -129,3 +129,32 @@ func TestTwoChoicesFillTheTable(t *testing.T) {
 		t.Fatalf("%d of %d flows evicted at %.0f%% load", tb.Stats.Evicted, n, 100*float64(n)/float64(tb.Capacity()))
 	}
 }
+
+// The key's last word as Equal and Hash read it is Tail of its fields (the
+// layout is little-endian: amd64, arm64), and HashWords of a key's words
+// is its Hash, which lets the fast path hash from header fields.
+func TestTailAndHashWords(t *testing.T) {
+	k := Key{LoPort: 0x1234, HiPort: 0xabcd, VLAN: 0x0fed, Proto: 17}
+	k.LoAddr[1], k.HiAddr[0], k.HiAddr[1] = 0xffff0a000001, 1, 0xffff0a000002
+	if got, want := k.tail(), Tail(0x1234, 0xabcd, 0x0fed, 17); got != want {
+		t.Fatalf("tail %#x, Tail %#x", got, want)
+	}
+	if k.Hash() != HashWords(k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], Tail(k.LoPort, k.HiPort, k.VLAN, k.Proto)) {
+		t.Fatal("Hash and HashWords differ")
+	}
+	tb := New(Config{Capacity: 64})
+	f, _ := tb.Lookup(&k, k.Hash(), 1)
+	w := [5]uint64{k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], k.tail()}
+	if got := tb.FindWords(w[0], w[1], w[2], w[3], w[4], k.Hash(), 2); got != f {
+		t.Fatalf("FindWords: %p, Lookup: %p", got, f)
+	}
+	if tag, c := tb.Candidate(k.Hash()); c != f || !tb.Check(tag, c, w[0], w[1], w[2], w[3], w[4], k.Hash(), 2) {
+		t.Fatal("Candidate/Check do not find the flow Lookup made")
+	}
+	if tb.FindWords(w[0], w[1]^1, w[2], w[3], w[4], k.Hash(), 2) != nil {
+		t.Fatal("FindWords matched another key")
+	}
+	if tb.FindWords(w[0], w[1], w[2], w[3], w[4], k.Hash(), 2+int64(DefaultUDPIdle)*2) != nil {
+		t.Fatal("FindWords returned an idle flow")
+	}
+}

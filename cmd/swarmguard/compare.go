@@ -18,6 +18,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	repeat := fs.Int("repeat", 8, "copies of the corpus in the merged pcap")
 	core := fs.Int("core", 0, "CPU core both processes are pinned to")
 	rounds := fs.Int("rounds", 3, "runs of each tool; the fastest counts")
+	keep := fs.String("merged", "", "write the merged pcap to this file and keep it (for profiling); default a temporary file")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -46,6 +47,9 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	merged := filepath.Join(dir, "merged.pcap")
+	if *keep != "" {
+		merged = *keep
+	}
 	n, err := compare.Merge(files, *repeat, merged)
 	if err != nil {
 		return err

@@ -45,14 +45,22 @@ type decision struct {
 	host classifier.HostFeatures
 }
 
+// rxBatch is the most descriptors one receive takes from an rx ring; the
+// batch then goes through Worker.Burst together.
+const rxBatch = 64
+
 // qworker is the worker of one queue: its sockets (one per port) and engine.
 type qworker struct {
-	id     int
-	w      *dataplane.Worker
-	socks  []*xsk.Socket
-	descs  []unix.XDPDesc
-	refill []uint64
-	pfds   []unix.PollFd
+	id    int
+	w     *dataplane.Worker
+	socks []*xsk.Socket
+	descs []unix.XDPDesc
+	// One rx batch on its way through Worker.Burst.
+	frames   [][]byte
+	times    []int64
+	verdicts []dataplane.Verdict
+	refill   []uint64
+	pfds     []unix.PollFd
 	// Hand-over of host deltas: the merger bumps req; the worker swaps its
 	// delta for the spare and sends the full one with a copy of its stats.
 	req     atomic.Uint64
@@ -155,7 +163,7 @@ func Start(cfg Config) (*Runner, error) {
 	}
 	r.merger = hostmerge.NewMerger(hostmerge.Config{Model: cfg.Model})
 	for q := 0; q < queues; q++ {
-		qw := &qworker{id: q, descs: make([]unix.XDPDesc, 64), toMerge: make(chan handover, 1), spare: make(chan *hostmerge.Delta, 1)}
+		qw := &qworker{id: q, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]dataplane.Verdict, rxBatch), toMerge: make(chan handover, 1), spare: make(chan *hostmerge.Delta, 1)}
 		qw.w = dataplane.NewWorker(dataplane.Config{Flows: cfg.Flows, Model: cfg.Model})
 		qw.w.SetSnapshot(r.merger.Snapshot())
 		qw.w.Decided = func(f *shard.Flow, h *classifier.HostFeatures) {
@@ -232,12 +240,15 @@ func (r *Runner) loop(q *qworker) {
 			if bridge {
 				out = q.socks[1-side]
 			}
-			for _, d := range q.descs[:n] {
-				frame := s.Frame(d.Addr, d.Len)
-				v := dataplane.Pass
-				if !r.cfg.Null {
-					v = q.w.Packet(packet.LinkEthernet, frame, now)
-				}
+			frames, times, verdicts := q.frames[:n], q.times[:n], q.verdicts[:n]
+			for i, d := range q.descs[:n] {
+				frames[i], times[i], verdicts[i] = s.Frame(d.Addr, d.Len), now, dataplane.Pass
+			}
+			if !r.cfg.Null {
+				q.w.Burst(packet.LinkEthernet, frames, times, verdicts)
+			}
+			for i, d := range q.descs[:n] {
+				frame, v := frames[i], verdicts[i]
 				if out != nil && (v == dataplane.Pass || r.cfg.MonitorOnly) {
 					if a, buf, ok := out.TxFrame(); ok {
 						copy(buf, frame)

@@ -1,0 +1,149 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"testing"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+	"github.com/swarmguard/swarmguard/shard"
+)
+
+// The decided-flow fast path changes no record: the corpus and the
+// real-client captures give the same flow and host records with it and
+// without it, and it does take most of their packets.
+func TestFastPathSameRecords(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "ndpi", "pcap", "*"))
+	caps, _ := filepath.Glob(filepath.Join("..", "testdata", "captures", "*.pcap"))
+	files = append(files, caps...)
+	if len(files) < 100 {
+		t.Fatalf("corpus: %d files", len(files))
+	}
+	sort.Strings(files)
+	var fast, all uint64
+	for _, f := range files {
+		var res [2]*Result
+		for i, slow := range []bool{false, true} {
+			r, err := ClassifyFile(f, Options{Worker: Config{Model: classifier.DefaultModel(), slowOnly: slow}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res[i] = r
+		}
+		if !reflect.DeepEqual(res[0].Flows, res[1].Flows) {
+			t.Errorf("%s: flow records differ with the fast path", f)
+		}
+		if !reflect.DeepEqual(res[0].Hosts, res[1].Hosts) {
+			t.Errorf("%s: host records differ with the fast path", f)
+		}
+	}
+	// How much of the corpus the fast path takes once flows are decided.
+	for _, f := range files {
+		frames := readFrames(t, f)
+		w := NewWorker(Config{Model: classifier.DefaultModel()})
+		for _, fr := range frames {
+			w.Packet(fr.link, fr.data, fr.ts)
+		}
+		for _, fr := range frames {
+			all++
+			if fr.link != packet.LinkEthernet {
+				continue
+			}
+			before := w.Stats.Decided
+			if _, ok := w.fast(fr.data, fr.ts); ok && w.Stats.Decided == before+1 {
+				fast++
+			}
+		}
+	}
+	t.Logf("fast path: %d of %d packets on a second pass", fast, all)
+	if fast < all/4 {
+		t.Errorf("the fast path took %d of %d packets", fast, all)
+	}
+}
+
+type tframe struct {
+	data []byte
+	link packet.LinkType
+	ts   int64
+}
+
+func readFrames(t testing.TB, path string) []tframe {
+	r, err := pcapsrc.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []tframe
+	for {
+		data, link, ts, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tframe{append([]byte(nil), data...), link, ts.UnixNano()})
+	}
+}
+
+// FuzzFastPath: on any frame the fast path takes, it finds the flow the full
+// decoder keys and counts what the full decoder reads (direction, payload
+// length, flags); and it takes every frame of the shape it is for.
+func FuzzFastPath(f *testing.F) {
+	for _, p := range []string{"bittorrent.pcap", "among_us.pcap", "443-curl.pcap"} {
+		for i, fr := range readFrames(f, filepath.Join("..", "testdata", "ndpi", "pcap", p)) {
+			if fr.link == packet.LinkEthernet && i < 40 {
+				f.Add(fr.data)
+			}
+		}
+	}
+	udp := make([]byte, 14+20+8+4)
+	binary.BigEndian.PutUint16(udp[12:], 0x0800)
+	udp[14], udp[23] = 0x45, packet.ProtoUDP
+	binary.BigEndian.PutUint16(udp[16:], 20+8+4)
+	binary.BigEndian.PutUint16(udp[38:], 8+4)
+	f.Add(udp)
+	model := classifier.DefaultModel()
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		w := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 64}})
+		var m packet.Meta
+		res := packet.Decode(packet.LinkEthernet, frame, &m)
+		w.full(packet.LinkEthernet, frame, 1)
+		var fl *shard.Flow
+		w.table.Range(func(x *shard.Flow) {
+			x.Flags = x.Flags&^shard.FlagHarvest | shard.FlagFinal
+			x.Label = shard.Normal
+			fl = x
+		})
+		var before shard.Flow
+		if fl != nil {
+			before = *fl
+		}
+		_, ok := w.fast(frame, 2)
+		shape := res == packet.OK && !m.IPv6 && m.VLAN == 0 && len(frame) >= 14+20 &&
+			binary.BigEndian.Uint16(frame[12:14]) == 0x0800 && frame[14] == 0x45 &&
+			binary.BigEndian.Uint16(frame[20:22])&0x3fff == 0
+		if ok != shape {
+			t.Fatalf("fast path took the frame: %v, full decoder's shape: %v (result %d)", ok, shape, res)
+		}
+		if !ok {
+			return
+		}
+		var k shard.Key
+		dir := k.Set(&m)
+		if fl == nil || fl.Key != k {
+			t.Fatalf("fast path counted a flow, full decoder's key %+v", k)
+		}
+		want := before
+		want.AccountDecided(dir, m.PayloadLen, m.TCPFlags, 2)
+		if *fl != want {
+			t.Fatalf("fast path counted\n%+v\nfull decoder reads\n%+v", *fl, want)
+		}
+	})
+}

@@ -1,0 +1,17 @@
+//go:build !amd64
+
+package prefetch
+
+import "unsafe"
+
+// Line does nothing on this architecture.
+func Line(p unsafe.Pointer) {}
+
+// Flow does nothing on this architecture.
+func Flow(p unsafe.Pointer) {}
+
+// Frames does nothing on this architecture.
+func Frames(frames [][]byte) {}
+
+// Lines does nothing on this architecture.
+func Lines(addrs []uintptr) {}
