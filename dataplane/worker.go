@@ -29,7 +29,8 @@ type Config struct {
 	// Observe, if set, sees every scoring of a flow with the context of both
 	// endpoints (Lo, Hi). With Collect set no label becomes final, so every
 	// flow is scored at each packet it is inspected at: the trainer's rows do
-	// not depend on the model they will fit.
+	// not depend on the model they will fit. lo and hi point into the host
+	// snapshot: read them, never keep or write them.
 	Observe func(f *shard.Flow, lo, hi *classifier.HostFeatures)
 	Collect bool
 	// slowOnly turns the decided-flow fast path off, so that a test can
@@ -64,6 +65,7 @@ type Worker struct {
 	scratch classifier.Scratch
 	cur     decoded                 // the frame on the path, kept here so Meta does not escape
 	hctx    classifier.HostFeatures // host context of the flow being decided
+	noHost  classifier.HostFeatures // hosts' answer before the first snapshot: zero, never written
 	recs    [MaxBurst]burstRec      // Burst's scratch
 	slow1   bool                    // Config.slowOnly
 	now     int64
@@ -276,18 +278,19 @@ func (w *Worker) endpoints(f *shard.Flow) (init, resp netip.AddrPort) {
 func (w *Worker) hostContext(f *shard.Flow) classifier.HostFeatures {
 	a, b := w.hosts(f)
 	if b.Score > a.Score {
-		return b
+		return *b
 	}
-	return a
+	return *a
 }
 
-// hosts returns the context of the flow's two endpoints, Lo then Hi.
-func (w *Worker) hosts(f *shard.Flow) (lo, hi classifier.HostFeatures) {
+// hosts returns the context of the flow's two endpoints, Lo then Hi: views
+// into the snapshot, to read only.
+func (w *Worker) hosts(f *shard.Flow) (lo, hi *classifier.HostFeatures) {
 	if w.snap == nil {
-		return lo, hi
+		return &w.noHost, &w.noHost
 	}
-	return w.snap.Host(f.Key.LoAddr.Netip()).HostFeatures,
-		w.snap.Host(f.Key.HiAddr.Netip()).HostFeatures
+	return &w.snap.HostView(f.Key.LoAddr.Netip()).HostFeatures,
+		&w.snap.HostView(f.Key.HiAddr.Netip()).HostFeatures
 }
 
 // decide scores f and makes its label final when the evidence is enough.
@@ -326,7 +329,7 @@ func (w *Worker) score(f *shard.Flow, h *classifier.HostFeatures) float64 {
 	f.P = float32(p)
 	if w.observe != nil {
 		lo, hi := w.hosts(f)
-		w.observe(f, &lo, &hi)
+		w.observe(f, lo, hi)
 	}
 	return p
 }

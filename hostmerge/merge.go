@@ -281,16 +281,17 @@ func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool, refresh i
 		if !dirty[i] {
 			continue
 		}
-		views := make(map[netip.Addr]View, len(m.hosts[i]))
+		sh := &hostShard{idx: make(map[netip.Addr]int32, len(m.hosts[i])), views: make([]View, 0, len(m.hosts[i]))}
 		for a, h := range m.hosts[i] {
 			if h.changed || i == refresh {
 				h.decay(now)
 				h.view = m.view(h)
 				h.changed = false
 			}
-			views[a] = h.view
+			sh.idx[a] = int32(len(sh.views))
+			sh.views = append(sh.views, h.view)
 		}
-		s.hosts[i] = &hostShard{m: views}
+		s.hosts[i] = sh
 	}
 	m.snap.Store(s)
 }

@@ -23,7 +23,13 @@ type View struct {
 	P2P   float64 // flows labelled p2p, long window (decayed)
 }
 
-type hostShard struct{ m map[netip.Addr]View }
+// hostShard is one shard of the snapshot's hosts: an index into a slice of
+// views, so that a lookup hands out a pointer and the map's slots stay
+// small (a View is ~100 bytes; a worker looks up two per scoring).
+type hostShard struct {
+	idx   map[netip.Addr]int32
+	views []View
+}
 type predShard struct{ m map[predKey]int64 }
 
 // Snapshot is an immutable view of all hosts at one merge. Workers hold one
@@ -32,11 +38,20 @@ type Snapshot struct {
 	Time  int64
 	hosts [numShards]*hostShard
 	pred  [numShards]*predShard
+	zero  View // what HostView answers for a host never seen
 }
 
 // Host returns the view of a, or the zero view for a host never seen.
-func (s *Snapshot) Host(a netip.Addr) View {
-	return s.hosts[shardOf(a)].m[a]
+func (s *Snapshot) Host(a netip.Addr) View { return *s.HostView(a) }
+
+// HostView is Host without the copy, for the packet path. The view belongs
+// to the snapshot, which is immutable: read it, never write it.
+func (s *Snapshot) HostView(a netip.Addr) *View {
+	sh := s.hosts[shardOf(a)]
+	if i, ok := sh.idx[a]; ok {
+		return &sh.views[i]
+	}
+	return &s.zero
 }
 
 // Predicted reports whether a discovery answer announced peer to host and
@@ -49,7 +64,8 @@ func (s *Snapshot) Predicted(host netip.Addr, peer netip.AddrPort, now int64) bo
 // Range calls fn for every host of the snapshot.
 func (s *Snapshot) Range(fn func(a netip.Addr, v *View)) {
 	for _, sh := range s.hosts {
-		for a, v := range sh.m {
+		for a, i := range sh.idx {
+			v := sh.views[i]
 			fn(a, &v)
 		}
 	}
