@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/dataplane/packet"
@@ -144,6 +146,82 @@ func FuzzFastPath(f *testing.F) {
 		want.AccountDecided(dir, m.PayloadLen, m.TCPFlags, 2)
 		if *fl != want {
 			t.Fatalf("fast path counted\n%+v\nfull decoder reads\n%+v", *fl, want)
+		}
+	})
+}
+
+// FuzzBurst: Burst has the effect of Packet on each frame in turn for any
+// frames (cut from the input at 0xff 0xfe 0xfd markers, so the fuzzer can
+// grow and shrink them), including flows made final between the passes.
+func FuzzBurst(f *testing.F) {
+	var seed []byte
+	for i, fr := range readFrames(f, filepath.Join("..", "testdata", "ndpi", "pcap", "bittorrent.pcap")) {
+		if i == 24 {
+			break
+		}
+		seed = append(append(seed, fr.data...), 0xff, 0xfe, 0xfd)
+	}
+	f.Add(seed)
+	// Many small flows through a 16-flow table: inserts, cuckoo moves and
+	// evictions between a burst's stages.
+	seed = nil
+	for i := range 3 * MaxBurst {
+		fr := make([]byte, 14+20+8+1)
+		binary.BigEndian.PutUint16(fr[12:], 0x0800)
+		fr[14], fr[23] = 0x45, packet.ProtoUDP
+		binary.BigEndian.PutUint16(fr[16:], 20+8+1)
+		copy(fr[26:34], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+		binary.BigEndian.PutUint16(fr[34:], uint16(1000+i%40))
+		binary.BigEndian.PutUint16(fr[36:], 6881)
+		binary.BigEndian.PutUint16(fr[38:], 8+1)
+		seed = append(append(seed, fr...), 0xff, 0xfe, 0xfd)
+	}
+	f.Add(seed)
+	model := classifier.DefaultModel()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var frames [][]byte
+		for len(in) > 0 && len(frames) < 3*MaxBurst {
+			i := bytes.Index(in, []byte{0xff, 0xfe, 0xfd})
+			if i < 0 {
+				i = len(in)
+			}
+			frames = append(frames, in[:i])
+			in = in[min(len(in), i+3):]
+		}
+		times := make([]int64, len(frames))
+		for i := range times {
+			times[i] = int64(i) * int64(time.Millisecond)
+		}
+		one := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 16}})
+		many := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 16}})
+		out := make([]Verdict, len(frames))
+		for pass := 0; pass < 2; pass++ {
+			many.Burst(packet.LinkEthernet, frames, times, out)
+			for i, fr := range frames {
+				if v := one.Packet(packet.LinkEthernet, fr, times[i]); v != out[i] {
+					t.Fatalf("pass %d frame %d: Packet %v, Burst %v", pass, i, v, out[i])
+				}
+			}
+			for _, w := range []*Worker{one, many} {
+				w.table.Range(func(x *shard.Flow) {
+					x.Flags = x.Flags&^shard.FlagHarvest | shard.FlagFinal
+					if x.Packets()%3 == 0 {
+						x.Label, x.More = shard.P2P, x.More|shard.MoreConfirmed
+					}
+				})
+			}
+			for i := range times {
+				times[i] += int64(2 * time.Minute) // past the UDP idle timeout: expiry mid-burst
+			}
+		}
+		if one.Stats != many.Stats {
+			t.Fatalf("stats: Packet %+v, Burst %+v", one.Stats, many.Stats)
+		}
+		var a, b []shard.Flow
+		one.table.Range(func(x *shard.Flow) { a = append(a, *x) })
+		many.table.Range(func(x *shard.Flow) { b = append(b, *x) })
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("tables differ")
 		}
 	})
 }
