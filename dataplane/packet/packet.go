@@ -103,6 +103,10 @@ func AddrFrom16(b [16]byte) Addr16 {
 
 // Netip returns a as a netip.Addr, IPv4 unmapped.
 func (a Addr16) Netip() netip.Addr {
+	if a[0] == 0 && a[1]>>32 == 0xffff { // IPv4: straight from the word, no byte round trip
+		v := uint32(a[1])
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[0:8], a[0])
 	binary.BigEndian.PutUint64(b[8:16], a[1])

@@ -142,3 +142,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Netip agrees with netip's own conversion and unmapping on IPv4, mapped,
+// IPv6 and edge addresses, and on pseudo-random ones.
+func TestAddr16Netip(t *testing.T) {
+	check := func(b [16]byte) {
+		t.Helper()
+		if got, want := AddrFrom16(b).Netip(), netip.AddrFrom16(b).Unmap(); got != want {
+			t.Fatalf("%x: Netip %v, netip %v", b, got, want)
+		}
+	}
+	for _, s := range []string{"10.0.0.1", "0.0.0.0", "255.255.255.255", "::ffff:0:0", "::", "::1",
+		"2001:db8::1", "::fffe:a00:1", "ff15::efc0:988f", "0:0:0:0:1:ffff:a00:1"} {
+		check(netip.MustParseAddr(s).As16())
+	}
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := 0; i < 10000; i++ {
+		var b [16]byte
+		for j := range b {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			b[j] = byte(x)
+		}
+		if i%2 == 0 { // half of them IPv4-mapped
+			copy(b[:12], []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff})
+		}
+		check(b)
+	}
+}
