@@ -233,13 +233,13 @@ const (
 )
 
 func addrHash(a netip.Addr) uint64 {
+	// Big-endian words put an address's last byte (what differs within a
+	// subnet) in the low bits, which a multiply spreads over all the
+	// product's bits; the fold brings the high bits down for the shard
+	// and slot indexes, which use the low ones. TestAddrHashSpread.
 	b := a.As16()
-	h := binary.LittleEndian.Uint64(b[0:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(b[8:16])
-	h *= 0xc2b2ae3d27d4eb4f
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	return h
+	h := (binary.BigEndian.Uint64(b[8:16]) ^ binary.BigEndian.Uint64(b[0:8])*0x9e3779b97f4a7c15) * 0xc2b2ae3d27d4eb4f
+	return h ^ h>>29
 }
 
 // isHost excludes group and placeholder addresses (LSD's multicast group,

@@ -118,3 +118,32 @@ func TestHostsAreBounded(t *testing.T) {
 		t.Fatalf("%d hosts kept, %d evicted", m.nhosts, m.EvictedHosts)
 	}
 }
+
+// TestAddrHashSpread: the hosts of one subnet spread over the snapshot
+// shards and the delta's slots as random keys would (a consecutive /20 in
+// 4,096 slots leaves ~1,507 empty if random; the murmur-style hash this
+// replaced left 2,444, clustering the probes).
+func TestAddrHashSpread(t *testing.T) {
+	var shards [numShards]int
+	for i := 0; i < 1<<16; i++ {
+		shards[shardOf(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))]++
+	}
+	for s, n := range shards {
+		if n < 1<<16/numShards*9/10 || n > 1<<16/numShards*11/10 {
+			t.Errorf("shard %d holds %d of %d hosts", s, n, 1<<16)
+		}
+	}
+	var slots [4096]int
+	for i := 0; i < 4096; i++ {
+		slots[addrHash(netip.AddrFrom4([4]byte{192, 168, byte(i >> 8), byte(i)}))&4095]++
+	}
+	empty := 0
+	for _, n := range slots {
+		if n == 0 {
+			empty++
+		}
+	}
+	if empty > 1650 {
+		t.Errorf("%d of 4096 slots empty for 4096 consecutive addresses (random: ~1507)", empty)
+	}
+}
