@@ -14,10 +14,10 @@ const MaxBurst = 32
 
 // burstRec is one frame of a burst between the stages.
 type burstRec struct {
-	v4Rec
+	hdrRec
 	tag *uint32 // the candidate slot's tag and flow (shard.Table.Candidate)
 	f   *shard.Flow
-	ok  bool // parseV4 took the frame and its home bucket has a candidate
+	ok  bool // parseHdr took the frame and its home bucket has a candidate
 }
 
 // Burst runs frames through the path and writes their verdicts to out, with
@@ -57,7 +57,7 @@ func (w *Worker) burst(link packet.LinkType, frames [][]byte, times []int64, out
 	t := w.table
 	for i, fr := range frames {
 		r := &rs[i]
-		r.ok = parseV4(fr, &r.v4Rec)
+		r.ok = parseHdr(fr, &r.hdrRec)
 		if r.ok {
 			prefetch.Line(unsafe.Pointer(t.Home(r.hash)))
 		}
@@ -72,8 +72,8 @@ func (w *Worker) burst(link packet.LinkType, frames [][]byte, times []int64, out
 	}
 	for i := range rs {
 		r, now := &rs[i], times[i]
-		if r.ok && t.Check(r.tag, r.f, 0, r.lo, 0, r.hi, r.tail, r.hash, now) {
-			if v, ok := w.decided(r.f, &r.v4Rec, now); ok {
+		if r.ok && t.Check(r.tag, r.f, r.lo0, r.lo1, r.hi0, r.hi1, r.tail, r.hash, now) {
+			if v, ok := w.decided(r.f, &r.hdrRec, now); ok {
 				out[i] = v
 				continue
 			}

@@ -11,23 +11,23 @@ import (
 const v4mapped = 0xffff << 32
 
 // fast is the path of a packet whose flow is already decided, for the
-// common frame: untagged Ethernet, IPv4 without options or fragmentation,
-// TCP or UDP. It reads the words of the flow's shard.Key and the counters'
-// input straight from the header bytes, without filling a packet.Meta or
-// building a Key, finds the flow in its home bucket and applies the cached
-// label. It reports false, having changed nothing, for anything else:
-// another frame shape, a header the full decoder would call malformed, a
-// flow that is new, undecided, idle, outside its home bucket, harvesting,
-// or p2p but not yet confirmed. The full path then handles the packet from
-// the start. FuzzFastPath checks that it agrees with the full path on
-// every frame it takes; TestFastPathSameRecords, that the records do not
-// change.
+// common frame: untagged Ethernet, IPv4 without options or fragmentation or
+// IPv6 without extension headers, TCP or UDP. It reads the words of the
+// flow's shard.Key and the counters' input straight from the header bytes,
+// without filling a packet.Meta or building a Key, finds the flow in its
+// home bucket and applies the cached label. It reports false, having
+// changed nothing, for anything else: another frame shape, a header the
+// full decoder would call malformed, a flow that is new, undecided, idle,
+// outside its home bucket, harvesting, or p2p but not yet confirmed. The
+// full path then handles the packet from the start. FuzzFastPath checks
+// that it agrees with the full path on every frame it takes;
+// TestFastPathSameRecords, that the records do not change.
 func (w *Worker) fast(frame []byte, now int64) (Verdict, bool) {
-	var r v4Rec
-	if !parseV4(frame, &r) {
+	var r hdrRec
+	if !parseHdr(frame, &r) {
 		return Pass, false
 	}
-	f := w.table.FindWords(0, r.lo, 0, r.hi, r.tail, r.hash, now)
+	f := w.table.FindWords(r.lo0, r.lo1, r.hi0, r.hi1, r.tail, r.hash, now)
 	if f == nil {
 		return Pass, false
 	}
@@ -36,7 +36,7 @@ func (w *Worker) fast(frame []byte, now int64) (Verdict, bool) {
 
 // decided applies f's cached label to the packet r if f is final and needs
 // nothing more from its packets than counting.
-func (w *Worker) decided(f *shard.Flow, r *v4Rec, now int64) (Verdict, bool) {
+func (w *Worker) decided(f *shard.Flow, r *hdrRec, now int64) (Verdict, bool) {
 	if f.Flags&(shard.FlagFinal|shard.FlagHarvest) != shard.FlagFinal ||
 		f.Label == shard.P2P && f.More&shard.MoreConfirmed == 0 {
 		return Pass, false
@@ -52,47 +52,66 @@ func (w *Worker) decided(f *shard.Flow, r *v4Rec, now int64) (Verdict, bool) {
 	return Pass, true
 }
 
-// v4Rec is one frame as parseV4 reads it: the words of its flow's
-// shard.Key (IPv4-mapped addresses; shard.Tail), their hash, its direction,
-// L4 payload length on the wire and TCP flags.
-type v4Rec struct {
-	lo, hi, tail, hash uint64
-	payload            int32
-	dir, flags         uint8
+// hdrRec is one frame as parseHdr reads it: the words of its flow's
+// shard.Key (addresses as packet.Addr16 words, IPv4 mapped; shard.Tail),
+// their hash, its direction, L4 payload length on the wire and TCP flags.
+type hdrRec struct {
+	lo0, lo1, hi0, hi1, tail, hash uint64
+	payload                        int32
+	dir, flags                     uint8
 }
 
-// parseV4 reads an untagged Ethernet frame carrying IPv4 without options
-// or fragmentation, and TCP or UDP, into r. It reports false for anything
-// else and for every header the full decoder would call malformed.
-func parseV4(frame []byte, r *v4Rec) bool {
+// parseHdr reads an untagged Ethernet frame carrying IPv4 without options
+// or fragmentation, or IPv6 without extension headers, and TCP or UDP, into
+// r. It reports false for anything else and for every header the full
+// decoder would call malformed.
+func parseHdr(frame []byte, r *hdrRec) bool {
 	if len(frame) < 14+20+8 {
 		return false
 	}
-	// EtherType IPv4, version 4 with a 20-byte header, no MF, offset 0.
-	if binary.BigEndian.Uint16(frame[12:14]) != 0x0800 || frame[14] != 0x45 ||
-		binary.BigEndian.Uint16(frame[20:22])&0x3fff != 0 {
+	var (
+		l4             int // offset of the L4 header
+		avail, wire    int // L4 bytes the full decoder would see, and on the wire
+		proto          uint8
+		s0, s1, d0, d1 uint64
+	)
+	switch binary.BigEndian.Uint16(frame[12:14]) {
+	case 0x0800:
+		// Version 4 with a 20-byte header, no MF, offset 0.
+		if frame[14] != 0x45 || binary.BigEndian.Uint16(frame[20:22])&0x3fff != 0 {
+			return false
+		}
+		total := int(binary.BigEndian.Uint16(frame[16:18]))
+		l4, avail, wire, proto = 14+20, min(len(frame)-14, total)-20, total-20, frame[23]
+		s1 = v4mapped | uint64(binary.BigEndian.Uint32(frame[26:30]))
+		d1 = v4mapped | uint64(binary.BigEndian.Uint32(frame[30:34]))
+	case 0x86dd:
+		if len(frame) < 14+40+8 || frame[14]>>4 != 6 {
+			return false
+		}
+		plen := int(binary.BigEndian.Uint16(frame[18:20]))
+		l4, avail, wire, proto = 14+40, min(len(frame)-14-40, plen), plen, frame[20]
+		s0, s1 = binary.BigEndian.Uint64(frame[22:30]), binary.BigEndian.Uint64(frame[30:38])
+		d0, d1 = binary.BigEndian.Uint64(frame[38:46]), binary.BigEndian.Uint64(frame[46:54])
+	default:
 		return false
 	}
-	total := int(binary.BigEndian.Uint16(frame[16:18]))
-	l4 := min(len(frame)-14, total) - 20 // L4 bytes the full decoder would see
-	proto := frame[23]
 	switch proto {
 	case packet.ProtoTCP:
-		if l4 < 20 {
+		if avail < 20 {
 			return false
 		}
-		off := int(frame[46]>>4) * 4
-		if off < 20 || l4 < off {
+		off := int(frame[l4+12]>>4) * 4
+		if off < 20 || avail < off {
 			return false
 		}
-		r.payload = int32(max(0, total-20-off))
-		r.flags = frame[47]
+		r.payload = int32(max(0, wire-off))
+		r.flags = frame[l4+13]
 	case packet.ProtoUDP:
-		if l4 < 8 {
+		if avail < 8 {
 			return false
 		}
-		wire := total - 20
-		ulen := int(binary.BigEndian.Uint16(frame[38:40]))
+		ulen := int(binary.BigEndian.Uint16(frame[l4+4 : l4+6]))
 		if ulen < 8 || ulen > wire {
 			ulen = wire
 		}
@@ -101,29 +120,49 @@ func parseV4(frame []byte, r *v4Rec) bool {
 	default:
 		return false
 	}
-	src := v4mapped | uint64(binary.BigEndian.Uint32(frame[26:30]))
-	dst := v4mapped | uint64(binary.BigEndian.Uint32(frame[30:34]))
-	sp, dp := binary.BigEndian.Uint16(frame[34:36]), binary.BigEndian.Uint16(frame[36:38])
-	// The symmetric order of shard.Key.Set: address, then port; ties go to
-	// dir 1. Flags and selects, not branches: the direction of a packet in
-	// a mixed stream is a coin toss for the branch predictor.
+	sp, dp := binary.BigEndian.Uint16(frame[l4:l4+2]), binary.BigEndian.Uint16(frame[l4+2:l4+4])
+	// The symmetric order of shard.Key.Set: address words, then port; ties
+	// go to dir 1. Flags and selects, not branches: the direction of a
+	// packet in a mixed stream is a coin toss for the branch predictor.
 	var gt, eq, ge uint8
-	if src > dst {
-		gt = 1
-	}
-	if src == dst {
-		eq = 1
-	}
 	if sp >= dp {
 		ge = 1
 	}
-	dir := gt | eq&ge
-	lo, hi, lp, hp := src, dst, sp, dp
-	if dir == 1 {
-		lo, hi, lp, hp = dst, src, dp, sp
+	if l4 == 14+20 { // IPv4: the high words are zero, half the work
+		if s1 > d1 {
+			gt = 1
+		}
+		if s1 == d1 {
+			eq = 1
+		}
+		r.dir = gt | eq&ge
+		r.lo0, r.hi0, r.lo1, r.hi1 = 0, 0, s1, d1
+		if r.dir == 1 {
+			r.lo1, r.hi1, sp, dp = d1, s1, dp, sp
+		}
+		r.tail = shard.Tail(sp, dp, 0, proto)
+		r.hash = shard.HashWords(0, r.lo1, 0, r.hi1, r.tail)
+		return true
 	}
-	r.lo, r.hi, r.dir = lo, hi, dir
-	r.tail = shard.Tail(lp, hp, 0, proto)
-	r.hash = shard.HashWords(0, lo, 0, hi, r.tail)
+	var gt1, eq1 uint8
+	if s0 > d0 {
+		gt = 1
+	}
+	if s0 == d0 {
+		eq = 1
+	}
+	if s1 > d1 {
+		gt1 = 1
+	}
+	if s1 == d1 {
+		eq1 = 1
+	}
+	r.dir = gt | eq&(gt1|eq1&ge)
+	r.lo0, r.lo1, r.hi0, r.hi1 = s0, s1, d0, d1
+	if r.dir == 1 {
+		r.lo0, r.lo1, r.hi0, r.hi1, sp, dp = d0, d1, s0, s1, dp, sp
+	}
+	r.tail = shard.Tail(sp, dp, 0, proto)
+	r.hash = shard.HashWords(r.lo0, r.lo1, r.hi0, r.hi1, r.tail)
 	return true
 }

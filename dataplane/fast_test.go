@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -105,6 +106,19 @@ func FuzzFastPath(f *testing.F) {
 			}
 		}
 	}
+	for i, fr := range readFrames(f, filepath.Join("..", "testdata", "ndpi", "pcap", "http_ipv6.pcap")) {
+		if fr.link == packet.LinkEthernet && i < 8 {
+			f.Add(fr.data)
+		}
+	}
+	udp6 := make([]byte, 14+40+8+4)
+	binary.BigEndian.PutUint16(udp6[12:], 0x86dd)
+	udp6[14], udp6[20] = 0x60, packet.ProtoUDP
+	binary.BigEndian.PutUint16(udp6[18:], 8+4)
+	copy(udp6[22:], netip.MustParseAddr("2001:db8::2").AsSlice())
+	copy(udp6[38:], netip.MustParseAddr("2001:db8::1").AsSlice())
+	binary.BigEndian.PutUint16(udp6[58:], 8+4)
+	f.Add(udp6)
 	udp := make([]byte, 14+20+8+4)
 	binary.BigEndian.PutUint16(udp[12:], 0x0800)
 	udp[14], udp[23] = 0x45, packet.ProtoUDP
@@ -128,9 +142,11 @@ func FuzzFastPath(f *testing.F) {
 			before = *fl
 		}
 		_, ok := w.fast(frame, 2)
-		shape := res == packet.OK && !m.IPv6 && m.VLAN == 0 && len(frame) >= 14+20 &&
-			binary.BigEndian.Uint16(frame[12:14]) == 0x0800 && frame[14] == 0x45 &&
-			binary.BigEndian.Uint16(frame[20:22])&0x3fff == 0
+		v4 := !m.IPv6 && len(frame) >= 14+20 && binary.BigEndian.Uint16(frame[12:14]) == 0x0800 &&
+			frame[14] == 0x45 && binary.BigEndian.Uint16(frame[20:22])&0x3fff == 0
+		v6 := m.IPv6 && len(frame) >= 14+40 && binary.BigEndian.Uint16(frame[12:14]) == 0x86dd &&
+			(frame[20] == packet.ProtoTCP || frame[20] == packet.ProtoUDP)
+		shape := res == packet.OK && m.VLAN == 0 && (v4 || v6)
 		if ok != shape {
 			t.Fatalf("fast path took the frame: %v, full decoder's shape: %v (result %d)", ok, shape, res)
 		}
