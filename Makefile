@@ -52,8 +52,7 @@ fuzz:
 bench: build
 	bash bench/deps.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./shard/ ./classifier/ ./hostmerge/
-	$(BIN) bench compare --repeat 1
-	$(BIN) bench compare --repeat 8
+	$(BIN) bench compare --repeat 1,8
 	$(BIN) bench memory --flows 100000
 	$(BIN) bench memory --flows 1000000
 	$(BIN) bench veth

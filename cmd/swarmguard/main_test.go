@@ -37,6 +37,8 @@ func TestBadInputGivesOneLineAndStatus2(t *testing.T) {
 		{[]string{"classify", filepath.Join(dir, "missing.pcap")}, "no such file"},
 		{[]string{"classify", notPcap}, "not a pcap or pcapng file"},
 		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"bench", "compare", "--repeat", "1,x"}, "--repeat"},
+		{[]string{"bench", "compare", "--repeat", "0"}, "--repeat"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(c.args, &out, &errb)
