@@ -196,3 +196,36 @@ func BenchmarkDecidedFlowBurst(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAllPacketsBurst is BenchmarkAllPackets through Worker.Burst: what
+// the live loop pays when flows are new (the fast path's parse is wasted on
+// packets of undecided flows, which then take the full path).
+func BenchmarkAllPacketsBurst(b *testing.B) {
+	frames := loadFrames(b)
+	w, _ := warm(frames)
+	w.Delta().Reset()
+	shift := int64(24 * time.Hour)
+	var (
+		batch [MaxBurst][]byte
+		times [MaxBurst]int64
+		out   [MaxBurst]Verdict
+	)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done, j := 0, 0; done < b.N; {
+		if j == 0 {
+			shift += int64(24 * time.Hour)
+			w.Delta().Reset()
+		}
+		link, n := frames[j].link, 0
+		for m := min(MaxBurst, b.N-done, len(frames)-j); n < m && frames[j+n].link == link; n++ {
+			batch[n], times[n] = frames[j+n].data, frames[j+n].ts+shift
+		}
+		w.Burst(link, batch[:n], times[:n], out[:n])
+		done += n
+		if j += n; j == len(frames) {
+			j = 0
+		}
+	}
+}
