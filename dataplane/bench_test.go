@@ -168,12 +168,11 @@ func BenchmarkDecidedFlowUMEM(b *testing.B) {
 	}
 }
 
-// BenchmarkDecidedFlowBurst is BenchmarkDecidedFlowPackets through
-// Worker.Burst, in the live loop's batches of MaxBurst frames.
-func BenchmarkDecidedFlowBurst(b *testing.B) {
-	frames := loadFrames(b)
-	w, _ := warm(frames)
-	decideAll(w)
+// bursts feeds b.N frames through w.Burst in the live loop's batches of
+// MaxBurst frames, each batch of one link type as a live socket's are (the
+// corpus mixes them). shift is called each time the corpus starts over
+// (pass 1, 2, ...) and its result is added to every frame's time.
+func bursts(b *testing.B, w *Worker, frames []frame, shift func(pass int) int64) {
 	var (
 		batch [MaxBurst][]byte
 		times [MaxBurst]int64
@@ -182,12 +181,15 @@ func BenchmarkDecidedFlowBurst(b *testing.B) {
 	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
-	for done, j := 0, 0; done < b.N; {
-		// The corpus mixes link types; a burst is one link's frames, as
-		// a live socket's are.
+	var dt int64
+	for done, j, pass := 0, 0, 0; done < b.N; {
+		if j == 0 {
+			pass++
+			dt = shift(pass)
+		}
 		link, n := frames[j].link, 0
 		for m := min(MaxBurst, b.N-done, len(frames)-j); n < m && frames[j+n].link == link; n++ {
-			batch[n], times[n] = frames[j+n].data, frames[j+n].ts
+			batch[n], times[n] = frames[j+n].data, frames[j+n].ts+dt
 		}
 		w.Burst(link, batch[:n], times[:n], out[:n])
 		done += n
@@ -197,35 +199,23 @@ func BenchmarkDecidedFlowBurst(b *testing.B) {
 	}
 }
 
+// BenchmarkDecidedFlowBurst is BenchmarkDecidedFlowPackets through
+// Worker.Burst.
+func BenchmarkDecidedFlowBurst(b *testing.B) {
+	frames := loadFrames(b)
+	w, _ := warm(frames)
+	decideAll(w)
+	bursts(b, w, frames, func(int) int64 { return 0 })
+}
+
 // BenchmarkAllPacketsBurst is BenchmarkAllPackets through Worker.Burst: what
 // the live loop pays when flows are new (the fast path's parse is wasted on
 // packets of undecided flows, which then take the full path).
 func BenchmarkAllPacketsBurst(b *testing.B) {
 	frames := loadFrames(b)
 	w, _ := warm(frames)
-	w.Delta().Reset()
-	shift := int64(24 * time.Hour)
-	var (
-		batch [MaxBurst][]byte
-		times [MaxBurst]int64
-		out   [MaxBurst]Verdict
-	)
-	runtime.GC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done, j := 0, 0; done < b.N; {
-		if j == 0 {
-			shift += int64(24 * time.Hour)
-			w.Delta().Reset()
-		}
-		link, n := frames[j].link, 0
-		for m := min(MaxBurst, b.N-done, len(frames)-j); n < m && frames[j+n].link == link; n++ {
-			batch[n], times[n] = frames[j+n].data, frames[j+n].ts+shift
-		}
-		w.Burst(link, batch[:n], times[:n], out[:n])
-		done += n
-		if j += n; j == len(frames) {
-			j = 0
-		}
-	}
+	bursts(b, w, frames, func(pass int) int64 {
+		w.Delta().Reset() // as the merger does every tick
+		return int64(pass+1) * int64(24*time.Hour)
+	})
 }

@@ -44,7 +44,7 @@ func (w *Worker) Burst(link packet.LinkType, frames [][]byte, times []int64, out
 }
 
 func (w *Worker) burst(link packet.LinkType, frames [][]byte, times []int64, out []Verdict) {
-	if link != packet.LinkEthernet || w.slow1 {
+	if link != packet.LinkEthernet || w.slowOnly {
 		for i, fr := range frames {
 			out[i] = w.full(link, fr, times[i])
 		}

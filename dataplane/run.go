@@ -26,7 +26,8 @@ type Options struct {
 	// NoReasons leaves the reasons out of the records (quiet runs that only
 	// count labels need not build them).
 	NoReasons bool
-	// ObserveHost, if set, sees every host of the final snapshot.
+	// ObserveHost, if set, sees every host of the final snapshot (v is the
+	// snapshot's own view: read it, never keep or write it).
 	ObserveHost func(pcap string, a netip.Addr, v *hostmerge.View)
 }
 

@@ -54,21 +54,21 @@ type Stats struct {
 // Worker is one core's share of the data path. It is not safe for
 // concurrent use; the live source gives each worker its own goroutine.
 type Worker struct {
-	table   *shard.Table
-	delta   *hostmerge.Delta
-	snap    *hostmerge.Snapshot
-	model   *classifier.Model
-	budget  classifier.Budget
-	rescore uint32
-	observe func(f *shard.Flow, lo, hi *classifier.HostFeatures)
-	collect bool
-	scratch classifier.Scratch
-	cur     decoded                 // the frame on the path, kept here so Meta does not escape
-	hctx    classifier.HostFeatures // host context of the flow being decided
-	noHost  classifier.HostFeatures // hosts' answer before the first snapshot: zero, never written
-	recs    [MaxBurst]burstRec      // Burst's scratch
-	slow1   bool                    // Config.slowOnly
-	now     int64
+	table    *shard.Table
+	delta    *hostmerge.Delta
+	snap     *hostmerge.Snapshot
+	model    *classifier.Model
+	budget   classifier.Budget
+	rescore  uint32
+	observe  func(f *shard.Flow, lo, hi *classifier.HostFeatures)
+	collect  bool
+	scratch  classifier.Scratch
+	cur      decoded                 // the frame on the path, kept here so Meta does not escape
+	hctx     classifier.HostFeatures // host context of the flow being decided
+	noHost   classifier.HostFeatures // hosts' answer before the first snapshot: zero, never written
+	recs     [MaxBurst]burstRec      // Burst's scratch
+	slowOnly bool                    // Config.slowOnly
+	now      int64
 	// Leave receives every flow as it leaves the table (expired, evicted or
 	// flushed), with its final probability and host context filled in.
 	Leave func(f *shard.Flow, why shard.Reason, host classifier.HostFeatures)
@@ -88,14 +88,14 @@ func NewWorker(c Config) *Worker {
 		c.RescoreEvery = 32
 	}
 	w := &Worker{
-		table:   shard.New(c.Flows),
-		delta:   hostmerge.NewDelta(0),
-		model:   c.Model,
-		budget:  c.Budget,
-		rescore: c.RescoreEvery,
-		observe: c.Observe,
-		collect: c.Collect,
-		slow1:   c.slowOnly,
+		table:    shard.New(c.Flows),
+		delta:    hostmerge.NewDelta(0),
+		model:    c.Model,
+		budget:   c.Budget,
+		rescore:  c.RescoreEvery,
+		observe:  c.Observe,
+		collect:  c.Collect,
+		slowOnly: c.slowOnly,
 	}
 	w.table.Leave = w.leave
 	return w
@@ -123,7 +123,7 @@ func (w *Worker) Table() *shard.Table { return w.table }
 // the packet time in ns (capture time offline, wall time live) and must not
 // go backwards by more than the caller tolerates.
 func (w *Worker) Packet(link packet.LinkType, frame []byte, now int64) Verdict {
-	if link == packet.LinkEthernet && !w.slow1 {
+	if link == packet.LinkEthernet && !w.slowOnly {
 		if v, ok := w.fast(frame, now); ok {
 			return v
 		}

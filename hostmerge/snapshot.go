@@ -61,12 +61,11 @@ func (s *Snapshot) Predicted(host netip.Addr, peer netip.AddrPort, now int64) bo
 	return ok && exp > now
 }
 
-// Range calls fn for every host of the snapshot.
+// Range calls fn for every host of the snapshot, with its view to read.
 func (s *Snapshot) Range(fn func(a netip.Addr, v *View)) {
 	for _, sh := range s.hosts {
 		for a, i := range sh.idx {
-			v := sh.views[i]
-			fn(a, &v)
+			fn(a, &sh.views[i])
 		}
 	}
 }

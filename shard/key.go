@@ -76,7 +76,14 @@ func (k *Key) Compare(o *Key) int {
 
 // Equal compares two keys word by word (cheaper than a memequal call).
 func (k *Key) Equal(o *Key) bool {
-	return k.LoAddr == o.LoAddr && k.HiAddr == o.HiAddr && k.tail() == o.tail()
+	return k.hasWords(o.LoAddr[0], o.LoAddr[1], o.HiAddr[0], o.HiAddr[1], o.tail())
+}
+
+// hasWords reports whether k is the key with these words (tail as Tail
+// packs it). The low address words go first: they are the ones that differ
+// (IPv4 keys have zero high words).
+func (k *Key) hasWords(lo0, lo1, hi0, hi1, tail uint64) bool {
+	return k.LoAddr[1] == lo1 && k.HiAddr[1] == hi1 && k.tail() == tail && k.LoAddr[0] == lo0 && k.HiAddr[0] == hi0
 }
 
 func less(a *packet.Addr16, ap uint16, b *packet.Addr16, bp uint16) bool {
@@ -118,13 +125,4 @@ func HashWords(lo0, lo1, hi0, hi1, tail uint64) uint64 {
 	// One multiply-fold finishes it: the products already carry every input
 	// bit upwards, and the table uses the high bits (index and tag).
 	return (h ^ h>>32) * 0x9e3779b97f4a7c15
-}
-
-func mix(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
 }

@@ -103,15 +103,20 @@ func tagOf(h uint64) uint32 {
 	return tag
 }
 
+// home is h's home bucket (multiply-shift of the high bits).
+func (t *Table) home(h uint64) *bucket {
+	i, _ := bits.Mul64(h, t.n)
+	return &t.buckets[i]
+}
+
 // Lookup finds the flow of k or creates it. A new flow has First = now and
 // everything else zero except Key. When the home bucket is full, an expired
 // flow or else the least recently seen one is handed to Leave and replaced:
 // the table never refuses a packet and never waits.
 func (t *Table) Lookup(k *Key, h uint64, now int64) (f *Flow, created bool) {
 	// The path of almost every packet: the home bucket's tag line, inline.
-	i1, _ := bits.Mul64(h, t.n)
 	tag := tagOf(h)
-	b1 := &t.buckets[i1]
+	b1 := t.home(h)
 	for i := range b1.tags {
 		if b1.tags[i] == tag && b1.flows[i].Key.Equal(k) {
 			return t.found(b1, i, tag, k, now)
@@ -127,16 +132,10 @@ func (t *Table) Lookup(k *Key, h uint64, now int64) (f *Flow, created bool) {
 // header without building a Key; a nil answer sends the packet down the
 // full path (Lookup), which handles everything else.
 func (t *Table) FindWords(lo0, lo1, hi0, hi1, tail, h uint64, now int64) *Flow {
-	i1, _ := bits.Mul64(h, t.n)
 	tag := tagOf(h)
-	b1 := &t.buckets[i1]
-	for i := range b1.tags {
-		if b1.tags[i] != tag {
-			continue
-		}
-		f := &b1.flows[i]
-		k := &f.Key
-		if k.LoAddr[1] == lo1 && k.HiAddr[1] == hi1 && k.tail() == tail && k.LoAddr[0] == lo0 && k.HiAddr[0] == hi0 {
+	b := t.home(h)
+	for i := range b.tags {
+		if f := &b.flows[i]; b.tags[i] == tag && f.Key.hasWords(lo0, lo1, hi0, hi1, tail) {
 			if t.idle(f, now) {
 				return nil
 			}
@@ -147,16 +146,12 @@ func (t *Table) FindWords(lo0, lo1, hi0, hi1, tail, h uint64, now int64) *Flow {
 }
 
 // Home returns h's home bucket tag line, for a burst to prefetch.
-func (t *Table) Home(h uint64) *[bucketSlots]uint32 {
-	i1, _ := bits.Mul64(h, t.n)
-	return &t.buckets[i1].tags
-}
+func (t *Table) Home(h uint64) *[bucketSlots]uint32 { return &t.home(h).tags }
 
 // Candidate returns the first slot of h's home bucket whose tag is h's, or
 // nil: the flow a burst prefetches before it compares the key (Check).
 func (t *Table) Candidate(h uint64) (tag *uint32, f *Flow) {
-	i1, _ := bits.Mul64(h, t.n)
-	b := &t.buckets[i1]
+	b := t.home(h)
 	want := tagOf(h)
 	for i := range b.tags {
 		if b.tags[i] == want {
@@ -169,10 +164,8 @@ func (t *Table) Candidate(h uint64) (tag *uint32, f *Flow) {
 // Check reports whether the slot Candidate returned still holds the live
 // flow with these key words: the table may have changed since (an insert,
 // an eviction, an expiry), so a burst verifies before it uses the flow.
-func (t *Table) Check(tag *uint32, f *Flow, lo0, lo1, hi0, hi1, tailw, h uint64, now int64) bool {
-	k := &f.Key
-	return *tag == tagOf(h) && k.LoAddr[1] == lo1 && k.HiAddr[1] == hi1 && k.tail() == tailw &&
-		k.LoAddr[0] == lo0 && k.HiAddr[0] == hi0 && !t.idle(f, now)
+func (t *Table) Check(tag *uint32, f *Flow, lo0, lo1, hi0, hi1, tail, h uint64, now int64) bool {
+	return *tag == tagOf(h) && f.Key.hasWords(lo0, lo1, hi0, hi1, tail) && !t.idle(f, now)
 }
 
 // miss looks in the second bucket, then inserts.

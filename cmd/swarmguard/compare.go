@@ -44,7 +44,7 @@ func cmdCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	var files []string
 	for _, g := range strings.Split(*globs, ",") {
-		m, err := filepath.Glob(strings.TrimSpace(g))
+		m, err := globFiles(g)
 		if err != nil {
 			return usageErr("bench compare: --pcaps %q: %v", g, err)
 		}

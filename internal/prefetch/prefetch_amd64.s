@@ -14,32 +14,3 @@ TEXT ·Flow(SB), NOSPLIT|NOFRAME, $0-8
 	PREFETCHT0 127(AX)
 	RET
 
-// func Frames(frames [][]byte)
-TEXT ·Frames(SB), NOSPLIT|NOFRAME, $0-24
-	MOVQ frames_base+0(FP), AX
-	MOVQ frames_len+8(FP), CX
-	TESTQ CX, CX
-	JZ fdone
-floop:
-	MOVQ (AX), DX
-	PREFETCHT0 (DX)
-	ADDQ $24, AX
-	DECQ CX
-	JNZ floop
-fdone:
-	RET
-
-// func Lines(addrs []uintptr)
-TEXT ·Lines(SB), NOSPLIT|NOFRAME, $0-24
-	MOVQ addrs_base+0(FP), AX
-	MOVQ addrs_len+8(FP), CX
-	TESTQ CX, CX
-	JZ ldone
-lloop:
-	MOVQ (AX), DX
-	PREFETCHT0 (DX)
-	ADDQ $8, AX
-	DECQ CX
-	JNZ lloop
-ldone:
-	RET

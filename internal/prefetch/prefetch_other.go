@@ -9,9 +9,3 @@ func Line(p unsafe.Pointer) {}
 
 // Flow does nothing on this architecture.
 func Flow(p unsafe.Pointer) {}
-
-// Frames does nothing on this architecture.
-func Frames(frames [][]byte) {}
-
-// Lines does nothing on this architecture.
-func Lines(addrs []uintptr) {}
