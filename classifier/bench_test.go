@@ -3,28 +3,25 @@ package classifier
 import (
 	"testing"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // BenchmarkInspect runs the recognizers on real first payloads (BitTorrent
 // handshakes and messages, DHT, uTP, TLS, SSH, RLPx), each on a fresh flow:
 // the cost of the deep-inspection stage per inspected packet.
 func BenchmarkInspect(b *testing.B) {
-	var ms []packet.Meta
+	var ms []Packet
 	for _, pcap := range []string{"bittorrent.pcap", "bittorrent_utp.pcap", "lru_ipv6_caches.pcapng", "443-curl.pcap", "ssh.pcap", "ethereum.pcap"} {
-		ms = append(ms, payloads(b, pcap, func(*packet.Meta) bool { return true })...)
+		ms = append(ms, payloads(b, pcap, func(*Packet) bool { return true })...)
 	}
 	budget := DefaultBudget
 	var s Scratch
-	var f shard.Flow
+	var f FlowState
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		m := &ms[i%len(ms)]
-		f = shard.Flow{}
-		f.Key.Proto = m.Proto
-		f.Account(0, m.PayloadLen, m.TCPFlags, 0)
+		f.Begin(0, m.Proto, m.SrcPort, m.DstPort)
+		f.Account(0, len(m.Payload), 0x18, 0)
 		Inspect(&f, 0, m, &budget, &s)
 	}
 }
@@ -32,8 +29,8 @@ func BenchmarkInspect(b *testing.B) {
 // BenchmarkScore is one scoring of a flow with evidence and host context.
 func BenchmarkScore(b *testing.B) {
 	m := DefaultModel()
-	var f shard.Flow
-	f.Key.Proto, f.Key.LoPort, f.Key.HiPort = 6, 40000, 51413
+	var f FlowState
+	f.Begin(0, ProtoTCP, 40000, 51413)
 	f.Evidence = EvPeerWire
 	for i, n := range []int{207, 177, 124, 82, 1400, 1400, 60} {
 		f.Account(uint8(i%2), n, 0x18, int64(i)*1e6)

@@ -1,6 +1,6 @@
 package classifier
 
-// Evidence bits kept in shard.Flow.Evidence. Each is set by a recognizer at
+// Evidence bits kept in FlowState.Evidence. Each is set by a recognizer at
 // the protocol position where it applies and never cleared.
 const (
 	EvHandshake      uint32 = 1 << iota // plaintext peer wire handshake (BEP 3)

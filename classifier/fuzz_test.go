@@ -4,14 +4,12 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // seeds adds real payloads from the corpus and a few hand-made edge cases.
 func seeds(f *testing.F) {
 	for _, pcap := range []string{"bittorrent.pcap", "bittorrent_utp.pcap", "lru_ipv6_caches.pcapng", "ethereum.pcap", "443-curl.pcap", "dns_fragmented.pcap"} {
-		for i, m := range payloads(f, pcap, func(*packet.Meta) bool { return true }) {
+		for i, m := range payloads(f, pcap, func(*Packet) bool { return true }) {
 			if i >= 24 {
 				break
 			}
@@ -110,16 +108,16 @@ func FuzzOtherProtocols(f *testing.F) {
 func FuzzInspect(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, proto := range []uint8{packet.ProtoTCP, packet.ProtoUDP} {
-			var fl shard.Flow
-			fl.Key.Proto = proto
+		for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
+			var fl FlowState
+			fl.Begin(0, proto, 6881, 51413)
 			var s Scratch
 			budget := DefaultBudget
-			m := packet.Meta{Src: packet.AddrFrom16(netip.MustParseAddr("10.0.0.1").As16()), Dst: packet.AddrFrom16(netip.MustParseAddr("10.0.0.2").As16()), Proto: proto, SrcPort: 6881, DstPort: 51413}
+			m := Packet{Dst: netip.MustParseAddr("10.0.0.2"), Proto: proto, SrcPort: 6881, DstPort: 51413}
 			rest := b
 			for i := 0; len(rest) > 0 && i < 10; i++ {
 				n := 1 + int(rest[0])%len(rest)
-				m.Payload, m.PayloadLen, rest = rest[:n], n, rest[n:]
+				m.Payload, rest = rest[:n], rest[n:]
 				dir := uint8(i % 2)
 				fl.Account(dir, n, 0, int64(i))
 				Inspect(&fl, dir, &m, &budget, &s)

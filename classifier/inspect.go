@@ -2,9 +2,6 @@ package classifier
 
 import (
 	"time"
-
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // Budget bounds deep inspection of a flow. After it is spent only the
@@ -27,12 +24,12 @@ type Scratch struct {
 }
 
 // Exhausted reports whether f has spent its budget at time now, and marks it.
-func (b *Budget) Exhausted(f *shard.Flow, now int64) bool {
-	if f.Flags&shard.FlagExhausted != 0 {
+func (b *Budget) Exhausted(f *FlowState, now int64) bool {
+	if f.Flags&FlagExhausted != 0 {
 		return true
 	}
 	if int(f.Deep) >= b.Packets || now-f.First > int64(b.Age) {
-		f.Flags |= shard.FlagExhausted
+		f.Flags |= FlagExhausted
 		return true
 	}
 	return false
@@ -41,7 +38,7 @@ func (b *Budget) Exhausted(f *shard.Flow, now int64) bool {
 // Inspect runs the recognizers that apply at this packet's position in flow
 // f (already accounted) and adds what they find to f.Evidence. It returns
 // whether the evidence changed. Peers the packet announces are left in s.Peers.
-func Inspect(f *shard.Flow, dir uint8, m *packet.Meta, b *Budget, s *Scratch) bool {
+func Inspect(f *FlowState, dir uint8, m *Packet, b *Budget, s *Scratch) bool {
 	p := m.Payload
 	if len(p) == 0 {
 		return false
@@ -55,7 +52,7 @@ func Inspect(f *shard.Flow, dir uint8, m *packet.Meta, b *Budget, s *Scratch) bo
 		f.Evidence |= EvServerFirst
 	}
 	head := p[:min(len(p), b.Bytes)]
-	if m.Proto == packet.ProtoTCP {
+	if m.Proto == ProtoTCP {
 		inspectTCP(f, dir, fromInit, firstInDir, p, head, s)
 	} else {
 		inspectUDP(f, dir, fromInit, firstInDir, m, p, head, s)
@@ -63,7 +60,7 @@ func Inspect(f *shard.Flow, dir uint8, m *packet.Meta, b *Budget, s *Scratch) bo
 	return f.Evidence != before
 }
 
-func inspectTCP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, p, head []byte, s *Scratch) {
+func inspectTCP(f *FlowState, dir uint8, fromInit, firstInDir bool, p, head []byte, s *Scratch) {
 	// The handshake may be split across segments: match it as a stream prefix.
 	if hs := f.HSMatch[dir]; hs != hsFailed && int(hs) < len(HandshakePrefix) {
 		startedHere := hs == 0
@@ -148,7 +145,7 @@ func requestEvidence(h HTTP) uint32 {
 // wire checks peer wire framing on a segment assumed to start at a message
 // boundary. Without a handshake it takes two or more fixed-length messages
 // tiling the segment: a single length prefix over ciphertext proves nothing.
-func wire(f *shard.Flow, p []byte, s *Scratch) {
+func wire(f *FlowState, p []byte, s *Scratch) {
 	if len(p) == 0 {
 		return
 	}
@@ -165,9 +162,9 @@ func wire(f *shard.Flow, p []byte, s *Scratch) {
 	}
 }
 
-func inspectUDP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, m *packet.Meta, p, head []byte, s *Scratch) {
+func inspectUDP(f *FlowState, dir uint8, fromInit, firstInDir bool, m *Packet, p, head []byte, s *Scratch) {
 	switch {
-	case IsLSD(m.DstAddr(), m.DstPort, p):
+	case IsLSD(m.Dst, m.DstPort, p):
 		f.Evidence |= EvLSD
 		return
 	case p[0] == 'd':
@@ -210,7 +207,7 @@ func inspectUDP(f *shard.Flow, dir uint8, fromInit, firstInDir bool, m *packet.M
 // connection id and seq_nr (and its direction, in the top bit of Coherent);
 // later packets that continue it count. Two coherent packets, or one answer
 // from the other side, make EvUTP.
-func utp(f *shard.Flow, dir uint8, p []byte) {
+func utp(f *FlowState, dir uint8, p []byte) {
 	h := UTP(p)
 	if f.Evidence&EvUTPShape == 0 {
 		f.Evidence |= EvUTPShape

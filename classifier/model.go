@@ -3,8 +3,6 @@ package classifier
 import (
 	"math"
 	"sort"
-
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // Feature indexes. Flow features come first, host features after
@@ -110,7 +108,7 @@ type Model struct {
 }
 
 // FlowFeatures fills the flow part of v from f's evidence and statistics.
-func FlowFeatures(f *shard.Flow, v *Vector) {
+func FlowFeatures(f *FlowState, v *Vector) {
 	ev := f.Evidence
 	bit := func(mask uint32) float32 {
 		if ev&mask != 0 {
@@ -140,7 +138,7 @@ func FlowFeatures(f *shard.Flow, v *Vector) {
 	} else {
 		v[FSizeMix] = 0
 	}
-	if f.Key.LoPort >= 1024 && f.Key.HiPort >= 1024 {
+	if f.More&MoreHighPorts != 0 {
 		v[FHighPorts] = 1
 	} else {
 		v[FHighPorts] = 0
@@ -149,7 +147,7 @@ func FlowFeatures(f *shard.Flow, v *Vector) {
 	v[FDepth] = float32(min(1, math.Log1p(float64(f.Payloads()))/math.Log1p(64)))
 	// Seed 002: failed connections to predicted peers are P2P; only those to
 	// peers nobody announced look like scanning.
-	if f.Key.Proto == 6 && f.Flags&shard.FlagSyn != 0 && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0 && ev&EvPredicted == 0 {
+	if f.TCP() && f.Flags&FlagSyn != 0 && f.Flags&FlagSynAck == 0 && f.Payloads() == 0 && ev&EvPredicted == 0 {
 		v[FUnanswered] = 1
 	} else {
 		v[FUnanswered] = 0
@@ -167,8 +165,8 @@ const (
 // responder's 96..608 bytes, strict turn-taking, and then a short initiator
 // turn (the hashes, VC and crypto_provide: at least 28 bytes) before data.
 // It is 0 until the responder has answered, so one packet never scores.
-func MSEShape(f *shard.Flow) float32 {
-	if f.Key.Proto != 6 || f.Evidence&(evNormal|EvTextFirst|EvServerFirst|EvHandshake|EvFramed) != 0 || f.Turns < 2 {
+func MSEShape(f *FlowState) float32 {
+	if !f.TCP() || f.Evidence&(evNormal|EvTextFirst|EvServerFirst|EvHandshake|EvFramed) != 0 || f.Turns < 2 {
 		return 0
 	}
 	t1, t2 := int(f.Turn[0]), int(f.Turn[1])
@@ -199,7 +197,7 @@ const (
 // MSEHandshake is 1 when the third and fourth turns have the exact sizes of
 // MSE carrying the BitTorrent handshake (124, then 82; one of them may carry
 // extra bytes coalesced after it), on a flow whose first turns are MSE-shaped.
-func MSEHandshake(f *shard.Flow) float32 {
+func MSEHandshake(f *FlowState) float32 {
 	if MSEShape(f) != 1 || f.Turns < 4 {
 		return 0
 	}
@@ -211,7 +209,7 @@ func MSEHandshake(f *shard.Flow) float32 {
 }
 
 // Features fills v with f's flow features and the host features h.
-func Features(f *shard.Flow, h *HostFeatures, v *Vector) {
+func Features(f *FlowState, h *HostFeatures, v *Vector) {
 	FlowFeatures(f, v)
 	copy(v[FirstHostFeature:], h.X[:])
 }
@@ -226,7 +224,7 @@ func (m *Model) HostScore(x *[NumFeatures - FirstHostFeature]float32) float32 {
 }
 
 // Score returns P(p2p) for f given the host context h, after the gate.
-func (m *Model) Score(f *shard.Flow, h *HostFeatures) float64 {
+func (m *Model) Score(f *FlowState, h *HostFeatures) float64 {
 	var v Vector
 	FlowFeatures(f, &v)
 	sFlow := 0.0
@@ -243,7 +241,7 @@ func (m *Model) Score(f *shard.Flow, h *HostFeatures) float64 {
 //     SSH, DNS, QUIC, STUN, plain HTTP): host context alone never makes it p2p;
 //   - no signature and fewer than two payload packets: one packet never decides;
 //   - no signature and fewer than two feature families contributing.
-func (m *Model) gate(f *shard.Flow, v *Vector, h *HostFeatures, p float64) float64 {
+func (m *Model) gate(f *FlowState, v *Vector, h *HostFeatures, p float64) float64 {
 	if p < m.THigh || f.Evidence&evPlainBT != 0 {
 		return p
 	}
@@ -285,7 +283,7 @@ const MaxReasons = 8
 
 // Reasons lists the features that moved f's score, largest first. It
 // allocates and is for decision records, not for the packet path.
-func (m *Model) Reasons(f *shard.Flow, h *HostFeatures) []Reason {
+func (m *Model) Reasons(f *FlowState, h *HostFeatures) []Reason {
 	var v Vector
 	Features(f, h, &v)
 	out := make([]Reason, 0, NumFeatures)
@@ -315,6 +313,6 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 // PeerFlow reports whether f is a connection between two peers: peer wire,
 // uTP, MSE or a predicted peer. Bans come only from peer flows: a tracker or
 // a DHT node answered by a server is no peer to ban.
-func PeerFlow(f *shard.Flow) bool {
+func PeerFlow(f *FlowState) bool {
 	return f.Evidence&evPeer != 0 || MSEShape(f) > 0
 }

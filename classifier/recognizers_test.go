@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
 )
 
 func TestHandshakeMatchesWholeAndSplitAcrossSegments(t *testing.T) {
@@ -86,7 +85,7 @@ func TestExtensionHandshakeAndPEX(t *testing.T) {
 }
 
 func TestKRPCOnCorpusDHT(t *testing.T) {
-	ps := payloads(t, "lru_ipv6_caches.pcapng", func(m *packet.Meta) bool { return m.Payload[0] == 'd' })
+	ps := payloads(t, "lru_ipv6_caches.pcapng", func(m *Packet) bool { return m.Payload[0] == 'd' })
 	if len(ps) == 0 {
 		t.Fatal("no bencoded payloads in corpus")
 	}
@@ -122,7 +121,7 @@ func TestKRPCOnCorpusDHT(t *testing.T) {
 }
 
 func TestUTPNeedsCoherenceAndRejectsDNS(t *testing.T) {
-	ps := payloads(t, "bittorrent_utp.pcap", func(m *packet.Meta) bool { return UTPShape(m.Payload) })
+	ps := payloads(t, "bittorrent_utp.pcap", func(m *Packet) bool { return UTPShape(m.Payload) })
 	if len(ps) < 4 {
 		t.Fatalf("only %d uTP packets in corpus", len(ps))
 	}
@@ -197,7 +196,7 @@ func TestLSD(t *testing.T) {
 }
 
 func TestNormalProtocolsOnCorpus(t *testing.T) {
-	if tls := first(t, "443-curl.pcap", func(m *packet.Meta) bool { return m.DstPort == 443 }); !IsTLS(tls) {
+	if tls := first(t, "443-curl.pcap", func(m *Packet) bool { return m.DstPort == 443 }); !IsTLS(tls) {
 		t.Fatalf("TLS client hello not recognised: % x", tls[:8])
 	}
 	if ssh := first(t, "ssh.pcap", port(22)); !IsSSH(ssh) {
@@ -206,7 +205,7 @@ func TestNormalProtocolsOnCorpus(t *testing.T) {
 	if q := first(t, "quic046.pcap", port(443)); !IsQUIC(q) {
 		t.Fatalf("QUIC long header not recognised: % x", q[:8])
 	}
-	if s := first(t, "stun.pcap", func(m *packet.Meta) bool { return IsSTUN(m.Payload) }); s == nil {
+	if s := first(t, "stun.pcap", func(m *Packet) bool { return IsSTUN(m.Payload) }); s == nil {
 		t.Fatal("no STUN")
 	}
 }
@@ -214,14 +213,14 @@ func TestNormalProtocolsOnCorpus(t *testing.T) {
 func TestMSEShapeIsNotOnePacket(t *testing.T) {
 	// An RLPx (Ethereum) first message is the size of an MSE key exchange but
 	// carries its own length: framed, not MSE.
-	eth := first(t, "ethereum.pcap", func(m *packet.Meta) bool { return m.Proto == packet.ProtoTCP && m.DstPort == 30303 })
+	eth := first(t, "ethereum.pcap", func(m *Packet) bool { return m.Proto == ProtoTCP && m.DstPort == 30303 })
 	if !LengthFramed(eth) {
 		t.Fatalf("RLPx auth (%d bytes, prefix % x) not seen as length-framed", len(eth), eth[:2])
 	}
 }
 
 func TestRandomTellsKeyExchangeFromStructure(t *testing.T) {
-	btc := first(t, "bitcoin.pcap", func(m *packet.Meta) bool { return m.Proto == packet.ProtoTCP && len(m.Payload) >= 96 })
+	btc := first(t, "bitcoin.pcap", func(m *Packet) bool { return m.Proto == ProtoTCP && len(m.Payload) >= 96 })
 	if Random(btc) {
 		t.Fatalf("bitcoin message judged random: % x", btc[:24])
 	}

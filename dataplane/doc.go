@@ -1,5 +1,6 @@
-// Package dataplane runs swarmguard's one packet path: decode, flow shard,
-// recognizers, host delta, score, verdict. A Worker owns one flow shard and
-// one host delta; the offline runner (Run) and the live AF_XDP source feed
-// workers the same way, so every pcap is a regression test of the live path.
+// Package dataplane connects the engine (package shard) to the world: its
+// subpackages are the packet sources and sinks (pcapsrc reads captures,
+// xsk drives AF_XDP sockets, live runs the bridge or monitor and writes the
+// kernel maps), and ClassifyFile replays a capture file with packet time as
+// the clock.
 package dataplane

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // BenchmarkDeltaFlow is the host work of one new flow on the packet path:
@@ -22,7 +21,7 @@ func BenchmarkDeltaFlow(b *testing.B) {
 		a, r := hosts[i%len(hosts)], hosts[(i*7+1)%len(hosts)]
 		d.FlowStart(a, r, 6)
 		d.FlowEvidence(a.Addr(), r.Addr(), classifier.EvHandshake, false)
-		d.FlowEnd(a.Addr(), r.Addr(), shard.P2P, true, 1000, 2000, false)
+		d.FlowEnd(a.Addr(), r.Addr(), classifier.P2P, true, 1000, 2000, false)
 		if i%4096 == 4095 {
 			d.Reset()
 		}

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // counters are additive host quantities; deltas and windows share the type.
@@ -184,9 +183,9 @@ func (d *Delta) FlowEvidence(a, b netip.Addr, added uint32, mseShaped bool) {
 // FlowEnd records what a flow amounted to when it was decided or left the
 // table: its label, whether the other side answered (a spoofed packet is
 // never confirmed), its bytes as seen from the initiator, and an unanswered SYN.
-func (d *Delta) FlowEnd(init, resp netip.Addr, label shard.Label, confirmed bool, up, down uint64, unanswered bool) {
+func (d *Delta) FlowEnd(init, resp netip.Addr, label classifier.Label, confirmed bool, up, down uint64, unanswered bool) {
 	p2p, conf := 0.0, 0.0
-	if label == shard.P2P {
+	if label == classifier.P2P {
 		p2p = 1
 		if confirmed {
 			conf = 1

@@ -10,7 +10,6 @@ import (
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // Window lengths: the short window catches bursts, the medium one swarm
@@ -53,7 +52,7 @@ type host struct {
 	changed            bool                     // state changed since view was computed
 	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
 	msePeers           [overlapBits / 64]uint64 // hashed peers of MSE-shaped flows
-	label              shard.Label
+	label              classifier.Label
 	p                  float32
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
@@ -38,7 +37,7 @@ func TestMergeIsOrderIndependent(t *testing.T) {
 	events := func(d *Delta, i int) {
 		d.FlowStart(ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 6881), 17)
 		d.FlowEvidence(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.EvDHT, i%3 == 0)
-		d.FlowEnd(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), shard.P2P, true, uint64(1000*i), 77, false)
+		d.FlowEnd(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.P2P, true, uint64(1000*i), 77, false)
 	}
 	one, many := NewMerger(Config{Model: classifier.DefaultModel()}), NewMerger(Config{Model: classifier.DefaultModel()})
 	for tick := 1; tick <= 5; tick++ {
@@ -57,7 +56,7 @@ func TestMergeIsOrderIndependent(t *testing.T) {
 	if a != b {
 		t.Fatalf("views differ:\n%+v\n%+v", a, b)
 	}
-	if a.Label != shard.P2P {
+	if a.Label != classifier.P2P {
 		t.Fatalf("host with 150 answered DHT flows is %v", a.Label)
 	}
 }

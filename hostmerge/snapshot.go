@@ -9,13 +9,12 @@ import (
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // View is what the snapshot says about one host.
 type View struct {
 	classifier.HostFeatures
-	Label shard.Label
+	Label classifier.Label
 	P     float32
 	Peers uint32 // distinct remote IPs of outbound flows, medium window
 	Ports uint32 // distinct remote ports of outbound flows, medium window
@@ -133,15 +132,15 @@ func (m *Merger) view(h *host) View {
 	// flow the other side answered.
 	switch {
 	case p >= md.THigh && long.confirmed >= 0.5:
-		h.label = shard.P2P
-	case h.label == shard.P2P && p > md.TLow:
+		h.label = classifier.P2P
+	case h.label == classifier.P2P && p > md.TLow:
 	case long.p2pFlows < 0.5 && peers >= scanMinPeers && float64(mid.unanswered) >= scanMinFail*float64(mid.newFlows) &&
 		(ppr < 0.5 || ppr > 2):
-		h.label = shard.Scan
+		h.label = classifier.Scan
 	case p <= md.TLow:
-		h.label = shard.Normal
-	case h.label != shard.Scan:
-		h.label = shard.Unknown
+		h.label = classifier.Normal
+	case h.label != classifier.Scan:
+		h.label = classifier.Unknown
 	}
 	h.p = v.P
 	v.Label = h.label

@@ -6,7 +6,9 @@ import (
 	"net/netip"
 	"unsafe"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/classifier"
+
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Key identifies a flow independently of direction: the endpoint that sorts
@@ -125,4 +127,12 @@ func HashWords(lo0, lo1, hi0, hi1, tail uint64) uint64 {
 	// One multiply-fold finishes it: the products already carry every input
 	// bit upwards, and the table uses the high bits (index and tag).
 	return (h ^ h>>32) * 0x9e3779b97f4a7c15
+}
+
+// Flow is one entry of the table: the key, then the classifier's state of
+// the flow (streaming statistics, evidence, label). 128 bytes, no packet
+// history.
+type Flow struct {
+	Key Key // first: it is 8-byte aligned and compared on every lookup
+	classifier.FlowState
 }

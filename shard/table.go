@@ -3,6 +3,8 @@ package shard
 import (
 	"math/bits"
 	"time"
+
+	"github.com/swarmguard/swarmguard/classifier"
 )
 
 // bucketSlots is the number of flows sharing one home bucket. The tags of a
@@ -15,14 +17,14 @@ type bucket struct {
 	flows [bucketSlots]Flow
 }
 
-// Config sizes a Table. Zero fields take the documented defaults.
-type Config struct {
+// TableConfig sizes a Table. Zero fields take the documented defaults.
+type TableConfig struct {
 	Capacity int           // flows; rounded up to a power of two of buckets (default 1<<16)
 	TCPIdle  time.Duration // idle time after which a TCP flow is expired (default 5 min; 30 s after FIN/RST)
 	UDPIdle  time.Duration // idle time after which a UDP flow is expired (default 60 s)
 }
 
-// Defaults for Config.
+// Defaults for TableConfig.
 const (
 	DefaultCapacity = 1 << 16
 	DefaultTCPIdle  = 5 * time.Minute
@@ -40,8 +42,8 @@ const (
 	Flushed               // end of input
 )
 
-// Stats counts what the table did. Plain integers: one owner, no atomics.
-type Stats struct {
+// TableStats counts what the table did. Plain integers: one owner, no atomics.
+type TableStats struct {
 	Created uint64
 	Expired uint64
 	Evicted uint64 // forced out of a full bucket
@@ -61,11 +63,11 @@ type Table struct {
 	// Leave is called with a flow just before its slot is reused or cleared,
 	// so its decision record can be written. It must not keep f.
 	Leave func(f *Flow, why Reason)
-	Stats Stats
+	Stats TableStats
 }
 
-// New allocates a table; it is the table's only allocation.
-func New(c Config) *Table {
+// NewTable allocates a table; it is the table's only allocation.
+func NewTable(c TableConfig) *Table {
 	if c.Capacity <= 0 {
 		c.Capacity = DefaultCapacity
 	}
@@ -254,7 +256,8 @@ func (t *Table) relocate(b *bucket) int {
 func (t *Table) create(b *bucket, i int, tag uint32, k *Key, now int64) *Flow {
 	b.tags[i] = tag
 	f := &b.flows[i]
-	*f = Flow{First: now, Key: *k}
+	f.Key = *k
+	f.Begin(now, k.Proto, k.LoPort, k.HiPort)
 	t.Stats.Created++
 	t.Stats.Active++
 	return f
@@ -270,7 +273,7 @@ func (t *Table) victim(b *bucket, now int64) int {
 			t.remove(b, i, Expired)
 			return i
 		}
-		if last := f.First + f.AgeNs(); last < oldest {
+		if last := f.LastSeen(); last < oldest {
 			oldest, at = last, i
 		}
 	}
@@ -282,11 +285,11 @@ func (t *Table) idle(f *Flow, now int64) bool {
 	limit := t.udpIdle
 	if f.Key.Proto == 6 {
 		limit = t.tcpIdle
-		if f.Flags&FlagFin != 0 {
+		if f.Flags&classifier.FlagFin != 0 {
 			limit = min(limit, int64(finIdle))
 		}
 	}
-	return now-(f.First+f.AgeNs()) > limit
+	return now-f.LastSeen() > limit
 }
 
 func (t *Table) remove(b *bucket, i int, why Reason) {

@@ -1,11 +1,12 @@
 package shard
 
 import (
+	"github.com/swarmguard/swarmguard/classifier"
 	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 func meta(src, dst string, proto uint8) *packet.Meta {
@@ -29,7 +30,7 @@ func TestKeyIsSymmetric(t *testing.T) {
 }
 
 func TestLookupCreatesFindsAndExpires(t *testing.T) {
-	tb := New(Config{Capacity: 64, UDPIdle: time.Second})
+	tb := NewTable(TableConfig{Capacity: 64, UDPIdle: time.Second})
 	var left []Reason
 	tb.Leave = func(f *Flow, why Reason) { left = append(left, why) }
 	k, _ := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:53", 17))
@@ -53,7 +54,7 @@ func TestLookupCreatesFindsAndExpires(t *testing.T) {
 // A full table never refuses a flow: the least recently seen flow of the
 // bucket leaves, and that is counted.
 func TestFullTableEvictsAndCounts(t *testing.T) {
-	tb := New(Config{Capacity: 8}) // one bucket: both choices are the same
+	tb := NewTable(TableConfig{Capacity: 8}) // one bucket: both choices are the same
 	evicted := 0
 	tb.Leave = func(f *Flow, why Reason) {
 		if why == Evicted {
@@ -81,7 +82,7 @@ func TestAccountStreamingStatistics(t *testing.T) {
 	for i, n := range []int{200, 300, 50, 1400, 1400} {
 		f.Account(uint8(i%2), n, 0x18, int64(i+2)*int64(time.Millisecond))
 	}
-	if !f.Has(FlagSyn|FlagSynAck) || f.Payloads() != 5 || f.Bytes[0] != 200+50+1400 || f.Bytes[1] != 300+1400 {
+	if !f.Has(classifier.FlagSyn|classifier.FlagSynAck) || f.Payloads() != 5 || f.Bytes[0] != 200+50+1400 || f.Bytes[1] != 300+1400 {
 		t.Fatalf("counts: %+v", f)
 	}
 	if f.Turns != 5 || f.Turn[0] != 200 || f.Turn[1] != 300 || f.Small[0] != 1 || f.Large[0]+f.Large[1] != 2 || f.AgeNs() > 6e6 || f.AgeNs() < 5e6 {
@@ -90,7 +91,7 @@ func TestAccountStreamingStatistics(t *testing.T) {
 }
 
 func TestLookupDoesNotAllocate(t *testing.T) {
-	tb := New(Config{Capacity: 1 << 10})
+	tb := NewTable(TableConfig{Capacity: 1 << 10})
 	k, _ := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:80", 6))
 	if n := testing.AllocsPerRun(1000, func() {
 		f, _ := tb.Lookup(&k, k.Hash(), 1)
@@ -101,7 +102,7 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkLookupHit(b *testing.B) {
-	tb := New(Config{Capacity: 1 << 16})
+	tb := NewTable(TableConfig{Capacity: 1 << 16})
 	keys := make([]Key, 4096)
 	for i := range keys {
 		keys[i], _ = MakeKey(meta("10.0.0.1:5000", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 80).String(), 6))
@@ -119,7 +120,7 @@ func BenchmarkLookupHit(b *testing.B) {
 // flows to full buckets (one bucket per flow loses them from ~70 %).
 func TestTwoChoicesFillTheTable(t *testing.T) {
 	const n = 100_000
-	tb := New(Config{Capacity: n * 100 / 92})
+	tb := NewTable(TableConfig{Capacity: n * 100 / 92})
 	for i := 0; i < n; i++ {
 		m := meta(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1000).String(), "10.255.0.1:80", 17)
 		k, _ := MakeKey(m)
@@ -142,7 +143,7 @@ func TestTailAndHashWords(t *testing.T) {
 	if k.Hash() != HashWords(k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], Tail(k.LoPort, k.HiPort, k.VLAN, k.Proto)) {
 		t.Fatal("Hash and HashWords differ")
 	}
-	tb := New(Config{Capacity: 64})
+	tb := NewTable(TableConfig{Capacity: 64})
 	f, _ := tb.Lookup(&k, k.Hash(), 1)
 	w := [5]uint64{k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], k.tail()}
 	if got := tb.FindWords(w[0], w[1], w[2], w[3], w[4], k.Hash(), 2); got != f {

@@ -6,12 +6,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/swarmguard/swarmguard/shard"
 	"io"
 	"os"
 	"sort"
 	"strings"
 
-	"github.com/swarmguard/swarmguard/dataplane"
 )
 
 // Label is one labelled flow.
@@ -104,7 +104,7 @@ type Row struct {
 // Miss is a scored flow that went the wrong way.
 type Miss struct {
 	Label Label
-	Got   dataplane.FlowRecord
+	Got   shard.FlowRecord
 }
 
 // Scores is the comparison of a run with the labels.
@@ -121,8 +121,8 @@ type Scores struct {
 // Score matches records to labels. The bittorrent row counts only flows
 // with payload and not named by host name only; unknown-labelled flows are
 // reported in their own row and not scored.
-func Score(ls *Labels, results []*dataplane.Result) *Scores {
-	recs := map[Key][]dataplane.FlowRecord{}
+func Score(ls *Labels, results []*shard.Result) *Scores {
+	recs := map[Key][]shard.FlowRecord{}
 	for _, r := range results {
 		for _, f := range r.Flows {
 			k := Key{f.Pcap, f.Proto, f.A, f.B, f.VLAN}
@@ -187,8 +187,8 @@ func Score(ls *Labels, results []*dataplane.Result) *Scores {
 
 // merged folds the records of one key (a flow nDPI saw once may be two of
 // ours after an idle timeout): p2p if any is p2p, else unknown if any is.
-func merged(rs []dataplane.FlowRecord) (dataplane.FlowRecord, bool) {
-	var out dataplane.FlowRecord
+func merged(rs []shard.FlowRecord) (shard.FlowRecord, bool) {
+	var out shard.FlowRecord
 	payload := false
 	rank := map[string]int{"": 0, "normal": 1, "unknown": 2, "p2p": 3}
 	for _, r := range rs {

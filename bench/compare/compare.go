@@ -19,8 +19,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
 	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Merge writes the Ethernet frames of every capture in files, repeated

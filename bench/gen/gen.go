@@ -14,9 +14,9 @@ import (
 	"net"
 	"time"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
 	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Options shape the traffic.

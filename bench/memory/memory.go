@@ -13,9 +13,8 @@ import (
 	"unsafe"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/dataplane"
-	"github.com/swarmguard/swarmguard/dataplane/packet"
 	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Result is what Measure found.
@@ -47,7 +46,7 @@ func Measure(flows int) (Result, error) {
 	debug.FreeOSMemory()
 	base := rss()
 	capacity := flows + flows/20
-	w := dataplane.NewWorker(dataplane.Config{Model: classifier.DefaultModel(), Flows: shard.Config{Capacity: capacity}})
+	w := shard.NewWorker(shard.Config{Model: classifier.DefaultModel(), Flows: shard.TableConfig{Capacity: capacity}})
 	frame := make([]byte, 14+20+8+32)
 	frame[12], frame[13] = 0x08, 0x00
 	ip := frame[14:]

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
 	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Options bound a replay.

@@ -133,12 +133,12 @@ func Collect(sources []Source, model *classifier.Model, posWeight float64) (*Dat
 					}
 				}
 				var v classifier.Vector
-				classifier.FlowFeatures(f, &v)
+				classifier.FlowFeatures(&f.FlowState, &v)
 				r := Row{Y: y, flow: n, Lo: lo.X, Hi: hi.X}
 				copy(r.X[:], v[:classifier.FirstHostFeature])
 				d.Rows = append(d.Rows, r)
 			}
-			opt := dataplane.Options{Worker: dataplane.Config{Model: model, Observe: observe, Collect: true}}
+			opt := shard.Options{Worker: shard.Config{Model: model, Observe: observe, Collect: true}}
 			res, err := dataplane.ClassifyFile(file, opt)
 			if err != nil {
 				return nil, fmt.Errorf("collect %s: %w", file, err)
@@ -258,7 +258,7 @@ func CollectHosts(sources []Source, model *classifier.Model, d *Data) ([]HostRow
 	for _, src := range sources {
 		for _, file := range src.Files {
 			pcap := filepath.Base(file)
-			opt := dataplane.Options{Worker: dataplane.Config{Model: model}, ObserveHost: func(_ string, a netip.Addr, v *hostmerge.View) {
+			opt := shard.Options{Worker: shard.Config{Model: model}, ObserveHost: func(_ string, a netip.Addr, v *hostmerge.View) {
 				var r HostRow
 				copy(r.X[:nh], v.X[:])
 				r.X[nh] = float32(math.Log1p(v.P2P))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/swarmguard/swarmguard/shard"
 	"io"
 	"os"
 	"runtime/debug"
@@ -97,11 +98,11 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	var (
-		results []*dataplane.Result
+		results []*shard.Result
 		failed  error
 	)
 	for _, path := range fs.Args() {
-		res, err := dataplane.ClassifyFile(path, dataplane.Options{Workers: *workers, Worker: dataplane.Config{Model: model}, NoReasons: *quiet})
+		res, err := dataplane.ClassifyFile(path, shard.Options{Workers: *workers, Worker: shard.Config{Model: model}, NoReasons: *quiet})
 		if err != nil {
 			out.Flush()
 			var pe *pcapsrc.Error
@@ -142,7 +143,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func summary(w io.Writer, results []*dataplane.Result) {
+func summary(w io.Writer, results []*shard.Result) {
 	fmt.Fprintf(w, "%-32s %8s %6s %5s %7s %6s %6s %6s\n", "pcap", "packets", "flows", "p2p", "unknown", "normal", "hosts", "p2p_h")
 	for _, r := range results {
 		var p2p, unk, norm, hp2p int

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/swarmguard/swarmguard/shard"
 	"io"
 	"net/netip"
 	"os"
@@ -47,7 +48,7 @@ func cmdLabels(args []string, stdout, stderr io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	for _, file := range files {
-		res, err := dataplane.ClassifyFile(file, dataplane.Options{Worker: dataplane.Config{Model: classifier.DefaultModel()}, NoReasons: true})
+		res, err := dataplane.ClassifyFile(file, shard.Options{Worker: shard.Config{Model: classifier.DefaultModel()}, NoReasons: true})
 		if err != nil {
 			return err
 		}

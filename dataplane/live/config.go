@@ -1,6 +1,6 @@
 // Package live puts the engine on the wire: the XDP program steers packets
 // to one AF_XDP socket per port and queue, one worker per queue (locked to
-// its OS thread and pinned to a CPU) runs the same dataplane.Worker as
+// its OS thread and pinned to a CPU) runs the same shard.Worker as
 // offline classification, host deltas merge every 100 ms, and decisions go
 // back to the kernel as bypass entries and bans.
 package live
@@ -49,7 +49,7 @@ type Config struct {
 	AllowNets  []netip.Prefix
 	AllowPorts []uint16
 	// Flows sizes each worker's flow table; Model is the scoring model.
-	Flows shard.Config
+	Flows shard.TableConfig
 	Model *classifier.Model
 	// Null makes the workers forward every frame without classifying it:
 	// the benchmark's null AF_XDP forwarder, same socket code. NoBypass keeps

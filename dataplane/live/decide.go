@@ -7,7 +7,6 @@ import (
 
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/dataplane"
 	"github.com/swarmguard/swarmguard/shard"
 )
 
@@ -16,7 +15,7 @@ import (
 type Record struct {
 	Time  string `json:"time"`
 	Start string `json:"start"` // the flow's first packet
-	dataplane.FlowRecord
+	shard.FlowRecord
 	Action string `json:"action"`
 	Ban    string `json:"ban,omitempty"`
 }
@@ -35,13 +34,13 @@ func (r *Runner) apply(d *decision) {
 	f := &d.flow
 	lo, hi := f.Key.Endpoint(0), f.Key.Endpoint(1)
 	k := bpf.MakeFlowKey(lo, hi, f.Key.Proto)
-	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Start: time.Unix(0, f.First).UTC().Format(time.RFC3339Nano), FlowRecord: dataplane.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
+	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Start: time.Unix(0, f.First).UTC().Format(time.RFC3339Nano), FlowRecord: shard.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
 	normal := bpf.Forward
 	if r.cfg.Monitor != "" {
 		normal = bpf.Pass
 	}
 	switch {
-	case f.Label != shard.P2P:
+	case f.Label != classifier.P2P:
 		rec.Action = ActBypass
 		if !r.cfg.NoBypass && r.objs.SetBypass(k, normal) == nil {
 			r.count(func(s *Stats) { s.Bypassed++ })
@@ -57,7 +56,7 @@ func (r *Runner) apply(d *decision) {
 		// Only flow-level evidence bans: the other side answered, so no
 		// single spoofed packet can get anybody banned; and only a peer
 		// flow: a tracker's or DHT node's server is not a peer.
-		if dataplane.Answered(f) && classifier.PeerFlow(f) {
+		if f.Answered() && classifier.PeerFlow(&f.FlowState) {
 			if target, ok := r.banTarget(f, lo, hi); ok {
 				if r.objs.Ban(target, bpf.Monotonic()+uint64(r.cfg.BanFor)) == nil {
 					rec.Action, rec.Ban = ActBan, target.String()

@@ -16,18 +16,17 @@ import (
 
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/dataplane"
-	"github.com/swarmguard/swarmguard/dataplane/packet"
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
 	"github.com/swarmguard/swarmguard/hostmerge"
 	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Stats are the runner's counters for every stage (kept for the metrics
 // endpoint). Worker counters are published at each merge tick.
 type Stats struct {
-	Worker    dataplane.Stats
-	Flows     shard.Stats
+	Worker    shard.Stats
+	Flows     shard.TableStats
 	RxFrames  uint64 // frames the sockets received
 	TxFrames  uint64 // frames forwarded by the workers
 	TxFull    uint64 // frames not forwarded: tx ring or frames exhausted
@@ -52,13 +51,13 @@ const rxBatch = 64
 // qworker is the worker of one queue: its sockets (one per port) and engine.
 type qworker struct {
 	id    int
-	w     *dataplane.Worker
+	w     *shard.Worker
 	socks []*xsk.Socket
 	descs []unix.XDPDesc
 	// One rx batch on its way through Worker.Burst.
 	frames   [][]byte
 	times    []int64
-	verdicts []dataplane.Verdict
+	verdicts []shard.Verdict
 	refill   []uint64
 	pfds     []unix.PollFd
 	// Hand-over of host deltas: the merger bumps req; the worker swaps its
@@ -71,8 +70,8 @@ type qworker struct {
 
 type handover struct {
 	delta *hostmerge.Delta
-	stats dataplane.Stats
-	flows shard.Stats
+	stats shard.Stats
+	flows shard.TableStats
 	rx    uint64
 	tx    uint64
 	full  uint64
@@ -163,8 +162,8 @@ func Start(cfg Config) (*Runner, error) {
 	}
 	r.merger = hostmerge.NewMerger(hostmerge.Config{Model: cfg.Model})
 	for q := 0; q < queues; q++ {
-		qw := &qworker{id: q, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]dataplane.Verdict, rxBatch), toMerge: make(chan handover, 1), spare: make(chan *hostmerge.Delta, 1)}
-		qw.w = dataplane.NewWorker(dataplane.Config{Flows: cfg.Flows, Model: cfg.Model})
+		qw := &qworker{id: q, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch), toMerge: make(chan handover, 1), spare: make(chan *hostmerge.Delta, 1)}
+		qw.w = shard.NewWorker(shard.Config{Flows: cfg.Flows, Model: cfg.Model})
 		qw.w.SetSnapshot(r.merger.Snapshot())
 		qw.w.Decided = func(f *shard.Flow, h *classifier.HostFeatures) {
 			select {
@@ -242,14 +241,14 @@ func (r *Runner) loop(q *qworker) {
 			}
 			frames, times, verdicts := q.frames[:n], q.times[:n], q.verdicts[:n]
 			for i, d := range q.descs[:n] {
-				frames[i], times[i], verdicts[i] = s.Frame(d.Addr, d.Len), now, dataplane.Pass
+				frames[i], times[i], verdicts[i] = s.Frame(d.Addr, d.Len), now, shard.Pass
 			}
 			if !r.cfg.Null {
 				q.w.Burst(packet.LinkEthernet, frames, times, verdicts)
 			}
 			for i, d := range q.descs[:n] {
 				frame, v := frames[i], verdicts[i]
-				if out != nil && (v == dataplane.Pass || r.cfg.MonitorOnly) {
+				if out != nil && (v == shard.Pass || r.cfg.MonitorOnly) {
 					if a, buf, ok := out.TxFrame(); ok {
 						copy(buf, frame)
 						out.Send(a, d.Len)
@@ -340,7 +339,7 @@ func (r *Runner) merge(now time.Time) {
 	r.mu.Unlock()
 }
 
-func addStats(a, b *dataplane.Stats) {
+func addStats(a, b *shard.Stats) {
 	a.Packets += b.Packets
 	a.Fragments += b.Fragments
 	a.NotIP += b.NotIP

@@ -1,4 +1,4 @@
-package dataplane
+package shard
 
 import (
 	"math"
@@ -7,7 +7,6 @@ import (
 
 	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/hostmerge"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // FlowRecord is the decision record of one flow (JSON lines, README).
@@ -25,7 +24,7 @@ type FlowRecord struct {
 	DecidedAt      uint16              `json:"decided_at_packet"`
 	Reasons        []classifier.Reason `json:"reasons"`
 	first          int64               // first packet time: orders records of one flow key
-	key            shard.Key           // orders records without comparing strings
+	key            Key                 // orders records without comparing strings
 }
 
 // HostRecord is the record of one host.
@@ -42,7 +41,7 @@ type HostRecord struct {
 
 // NewFlowRecord builds f's record. It allocates: records are made once per
 // flow, off the packet path.
-func NewFlowRecord(pcap string, f *shard.Flow, m *classifier.Model, h *classifier.HostFeatures, reasons bool) FlowRecord {
+func NewFlowRecord(pcap string, f *Flow, m *classifier.Model, h *classifier.HostFeatures, reasons bool) FlowRecord {
 	a, b := f.Key.Endpoint(0).String(), f.Key.Endpoint(1).String()
 	if b < a {
 		a, b = b, a
@@ -58,7 +57,7 @@ func NewFlowRecord(pcap string, f *shard.Flow, m *classifier.Model, h *classifie
 		first: f.First, key: f.Key,
 	}
 	if reasons {
-		r.Reasons = m.Reasons(f, h)
+		r.Reasons = m.Reasons(&f.FlowState, h)
 	}
 	return r
 }

@@ -1,18 +1,16 @@
-package dataplane
+package shard
 
 import (
 	"errors"
 	"io"
 	"net/netip"
-	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
 	"github.com/swarmguard/swarmguard/hostmerge"
-	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Options configure an offline run.
@@ -22,7 +20,7 @@ type Options struct {
 	Hosts   hostmerge.Config
 	// Observe, if set, sees every flow as it leaves a table with the host
 	// context it was last scored with (the trainer uses it).
-	Observe func(pcap string, f *shard.Flow, h *classifier.HostFeatures)
+	Observe func(pcap string, f *Flow, h *classifier.HostFeatures)
 	// NoReasons leaves the reasons out of the records (quiet runs that only
 	// count labels need not build them).
 	NoReasons bool
@@ -38,7 +36,7 @@ type Result struct {
 	Hosts   []HostRecord
 	Stats   Stats
 	Packets uint64
-	// Err is the read error that ended the capture early (an *pcapsrc.Error),
+	// Err is the read error that ended the capture early (dataplane/pcapsrc: an *pcapsrc.Error),
 	// or nil. The records cover every packet before it.
 	Err error
 }
@@ -57,21 +55,18 @@ type lane struct {
 	flows  []FlowRecord
 }
 
-// ClassifyFile runs one capture through Workers workers. Packets are dealt
-// to workers by the symmetric flow hash, and every tick of packet time all
-// workers finish their share before the host deltas are merged: the result
-// is the same for any number of workers.
-func ClassifyFile(path string, opt Options) (*Result, error) {
-	r, err := pcapsrc.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return Classify(r, filepath.Base(path), opt)
+// Source is a capture replayed with its own clock: frames in time order,
+// io.EOF at the end (dataplane/pcapsrc.Reader is one).
+type Source interface {
+	Next() (frame []byte, link packet.LinkType, ts time.Time, err error)
 }
 
-// Classify runs the frames of an open reader; pcap names the records.
-func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
+// Replay runs the frames of src through Workers workers, with packet time
+// as the clock; pcap names the records. Packets are dealt to workers by the
+// symmetric flow hash, and every tick of packet time all workers finish
+// their share before the host deltas are merged: the result is the same
+// for any number of workers.
+func Replay(src Source, pcap string, opt Options) (*Result, error) {
 	if opt.Workers <= 0 {
 		opt.Workers = 1
 	}
@@ -86,7 +81,7 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 	deltas := make([]*hostmerge.Delta, opt.Workers)
 	for i := range lanes {
 		l := &lane{w: NewWorker(opt.Worker)}
-		l.w.Leave = func(f *shard.Flow, why shard.Reason, h classifier.HostFeatures) {
+		l.w.Leave = func(f *Flow, why Reason, h classifier.HostFeatures) {
 			if opt.Observe != nil {
 				opt.Observe(pcap, f, &h)
 			}
@@ -136,7 +131,7 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 		}
 	}
 	for {
-		frame, link, ts, err := r.Next()
+		frame, link, ts, err := src.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				res.Err = err
@@ -162,7 +157,7 @@ func Classify(r *pcapsrc.Reader, pcap string, opt Options) (*Result, error) {
 		}
 		i := 0
 		if packet.Decode(link, frame, &meta) == packet.OK {
-			k, _ := shard.MakeKey(&meta)
+			k, _ := MakeKey(&meta)
 			i = int(k.Hash() % uint64(len(lanes)))
 		}
 		l := lanes[i]

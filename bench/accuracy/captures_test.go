@@ -1,4 +1,4 @@
-package dataplane_test
+package accuracy_test
 
 import (
 	"net/netip"
@@ -15,7 +15,7 @@ import (
 //   - no flow that is not BitTorrent and no host that took part in no
 //     BitTorrent flow is p2p (the BitTorrent hosts' HTTPS, SSH, DNS included).
 func TestRealClientCaptures(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "captures", "*.pcap"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "captures", "*.pcap"))
 	if len(files) < 3 {
 		t.Fatalf("need the plain, encrypted and hidden captures, have %v", files)
 	}

@@ -1,12 +1,10 @@
-package dataplane_test
+package shard
 
 import (
 	"reflect"
 	"testing"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	. "github.com/swarmguard/swarmguard/dataplane"
-	"github.com/swarmguard/swarmguard/shard"
 )
 
 // Burst has the effect of Packet on each frame in turn: the same verdicts,
@@ -16,8 +14,8 @@ import (
 func TestBurstSameAsPacket(t *testing.T) {
 	frames := loadFrames(t)
 	model := classifier.DefaultModel()
-	one := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 1 << 12}})
-	many := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 1 << 12}})
+	one := NewWorker(Config{Model: model, Flows: TableConfig{Capacity: 1 << 12}})
+	many := NewWorker(Config{Model: model, Flows: TableConfig{Capacity: 1 << 12}})
 	var (
 		batch [][]byte
 		times []int64
@@ -46,9 +44,9 @@ func TestBurstSameAsPacket(t *testing.T) {
 	if one.Stats.Decided == 0 {
 		t.Errorf("no packet of a decided flow: %+v", one.Stats)
 	}
-	var a, b []shard.Flow
-	one.Table().Range(func(f *shard.Flow) { a = append(a, *f) })
-	many.Table().Range(func(f *shard.Flow) { b = append(b, *f) })
+	var a, b []Flow
+	one.Table().Range(func(f *Flow) { a = append(a, *f) })
+	many.Table().Range(func(f *Flow) { b = append(b, *f) })
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("flow tables differ (%d and %d flows)", len(a), len(b))
 	}

@@ -1,4 +1,4 @@
-package dataplane_test
+package shard
 
 import (
 	"bytes"
@@ -12,8 +12,6 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	. "github.com/swarmguard/swarmguard/dataplane"
-	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
 )
 
 // pkt is one synthetic packet of a test capture.
@@ -40,11 +38,7 @@ func synth(t *testing.T, pkts []pkt) *Result {
 			t.Fatal(err)
 		}
 	}
-	r, err := pcapsrc.NewReader("synthetic.pcap", &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Classify(r, "synthetic.pcap", Options{Worker: Config{Model: classifier.DefaultModel()}})
+	res, err := Replay(newCapture(t, &buf), "synthetic.pcap", Options{Worker: Config{Model: classifier.DefaultModel()}})
 	if err != nil || res.Err != nil {
 		t.Fatal(err, res.Err)
 	}

@@ -1,10 +1,9 @@
-package dataplane_test
+package shard
 
 import (
 	"testing"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Per-stage costs of the decided-flow path, over the corpus in memory.
@@ -41,7 +40,7 @@ func BenchmarkStageKeyHash(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		k, _ := shard.MakeKey(&metas[i%len(metas)])
+		k, _ := MakeKey(&metas[i%len(metas)])
 		sink += k.Hash()
 	}
 	_ = sink
@@ -49,11 +48,11 @@ func BenchmarkStageKeyHash(b *testing.B) {
 
 func BenchmarkStageLookup(b *testing.B) {
 	frames := loadFrames(b)
-	var keys []shard.Key
+	var keys []Key
 	for i := range frames {
 		var m packet.Meta
 		if packet.Decode(frames[i].link, frames[i].data, &m) == packet.OK {
-			k, _ := shard.MakeKey(&m)
+			k, _ := MakeKey(&m)
 			keys = append(keys, k)
 		}
 	}
@@ -61,7 +60,7 @@ func BenchmarkStageLookup(b *testing.B) {
 	for i := range keys {
 		hashes[i] = keys[i].Hash()
 	}
-	t := shard.New(shard.Config{Capacity: 1 << 16})
+	t := NewTable(TableConfig{Capacity: 1 << 16})
 	for i := range keys {
 		t.Lookup(&keys[i], hashes[i], 0)
 	}

@@ -1,4 +1,4 @@
-package dataplane_test
+package shard
 
 import (
 	"errors"
@@ -9,11 +9,8 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	. "github.com/swarmguard/swarmguard/dataplane"
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
 	"github.com/swarmguard/swarmguard/hostmerge"
-	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 type frame struct {
@@ -29,10 +26,7 @@ func loadFrames(b testing.TB) []frame {
 	var out []frame
 	base := int64(0)
 	for _, f := range files {
-		r, err := pcapsrc.Open(f)
-		if err != nil {
-			b.Fatal(err)
-		}
+		r := openCapture(b, f)
 		var first int64 = -1
 		for {
 			data, link, ts, err := r.Next()
@@ -47,7 +41,6 @@ func loadFrames(b testing.TB) []frame {
 			}
 			out = append(out, frame{append([]byte(nil), data...), link, base + max(0, ts.UnixNano()-first)})
 		}
-		r.Close()
 		base += int64(time.Hour)
 	}
 	// Lay the frames out as an AF_XDP UMEM holds them: 2 KiB slots in one
@@ -65,7 +58,7 @@ func loadFrames(b testing.TB) []frame {
 // snapshot it built, as the live merger would have.
 func warm(frames []frame) (*Worker, *hostmerge.Merger) {
 	model := classifier.DefaultModel()
-	w := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 1 << 16}})
+	w := NewWorker(Config{Model: model, Flows: TableConfig{Capacity: 1 << 16}})
 	m := hostmerge.NewMerger(hostmerge.Config{Model: model})
 	for _, f := range frames {
 		w.Packet(f.link, f.data, f.ts)
@@ -77,10 +70,10 @@ func warm(frames []frame) (*Worker, *hostmerge.Merger) {
 
 // decideAll makes every flow of w's table final, as if each were decided.
 func decideAll(w *Worker) {
-	w.Table().Range(func(f *shard.Flow) {
-		f.Flags |= shard.FlagFinal
-		f.Flags &^= shard.FlagHarvest
-		f.More |= shard.MoreConfirmed
+	w.Table().Range(func(f *Flow) {
+		f.Flags |= classifier.FlagFinal
+		f.Flags &^= classifier.FlagHarvest
+		f.More |= classifier.MoreConfirmed
 	})
 }
 

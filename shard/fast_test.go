@@ -1,4 +1,4 @@
-package dataplane
+package shard
 
 import (
 	"bytes"
@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
-	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // The decided-flow fast path changes no record: the corpus and the
@@ -33,7 +31,7 @@ func TestFastPathSameRecords(t *testing.T) {
 	for _, f := range files {
 		var res [2]*Result
 		for i, slow := range []bool{false, true} {
-			r, err := ClassifyFile(f, Options{Worker: Config{Model: classifier.DefaultModel(), slowOnly: slow}})
+			r, err := Replay(openCapture(t, f), filepath.Base(f), Options{Worker: Config{Model: classifier.DefaultModel(), slowOnly: slow}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,11 +75,7 @@ type tframe struct {
 }
 
 func readFrames(t testing.TB, path string) []tframe {
-	r, err := pcapsrc.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openCapture(t, path)
 	var out []tframe
 	for {
 		data, link, ts, err := r.Next()
@@ -127,17 +121,17 @@ func FuzzFastPath(f *testing.F) {
 	f.Add(udp)
 	model := classifier.DefaultModel()
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		w := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 64}})
+		w := NewWorker(Config{Model: model, Flows: TableConfig{Capacity: 64}})
 		var m packet.Meta
 		res := packet.Decode(packet.LinkEthernet, frame, &m)
 		w.full(packet.LinkEthernet, frame, 1)
-		var fl *shard.Flow
-		w.table.Range(func(x *shard.Flow) {
-			x.Flags = x.Flags&^shard.FlagHarvest | shard.FlagFinal
-			x.Label = shard.Normal
+		var fl *Flow
+		w.table.Range(func(x *Flow) {
+			x.Flags = x.Flags&^classifier.FlagHarvest | classifier.FlagFinal
+			x.Label = classifier.Normal
 			fl = x
 		})
-		var before shard.Flow
+		var before Flow
 		if fl != nil {
 			before = *fl
 		}
@@ -153,7 +147,7 @@ func FuzzFastPath(f *testing.F) {
 		if !ok {
 			return
 		}
-		var k shard.Key
+		var k Key
 		dir := k.Set(&m)
 		if fl == nil || fl.Key != k {
 			t.Fatalf("fast path counted a flow, full decoder's key %+v", k)
@@ -208,8 +202,8 @@ func FuzzBurst(f *testing.F) {
 		for i := range times {
 			times[i] = int64(i) * int64(time.Millisecond)
 		}
-		one := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 16}})
-		many := NewWorker(Config{Model: model, Flows: shard.Config{Capacity: 16}})
+		one := NewWorker(Config{Model: model, Flows: TableConfig{Capacity: 16}})
+		many := NewWorker(Config{Model: model, Flows: TableConfig{Capacity: 16}})
 		out := make([]Verdict, len(frames))
 		for pass := 0; pass < 2; pass++ {
 			many.Burst(packet.LinkEthernet, frames, times, out)
@@ -219,10 +213,10 @@ func FuzzBurst(f *testing.F) {
 				}
 			}
 			for _, w := range []*Worker{one, many} {
-				w.table.Range(func(x *shard.Flow) {
-					x.Flags = x.Flags&^shard.FlagHarvest | shard.FlagFinal
+				w.table.Range(func(x *Flow) {
+					x.Flags = x.Flags&^classifier.FlagHarvest | classifier.FlagFinal
 					if x.Packets()%3 == 0 {
-						x.Label, x.More = shard.P2P, x.More|shard.MoreConfirmed
+						x.Label, x.More = classifier.P2P, x.More|classifier.MoreConfirmed
 					}
 				})
 			}
@@ -233,9 +227,9 @@ func FuzzBurst(f *testing.F) {
 		if one.Stats != many.Stats {
 			t.Fatalf("stats: Packet %+v, Burst %+v", one.Stats, many.Stats)
 		}
-		var a, b []shard.Flow
-		one.table.Range(func(x *shard.Flow) { a = append(a, *x) })
-		many.table.Range(func(x *shard.Flow) { b = append(b, *x) })
+		var a, b []Flow
+		one.table.Range(func(x *Flow) { a = append(a, *x) })
+		many.table.Range(func(x *Flow) { b = append(b, *x) })
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("tables differ")
 		}

@@ -1,10 +1,11 @@
-package dataplane
+package shard
 
 import (
 	"encoding/binary"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/classifier"
+
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // v4mapped is the low address word's prefix of an IPv4-mapped address.
@@ -13,7 +14,7 @@ const v4mapped = 0xffff << 32
 // fast is the path of a packet whose flow is already decided, for the
 // common frame: untagged Ethernet, IPv4 without options or fragmentation or
 // IPv6 without extension headers, TCP or UDP. It reads the words of the
-// flow's shard.Key and the counters' input straight from the header bytes,
+// flow's Key and the counters' input straight from the header bytes,
 // without filling a packet.Meta or building a Key, finds the flow in its
 // home bucket and applies the cached label. It reports false, having
 // changed nothing, for anything else: another frame shape, a header the
@@ -36,16 +37,16 @@ func (w *Worker) fast(frame []byte, now int64) (Verdict, bool) {
 
 // decided applies f's cached label to the packet r if f is final and needs
 // nothing more from its packets than counting.
-func (w *Worker) decided(f *shard.Flow, r *hdrRec, now int64) (Verdict, bool) {
-	if f.Flags&(shard.FlagFinal|shard.FlagHarvest) != shard.FlagFinal ||
-		f.Label == shard.P2P && f.More&shard.MoreConfirmed == 0 {
+func (w *Worker) decided(f *Flow, r *hdrRec, now int64) (Verdict, bool) {
+	if f.Flags&(classifier.FlagFinal|classifier.FlagHarvest) != classifier.FlagFinal ||
+		f.Label == classifier.P2P && f.More&classifier.MoreConfirmed == 0 {
 		return Pass, false
 	}
 	w.now = now
 	w.Stats.Packets++
 	w.Stats.Decided++
 	f.AccountDecided(r.dir, int(r.payload), r.flags, now)
-	if f.Label == shard.P2P {
+	if f.Label == classifier.P2P {
 		w.Stats.Dropped++
 		return Drop, true
 	}
@@ -53,7 +54,7 @@ func (w *Worker) decided(f *shard.Flow, r *hdrRec, now int64) (Verdict, bool) {
 }
 
 // hdrRec is one frame as parseHdr reads it: the words of its flow's
-// shard.Key (addresses as packet.Addr16 words, IPv4 mapped; shard.Tail),
+// Key (addresses as packet.Addr16 words, IPv4 mapped; Tail),
 // their hash, its direction, L4 payload length on the wire and TCP flags.
 type hdrRec struct {
 	lo0, lo1, hi0, hi1, tail, hash uint64
@@ -121,7 +122,7 @@ func parseHdr(frame []byte, r *hdrRec) bool {
 		return false
 	}
 	sp, dp := binary.BigEndian.Uint16(frame[l4:l4+2]), binary.BigEndian.Uint16(frame[l4+2:l4+4])
-	// The symmetric order of shard.Key.Set: address words, then port; ties
+	// The symmetric order of Key.Set: address words, then port; ties
 	// go to dir 1. Flags and selects, not branches: the direction of a
 	// packet in a mixed stream is a coin toss for the branch predictor.
 	var gt, eq, ge uint8
@@ -140,8 +141,8 @@ func parseHdr(frame []byte, r *hdrRec) bool {
 		if r.dir == 1 {
 			r.lo1, r.hi1, sp, dp = d1, s1, dp, sp
 		}
-		r.tail = shard.Tail(sp, dp, 0, proto)
-		r.hash = shard.HashWords(0, r.lo1, 0, r.hi1, r.tail)
+		r.tail = Tail(sp, dp, 0, proto)
+		r.hash = HashWords(0, r.lo1, 0, r.hi1, r.tail)
 		return true
 	}
 	var gt1, eq1 uint8
@@ -162,7 +163,7 @@ func parseHdr(frame []byte, r *hdrRec) bool {
 	if r.dir == 1 {
 		r.lo0, r.lo1, r.hi0, r.hi1, sp, dp = d0, d1, s0, s1, dp, sp
 	}
-	r.tail = shard.Tail(sp, dp, 0, proto)
-	r.hash = shard.HashWords(r.lo0, r.lo1, r.hi0, r.hi1, r.tail)
+	r.tail = Tail(sp, dp, 0, proto)
+	r.hash = HashWords(r.lo0, r.lo1, r.hi0, r.hi1, r.tail)
 	return true
 }

@@ -1,12 +1,11 @@
-package dataplane
+package shard
 
 import (
 	"net/netip"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/dataplane/packet"
 	"github.com/swarmguard/swarmguard/hostmerge"
-	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // Verdict is what happens to one packet.
@@ -20,7 +19,7 @@ const (
 
 // Config configures a worker. Zero fields take the defaults of each package.
 type Config struct {
-	Flows  shard.Config
+	Flows  TableConfig
 	Budget classifier.Budget
 	Model  *classifier.Model
 	// RescoreEvery is how often (in packets) a flow still unknown after its
@@ -31,7 +30,7 @@ type Config struct {
 	// flow is scored at each packet it is inspected at: the trainer's rows do
 	// not depend on the model they will fit. lo and hi point into the host
 	// snapshot: read them, never keep or write them.
-	Observe func(f *shard.Flow, lo, hi *classifier.HostFeatures)
+	Observe func(f *Flow, lo, hi *classifier.HostFeatures)
 	Collect bool
 	// slowOnly turns the decided-flow fast path off, so that a test can
 	// check it changes nothing.
@@ -54,15 +53,16 @@ type Stats struct {
 // Worker is one core's share of the data path. It is not safe for
 // concurrent use; the live source gives each worker its own goroutine.
 type Worker struct {
-	table    *shard.Table
+	table    *Table
 	delta    *hostmerge.Delta
 	snap     *hostmerge.Snapshot
 	model    *classifier.Model
 	budget   classifier.Budget
 	rescore  uint32
-	observe  func(f *shard.Flow, lo, hi *classifier.HostFeatures)
+	observe  func(f *Flow, lo, hi *classifier.HostFeatures)
 	collect  bool
 	scratch  classifier.Scratch
+	pkt      classifier.Packet       // the packet being inspected, as the recognizers see it
 	cur      decoded                 // the frame on the path, kept here so Meta does not escape
 	hctx     classifier.HostFeatures // host context of the flow being decided
 	noHost   classifier.HostFeatures // hosts' answer before the first snapshot: zero, never written
@@ -71,11 +71,11 @@ type Worker struct {
 	now      int64
 	// Leave receives every flow as it leaves the table (expired, evicted or
 	// flushed), with its final probability and host context filled in.
-	Leave func(f *shard.Flow, why shard.Reason, host classifier.HostFeatures)
+	Leave func(f *Flow, why Reason, host classifier.HostFeatures)
 	// Decided is called once when a flow's label becomes final, with the host
 	// context it was decided in. It runs on the packet path: it must not
 	// block or allocate (the live runner copies into a channel).
-	Decided func(f *shard.Flow, h *classifier.HostFeatures)
+	Decided func(f *Flow, h *classifier.HostFeatures)
 	Stats   Stats
 }
 
@@ -88,7 +88,7 @@ func NewWorker(c Config) *Worker {
 		c.RescoreEvery = 32
 	}
 	w := &Worker{
-		table:    shard.New(c.Flows),
+		table:    NewTable(c.Flows),
 		delta:    hostmerge.NewDelta(0),
 		model:    c.Model,
 		budget:   c.Budget,
@@ -116,8 +116,8 @@ func (w *Worker) SwapDelta(empty *hostmerge.Delta) *hostmerge.Delta {
 	return old
 }
 
-// Table is the worker's flow shard.
-func (w *Worker) Table() *shard.Table { return w.table }
+// Table is the worker's flow
+func (w *Worker) Table() *Table { return w.table }
 
 // Packet runs one frame through the path and returns its verdict. now is
 // the packet time in ns (capture time offline, wall time live) and must not
@@ -145,7 +145,7 @@ func (w *Worker) full(link packet.LinkType, frame []byte, now int64) Verdict {
 // decoded is one frame after decoding: its metadata, flow key and hash.
 type decoded struct {
 	meta packet.Meta
-	key  shard.Key
+	key  Key
 	hash uint64
 	dir  uint8
 }
@@ -179,16 +179,16 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 	m, dir := &b.meta, b.dir
 	f, created := w.table.Lookup(&b.key, b.hash, now)
 	if created && dir == 1 {
-		f.Flags |= shard.FlagInitHi
+		f.Flags |= classifier.FlagInitHi
 	}
-	if f.Flags&shard.FlagFinal != 0 {
+	if f.Flags&classifier.FlagFinal != 0 {
 		f.AccountDecided(dir, m.PayloadLen, m.TCPFlags, now)
 		w.Stats.Decided++
-		if f.Flags&shard.FlagHarvest != 0 {
+		if f.Flags&classifier.FlagHarvest != 0 {
 			w.harvest(f, m, dir)
 		}
-		if f.Label == shard.P2P {
-			if f.More&shard.MoreConfirmed == 0 && Answered(f) {
+		if f.Label == classifier.P2P {
+			if f.More&classifier.MoreConfirmed == 0 && f.Answered() {
 				w.confirm(f)
 			}
 			w.Stats.Dropped++
@@ -204,8 +204,8 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 	return v
 }
 
-func verdict(f *shard.Flow) Verdict {
-	if f.Label == shard.P2P {
+func verdict(f *Flow) Verdict {
+	if f.Label == classifier.P2P {
 		return Drop
 	}
 	return Pass
@@ -213,7 +213,7 @@ func verdict(f *shard.Flow) Verdict {
 
 // slow is the path of flows without a final label: first packets, budgeted
 // inspection, host events and scoring.
-func (w *Worker) slow(f *shard.Flow, m *packet.Meta, dir uint8, created bool) Verdict {
+func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict {
 	init, resp := w.endpoints(f)
 	score := false
 	if created {
@@ -228,23 +228,23 @@ func (w *Worker) slow(f *shard.Flow, m *packet.Meta, dir uint8, created bool) Ve
 		w.delta.FlowEvidence(init.Addr(), resp.Addr(), classifier.EvPredicted, false)
 		score = true
 	}
-	wasExhausted := f.Flags&shard.FlagExhausted != 0
-	if len(m.Payload) > 0 && !w.budget.Exhausted(f, w.now) {
+	wasExhausted := f.Flags&classifier.FlagExhausted != 0
+	if len(m.Payload) > 0 && !w.budget.Exhausted(&f.FlowState, w.now) {
 		w.Stats.Inspected++
 		before := f.Evidence
-		if classifier.Inspect(f, dir, m, &w.budget, &w.scratch) {
+		if w.inspect(f, dir, m) {
 			w.delta.FlowEvidence(init.Addr(), resp.Addr(), f.Evidence&^before, false)
 		}
 		if w.scratch.Peers.N > 0 {
 			// Peers are announced to the receiver of this packet.
 			w.delta.Predict(m.DstAddr(), &w.scratch.Peers)
 		}
-		if f.Flags&shard.FlagMSEReported == 0 && classifier.MSEShape(f) == 1 {
-			f.Flags |= shard.FlagMSEReported
+		if f.Flags&classifier.FlagMSEReported == 0 && classifier.MSEShape(&f.FlowState) == 1 {
+			f.Flags |= classifier.FlagMSEReported
 			w.delta.FlowEvidence(init.Addr(), resp.Addr(), 0, true)
 		}
 		score = true
-	} else if f.Packets()%w.rescore == 0 || !wasExhausted && w.budget.Exhausted(f, w.now) {
+	} else if f.Packets()%w.rescore == 0 || !wasExhausted && w.budget.Exhausted(&f.FlowState, w.now) {
 		score = true // rescore now and then, and once as the budget runs out
 	}
 	if score {
@@ -255,27 +255,35 @@ func (w *Worker) slow(f *shard.Flow, m *packet.Meta, dir uint8, created bool) Ve
 
 // harvest keeps reading a decided discovery flow (tracker, DHT, peer wire
 // with PEX) for the peers its answers announce, within the flow's budget.
-func (w *Worker) harvest(f *shard.Flow, m *packet.Meta, dir uint8) {
-	if w.budget.Exhausted(f, w.now) {
-		f.Flags &^= shard.FlagHarvest
+func (w *Worker) harvest(f *Flow, m *packet.Meta, dir uint8) {
+	if w.budget.Exhausted(&f.FlowState, w.now) {
+		f.Flags &^= classifier.FlagHarvest
 		return
 	}
 	if len(m.Payload) == 0 {
 		return
 	}
-	classifier.Inspect(f, dir, m, &w.budget, &w.scratch)
+	w.inspect(f, dir, m)
 	if w.scratch.Peers.N > 0 {
 		w.delta.Predict(m.DstAddr(), &w.scratch.Peers)
 	}
 }
 
-func (w *Worker) endpoints(f *shard.Flow) (init, resp netip.AddrPort) {
+// inspect runs the recognizers on m, the packet of f in direction dir, and
+// reports whether f's evidence changed.
+func (w *Worker) inspect(f *Flow, dir uint8, m *packet.Meta) bool {
+	p := &w.pkt
+	p.Payload, p.Dst, p.SrcPort, p.DstPort, p.Proto, p.IPv6 = m.Payload, m.DstAddr(), m.SrcPort, m.DstPort, m.Proto, m.IPv6
+	return classifier.Inspect(&f.FlowState, dir, p, &w.budget, &w.scratch)
+}
+
+func (w *Worker) endpoints(f *Flow) (init, resp netip.AddrPort) {
 	i := f.Initiator()
 	return f.Key.Endpoint(i), f.Key.Endpoint(1 - i)
 }
 
 // hostContext returns the context of the flow's more suspicious endpoint.
-func (w *Worker) hostContext(f *shard.Flow) classifier.HostFeatures {
+func (w *Worker) hostContext(f *Flow) classifier.HostFeatures {
 	a, b := w.hosts(f)
 	if b.Score > a.Score {
 		return *b
@@ -285,7 +293,7 @@ func (w *Worker) hostContext(f *shard.Flow) classifier.HostFeatures {
 
 // hosts returns the context of the flow's two endpoints, Lo then Hi: views
 // into the snapshot, to read only.
-func (w *Worker) hosts(f *shard.Flow) (lo, hi *classifier.HostFeatures) {
+func (w *Worker) hosts(f *Flow) (lo, hi *classifier.HostFeatures) {
 	if w.snap == nil {
 		return &w.noHost, &w.noHost
 	}
@@ -294,7 +302,7 @@ func (w *Worker) hosts(f *shard.Flow) (lo, hi *classifier.HostFeatures) {
 }
 
 // decide scores f and makes its label final when the evidence is enough.
-func (w *Worker) decide(f *shard.Flow) {
+func (w *Worker) decide(f *Flow) {
 	// The context lives in the worker: handed to Decided by pointer, a local
 	// would escape to the heap on every decision.
 	w.hctx = w.hostContext(f)
@@ -303,18 +311,18 @@ func (w *Worker) decide(f *shard.Flow) {
 	if w.observe != nil && w.collect {
 		return
 	}
-	f.Label = w.label(p, f.Flags&(shard.FlagExhausted|shard.FlagFin) != 0)
-	if f.Label == shard.Unknown {
+	f.Label = w.label(p, f.Flags&(classifier.FlagExhausted|classifier.FlagFin) != 0)
+	if f.Label == classifier.Unknown {
 		return
 	}
-	f.Flags |= shard.FlagFinal
-	if f.Label == shard.P2P && f.Evidence&classifier.EvPeerSources != 0 {
-		f.Flags |= shard.FlagHarvest
+	f.Flags |= classifier.FlagFinal
+	if f.Label == classifier.P2P && f.Evidence&classifier.EvPeerSources != 0 {
+		f.Flags |= classifier.FlagHarvest
 	}
 	f.DecidedAt = uint16(min(f.Packets(), 0xffff))
-	confirmed := Answered(f)
+	confirmed := f.Answered()
 	if confirmed {
-		f.More |= shard.MoreConfirmed
+		f.More |= classifier.MoreConfirmed
 	}
 	w.flowEnd(f, confirmed, false)
 	if w.Decided != nil {
@@ -324,8 +332,8 @@ func (w *Worker) decide(f *shard.Flow) {
 
 // score scores f in host context h, keeps the probability in the flow and
 // shows the scoring to Observe.
-func (w *Worker) score(f *shard.Flow, h *classifier.HostFeatures) float64 {
-	p := w.model.Score(f, h)
+func (w *Worker) score(f *Flow, h *classifier.HostFeatures) float64 {
+	p := w.model.Score(&f.FlowState, h)
 	f.P = float32(p)
 	if w.observe != nil {
 		lo, hi := w.hosts(f)
@@ -337,44 +345,37 @@ func (w *Worker) score(f *shard.Flow, h *classifier.HostFeatures) float64 {
 // label applies the thresholds. Below TLow a flow is normal only once its
 // evidence is settled (budget spent, flow closed or leaving); until then,
 // and between the thresholds, it is unknown.
-func (w *Worker) label(p float64, settled bool) shard.Label {
+func (w *Worker) label(p float64, settled bool) classifier.Label {
 	switch {
 	case p >= w.model.THigh:
-		return shard.P2P
+		return classifier.P2P
 	case p <= w.model.TLow && settled:
-		return shard.Normal
+		return classifier.Normal
 	}
-	return shard.Unknown
+	return classifier.Unknown
 }
 
 // flowEnd reports f's final label and bytes to the host delta.
-func (w *Worker) flowEnd(f *shard.Flow, confirmed, unanswered bool) {
+func (w *Worker) flowEnd(f *Flow, confirmed, unanswered bool) {
 	init, resp := w.endpoints(f)
 	i := f.Initiator()
 	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, f.Bytes[i], f.Bytes[1-i], unanswered)
 }
 
 // confirm reports the late answer of a p2p flow to the host delta.
-func (w *Worker) confirm(f *shard.Flow) {
-	f.More |= shard.MoreConfirmed
+func (w *Worker) confirm(f *Flow) {
+	f.More |= classifier.MoreConfirmed
 	init, resp := w.endpoints(f)
 	w.delta.FlowConfirmed(init.Addr(), resp.Addr())
 }
 
-// Answered reports whether both sides of f spoke: payload both ways, or a
-// TCP handshake the responder completed. One spoofed packet is neither, so
-// only answered flows may ban anybody.
-func Answered(f *shard.Flow) bool {
-	return f.PayloadPkts[0] > 0 && f.PayloadPkts[1] > 0 || f.Flags&shard.FlagSynAck != 0 && f.Payloads() > 0
-}
-
 // leave scores a flow one last time as it leaves the table and hands it on.
-func (w *Worker) leave(f *shard.Flow, why shard.Reason) {
+func (w *Worker) leave(f *Flow, why Reason) {
 	h := w.hostContext(f)
-	if f.Flags&shard.FlagFinal == 0 {
+	if f.Flags&classifier.FlagFinal == 0 {
 		f.Label = w.label(w.score(f, &h), true)
-		unanswered := f.Key.Proto == packet.ProtoTCP && f.Flags&shard.FlagSynAck == 0 && f.Payloads() == 0
-		w.flowEnd(f, Answered(f), unanswered)
+		unanswered := f.Key.Proto == packet.ProtoTCP && f.Flags&classifier.FlagSynAck == 0 && f.Payloads() == 0
+		w.flowEnd(f, f.Answered(), unanswered)
 	}
 	if w.Leave != nil {
 		w.Leave(f, why, h)

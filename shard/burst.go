@@ -1,11 +1,9 @@
-package dataplane
+package shard
 
 import (
 	"unsafe"
 
-	"github.com/swarmguard/swarmguard/dataplane/packet"
-	"github.com/swarmguard/swarmguard/internal/prefetch"
-	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // MaxBurst is the most frames Burst works on at once: the size of the
@@ -17,8 +15,8 @@ const MaxBurst = 32
 // burstRec is one frame of a burst between the stages.
 type burstRec struct {
 	hdrRec
-	tag *uint32 // the candidate slot's tag and flow (shard.Table.Candidate)
-	f   *shard.Flow
+	tag *uint32 // the candidate slot's tag and flow (Table.Candidate)
+	f   *Flow
 	ok  bool // parseHdr took the frame and its home bucket has a candidate
 }
 
@@ -53,7 +51,7 @@ func (w *Worker) burst(link packet.LinkType, frames [][]byte, times []int64, out
 	rs := w.recs[:len(frames)]
 	for _, fr := range frames {
 		if len(fr) > 0 {
-			prefetch.Line(unsafe.Pointer(&fr[0]))
+			prefetchLine(unsafe.Pointer(&fr[0]))
 		}
 	}
 	t := w.table
@@ -61,7 +59,7 @@ func (w *Worker) burst(link packet.LinkType, frames [][]byte, times []int64, out
 		r := &rs[i]
 		r.ok = parseHdr(fr, &r.hdrRec)
 		if r.ok {
-			prefetch.Line(unsafe.Pointer(t.Home(r.hash)))
+			prefetchLine(unsafe.Pointer(t.Home(r.hash)))
 		}
 	}
 	for i := range rs {
@@ -69,7 +67,7 @@ func (w *Worker) burst(link packet.LinkType, frames [][]byte, times []int64, out
 		if r.ok {
 			r.tag, r.f = t.Candidate(r.hash)
 			r.ok = r.f != nil
-			prefetch.Flow(unsafe.Pointer(r.f))
+			prefetchFlow(unsafe.Pointer(r.f))
 		}
 	}
 	for i := range rs {

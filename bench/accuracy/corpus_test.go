@@ -1,4 +1,4 @@
-package dataplane_test
+package accuracy_test
 
 import (
 	"path/filepath"
@@ -8,11 +8,12 @@ import (
 
 	"github.com/swarmguard/swarmguard/bench/accuracy"
 	"github.com/swarmguard/swarmguard/classifier"
-	. "github.com/swarmguard/swarmguard/dataplane"
+	"github.com/swarmguard/swarmguard/dataplane"
+	"github.com/swarmguard/swarmguard/shard"
 )
 
 func corpusFiles(t testing.TB) []string {
-	files, err := filepath.Glob(filepath.Join("..", "testdata", "ndpi", "pcap", "*"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "ndpi", "pcap", "*"))
 	if err != nil || len(files) < 100 {
 		t.Fatalf("corpus: %d files, %v", len(files), err)
 	}
@@ -20,11 +21,11 @@ func corpusFiles(t testing.TB) []string {
 	return files
 }
 
-func classifyAll(t testing.TB, files []string, workers int) []*Result {
+func classifyAll(t testing.TB, files []string, workers int) []*shard.Result {
 	t.Helper()
-	var out []*Result
+	var out []*shard.Result
 	for _, f := range files {
-		r, err := ClassifyFile(f, Options{Workers: workers, Worker: Config{Model: classifier.DefaultModel()}})
+		r, err := dataplane.ClassifyFile(f, shard.Options{Workers: workers, Worker: shard.Config{Model: classifier.DefaultModel()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +41,7 @@ func classifyAll(t testing.TB, files []string, workers int) []*Result {
 // payload is p2p, and no flow nDPI labels other is p2p. Name-only labels
 // (DNS.BitTorrent) and nDPI's unknowns are reported, not scored.
 func TestCorpusAccuracy(t *testing.T) {
-	labels, err := accuracy.LoadLabels(filepath.Join("..", "testdata", "ndpi", "labels.jsonl"))
+	labels, err := accuracy.LoadLabels(filepath.Join("..", "..", "testdata", "ndpi", "labels.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
