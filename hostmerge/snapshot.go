@@ -20,6 +20,9 @@ type View struct {
 	Ports uint32 // distinct remote ports of outbound flows, medium window
 	Flows float64
 	P2P   float64 // flows labelled p2p, long window (decayed)
+	// Unanswered counts the host's TCP flows whose SYN got no answer when
+	// they left the table (medium window): scan evidence.
+	Unanswered float64
 }
 
 // hostShard is one shard of the snapshot's hosts: an index into a slice of
@@ -97,6 +100,7 @@ func (m *Merger) view(h *host) View {
 	v.Peers, v.Ports = uint32(peers), uint32(ports)
 	v.Flows = long.newFlows + long.inbound
 	v.P2P = long.p2pFlows
+	v.Unanswered = mid.unanswered
 	x := &v.X
 	const o = classifier.FirstHostFeature
 	x[classifier.FHostFanout-o] = logScale(peers, 256)

@@ -64,7 +64,7 @@ func warm(frames []frame) (*Worker, *hostmerge.Merger) {
 		w.Packet(f.link, f.data, f.ts)
 	}
 	m.Merge(frames[len(frames)-1].ts, w.Delta())
-	w.SetSnapshot(m.Snapshot())
+	w.snap = m.Snapshot()
 	return w, m
 }
 

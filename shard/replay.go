@@ -41,6 +41,12 @@ type Result struct {
 	Err error
 }
 
+// Source is a capture replayed with its own clock: frames in time order,
+// io.EOF at the end (dataplane/pcapsrc.Reader is one).
+type Source interface {
+	Next() (frame []byte, link packet.LinkType, ts time.Time, err error)
+}
+
 // frameRef locates one frame in a worker's batch arena.
 type frameRef struct {
 	off, n int
@@ -48,6 +54,7 @@ type frameRef struct {
 	ts     int64
 }
 
+// lane is one worker's share of the frames between two ticks, and its records.
 type lane struct {
 	w      *Worker
 	arena  []byte
@@ -55,46 +62,31 @@ type lane struct {
 	flows  []FlowRecord
 }
 
-// Source is a capture replayed with its own clock: frames in time order,
-// io.EOF at the end (dataplane/pcapsrc.Reader is one).
-type Source interface {
-	Next() (frame []byte, link packet.LinkType, ts time.Time, err error)
-}
-
 // Replay runs the frames of src through Workers workers, with packet time
-// as the clock; pcap names the records. Packets are dealt to workers by the
-// symmetric flow hash, and every tick of packet time all workers finish
-// their share before the host deltas are merged: the result is the same
-// for any number of workers.
+// as the engine's clock; pcap names the records. Packets are dealt to
+// workers by the symmetric flow hash, and every tick of packet time all
+// workers finish their share before the engine ticks: the result is the
+// same for any number of workers.
 func Replay(src Source, pcap string, opt Options) (*Result, error) {
-	if opt.Workers <= 0 {
-		opt.Workers = 1
-	}
 	if opt.Worker.Model == nil {
 		return nil, errors.New("classify: no model")
 	}
-	if opt.Hosts.Model == nil {
-		opt.Hosts.Model = opt.Worker.Model
-	}
-	merger := hostmerge.NewMerger(opt.Hosts)
-	lanes := make([]*lane, opt.Workers)
-	deltas := make([]*hostmerge.Delta, opt.Workers)
-	for i := range lanes {
-		l := &lane{w: NewWorker(opt.Worker)}
-		l.w.Leave = func(f *Flow, why Reason, h classifier.HostFeatures) {
+	e := NewEngine(EngineConfig{Workers: opt.Workers, Worker: opt.Worker, Hosts: opt.Hosts})
+	lanes := make([]*lane, len(e.Workers()))
+	for i, w := range e.Workers() {
+		l := &lane{w: w}
+		w.Leave = func(f *Flow, why Reason, h classifier.HostFeatures) {
 			if opt.Observe != nil {
 				opt.Observe(pcap, f, &h)
 			}
-			r := NewFlowRecord(pcap, f, opt.Worker.Model, &h, !opt.NoReasons)
-			l.flows = append(l.flows, r)
+			l.flows = append(l.flows, NewFlowRecord(pcap, f, opt.Worker.Model, &h, !opt.NoReasons))
 		}
-		l.w.SetSnapshot(merger.Snapshot())
 		lanes[i] = l
-		deltas[i] = l.w.Delta()
 	}
 	res := &Result{Pcap: pcap}
 	var (
 		meta     packet.Meta
+		key      Key
 		nextTick int64
 		last     int64
 		tick     = int64(hostmerge.Tick)
@@ -105,30 +97,14 @@ func Replay(src Source, pcap string, opt Options) (*Result, error) {
 			if len(l.frames) == 0 {
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for _, fr := range l.frames {
 					l.w.Packet(fr.link, l.arena[fr.off:fr.off+fr.n], fr.ts)
 				}
 				l.frames, l.arena = l.frames[:0], l.arena[:0]
-			}()
+			})
 		}
 		wg.Wait()
-	}
-	tickAt := func(now int64) {
-		runLanes()
-		// Incremental sweep: the whole table every 64 ticks. Every worker's
-		// table has the same buckets and sees the same ticks, so a flow expires
-		// at the same tick whatever the number of workers.
-		for _, l := range lanes {
-			l.w.Sweep(now, (l.w.Table().Buckets()+63)/64)
-		}
-		merger.Merge(now, deltas...)
-		snap := merger.Snapshot()
-		for _, l := range lanes {
-			l.w.SetSnapshot(snap)
-		}
 	}
 	for {
 		frame, link, ts, err := src.Next()
@@ -148,7 +124,8 @@ func Replay(src Source, pcap string, opt Options) (*Result, error) {
 			nextTick = now - now%tick + tick
 		}
 		if now >= nextTick {
-			tickAt(nextTick)
+			runLanes()
+			e.Tick(nextTick)
 			nextTick = now - now%tick + tick
 		}
 		if len(lanes) == 1 {
@@ -157,25 +134,21 @@ func Replay(src Source, pcap string, opt Options) (*Result, error) {
 		}
 		i := 0
 		if packet.Decode(link, frame, &meta) == packet.OK {
-			k, _ := MakeKey(&meta)
-			i = int(k.Hash() % uint64(len(lanes)))
+			key.Set(&meta)
+			i = int(key.Hash() % uint64(len(lanes)))
 		}
 		l := lanes[i]
 		l.frames = append(l.frames, frameRef{off: len(l.arena), n: len(frame), link: link, ts: now})
 		l.arena = append(l.arena, frame...)
 	}
 	runLanes()
-	for _, l := range lanes {
-		l.w.Flush()
-	}
-	merger.Merge(last+1, deltas...)
+	e.Flush(last + 1)
 	for _, l := range lanes {
 		res.Flows = append(res.Flows, l.flows...)
-		s := l.w.Stats
-		res.Stats.add(&s)
+		res.Stats.add(&l.w.Stats)
 	}
 	sortFlows(res.Flows)
-	merger.Snapshot().Range(func(a netip.Addr, v *hostmerge.View) {
+	e.Merger().Snapshot().Range(func(a netip.Addr, v *hostmerge.View) {
 		if opt.ObserveHost != nil {
 			opt.ObserveHost(pcap, a, v)
 		}
@@ -194,6 +167,13 @@ func (s *Stats) add(o *Stats) {
 	s.Decided += o.Decided
 	s.Inspected += o.Inspected
 	s.Dropped += o.Dropped
+}
+
+func (s *TableStats) add(o *TableStats) {
+	s.Created += o.Created
+	s.Expired += o.Expired
+	s.Evicted += o.Evicted
+	s.Active += o.Active
 }
 
 // sortFlows orders records by flow key, then time (a stable order whatever

@@ -1,8 +1,10 @@
 package shard
 
 import (
+	"math"
 	"math/bits"
 	"time"
+	"unsafe"
 
 	"github.com/swarmguard/swarmguard/classifier"
 )
@@ -59,7 +61,13 @@ type Table struct {
 	n       uint64 // buckets; any count, indexed by multiply-shift
 	tcpIdle int64
 	udpIdle int64
-	sweep   int // next bucket the incremental sweep looks at
+	minIdle int64 // the shortest idle limit any flow can have
+	// due[i] is a lower bound on when a flow of bucket i can first be idle
+	// (its last packet plus minIdle; MaxInt64 when empty), and minDue the
+	// least of them: Sweep reads one dense word per bucket, and nothing
+	// at all until minDue has passed.
+	due    []int64
+	minDue int64
 	// Leave is called with a flow just before its slot is reused or cleared,
 	// so its decision record can be written. It must not keep f.
 	Leave func(f *Flow, why Reason)
@@ -78,12 +86,27 @@ func NewTable(c TableConfig) *Table {
 		c.UDPIdle = DefaultUDPIdle
 	}
 	n := (c.Capacity + bucketSlots - 1) / bucketSlots
-	return &Table{
+	t := &Table{
 		buckets: make([]bucket, n),
 		n:       uint64(n),
 		tcpIdle: int64(c.TCPIdle),
 		udpIdle: int64(c.UDPIdle),
+		minIdle: int64(min(c.TCPIdle, c.UDPIdle, finIdle)),
+		due:     make([]int64, n),
+		minDue:  math.MaxInt64,
 	}
+	for i := range t.due {
+		t.due[i] = math.MaxInt64
+	}
+	return t
+}
+
+// noteDue lowers the due time of bucket b for a flow last seen at last.
+func (t *Table) noteDue(b *bucket, last int64) {
+	i := (uintptr(unsafe.Pointer(b)) - uintptr(unsafe.Pointer(&t.buckets[0]))) / unsafe.Sizeof(bucket{})
+	at := last + t.minIdle
+	t.due[i] = min(t.due[i], at)
+	t.minDue = min(t.minDue, at)
 }
 
 // buckets of h: the home bucket from the high bits, the other from the low
@@ -247,6 +270,7 @@ func (t *Table) relocate(b *bucket) int {
 		if j, _ := other.free(); j >= 0 {
 			other.tags[j], other.flows[j] = b.tags[i], b.flows[i]
 			b.tags[i] = 0
+			t.noteDue(other, other.flows[j].LastSeen())
 			return i
 		}
 	}
@@ -258,6 +282,7 @@ func (t *Table) create(b *bucket, i int, tag uint32, k *Key, now int64) *Flow {
 	f := &b.flows[i]
 	f.Key = *k
 	f.Begin(now, k.Proto, k.LoPort, k.HiPort)
+	t.noteDue(b, now)
 	t.Stats.Created++
 	t.Stats.Active++
 	return f
@@ -306,21 +331,38 @@ func (t *Table) remove(b *bucket, i int, why Reason) {
 	b.tags[i] = 0
 }
 
-// Sweep expires idle flows in at most n buckets, continuing where the last
-// call stopped, so that a periodic call of bounded cost visits the whole table.
-func (t *Table) Sweep(now int64, n int) {
-	for ; n > 0; n-- {
-		b := &t.buckets[t.sweep]
-		for i := range b.tags {
-			if b.tags[i] != 0 && t.idle(&b.flows[i], now) {
-				t.remove(b, i, Expired)
-			}
-		}
-		t.sweep++
-		if t.sweep == len(t.buckets) {
-			t.sweep = 0
-		}
+// Sweep expires every flow idle at now: a flow leaves the table at the
+// first Sweep after its idle limit has passed. It looks only into buckets
+// whose due time has come, and returns at once when none has.
+func (t *Table) Sweep(now int64) {
+	if now < t.minDue {
+		return
 	}
+	next := int64(math.MaxInt64)
+	for i := range t.due {
+		if t.due[i] <= now {
+			t.due[i] = t.sweepBucket(&t.buckets[i], now)
+		}
+		next = min(next, t.due[i])
+	}
+	t.minDue = next
+}
+
+// sweepBucket expires b's idle flows and returns b's new due time.
+func (t *Table) sweepBucket(b *bucket, now int64) int64 {
+	due := int64(math.MaxInt64)
+	for i := range b.tags {
+		if b.tags[i] == 0 {
+			continue
+		}
+		f := &b.flows[i]
+		if t.idle(f, now) {
+			t.remove(b, i, Expired)
+			continue
+		}
+		due = min(due, f.LastSeen()+t.minIdle)
+	}
+	return due
 }
 
 // Buckets is the number of buckets, the n at which Sweep covers the table once.

@@ -45,7 +45,7 @@ func TestLookupCreatesFindsAndExpires(t *testing.T) {
 	if _, created := tb.Lookup(&k, k.Hash(), int64(3*time.Second)); !created || len(left) != 1 || left[0] != Expired {
 		t.Fatalf("idle flow not replaced: left %v", left)
 	}
-	tb.Sweep(int64(10*time.Second), tb.Buckets())
+	tb.Sweep(int64(10 * time.Second))
 	if tb.Stats.Active != 0 || tb.Stats.Expired != 2 {
 		t.Fatalf("after sweep: %+v", tb.Stats)
 	}

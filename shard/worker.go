@@ -55,7 +55,8 @@ type Stats struct {
 type Worker struct {
 	table    *Table
 	delta    *hostmerge.Delta
-	snap     *hostmerge.Snapshot
+	snap     *hostmerge.Snapshot // the newest host snapshot as of the last Poll
+	link     *tickLink           // the hand-over to the engine's clock
 	model    *classifier.Model
 	budget   classifier.Budget
 	rescore  uint32
@@ -101,20 +102,8 @@ func NewWorker(c Config) *Worker {
 	return w
 }
 
-// SetSnapshot gives the worker the host snapshot to read until the next call.
-func (w *Worker) SetSnapshot(s *hostmerge.Snapshot) { w.snap = s }
-
-// Delta is the worker's host delta, handed to the merger between batches.
+// Delta is the worker's host delta (handed to the merger at each tick).
 func (w *Worker) Delta() *hostmerge.Delta { return w.delta }
-
-// SwapDelta installs an empty delta and returns the filled one, so that a
-// live worker hands its host events to the merger without a lock: the
-// merger owns the returned delta until it gives it back.
-func (w *Worker) SwapDelta(empty *hostmerge.Delta) *hostmerge.Delta {
-	old := w.delta
-	w.delta = empty
-	return old
-}
 
 // Table is the worker's flow
 func (w *Worker) Table() *Table { return w.table }
@@ -381,9 +370,3 @@ func (w *Worker) leave(f *Flow, why Reason) {
 		w.Leave(f, why, h)
 	}
 }
-
-// Sweep expires idle flows in a bounded slice of the table.
-func (w *Worker) Sweep(now int64, buckets int) { w.table.Sweep(now, buckets) }
-
-// Flush sends every flow left in the table to Leave.
-func (w *Worker) Flush() { w.table.Flush() }

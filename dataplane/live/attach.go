@@ -59,9 +59,15 @@ func attach(prog *ebpf.Program, ifi *net.Interface, pinDir string, generic bool,
 }
 
 // detach removes a link attached by attach: unpinned and closed, the program leaves the port.
-func detach(l link.Link) {
-	l.Unpin()
-	l.Close()
+func detach(l link.Link) error {
+	if err := l.Unpin(); err != nil {
+		l.Close()
+		return fmt.Errorf("unpin XDP link: %w", err)
+	}
+	if err := l.Close(); err != nil {
+		return fmt.Errorf("detach XDP: %w", err)
+	}
+	return nil
 }
 
 // rxQueues counts a port's rx queues from sysfs.

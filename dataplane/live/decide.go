@@ -42,23 +42,26 @@ func (r *Runner) apply(d *decision) {
 	switch {
 	case f.Label != classifier.P2P:
 		rec.Action = ActBypass
-		if !r.cfg.NoBypass && r.objs.SetBypass(k, normal) == nil {
-			r.count(func(s *Stats) { s.Bypassed++ })
+		if !r.cfg.NoBypass {
+			r.bypass(k, normal)
 		}
 	case r.allowed(lo, hi):
 		rec.Action = ActAllow
-		r.objs.SetBypass(k, normal)
+		r.bypass(k, normal)
 	case r.cfg.MonitorOnly:
 		rec.Action = ActLog
 	default:
 		rec.Action = ActDrop
-		r.objs.SetBypass(k, bpf.Drop)
+		r.bypass(k, bpf.Drop)
 		// Only flow-level evidence bans: the other side answered, so no
 		// single spoofed packet can get anybody banned; and only a peer
 		// flow: a tracker's or DHT node's server is not a peer.
 		if f.Answered() && classifier.PeerFlow(&f.FlowState) {
 			if target, ok := r.banTarget(f, lo, hi); ok {
-				if r.objs.Ban(target, bpf.Monotonic()+uint64(r.cfg.BanFor)) == nil {
+				if err := r.objs.Ban(target, bpf.Monotonic()+uint64(r.cfg.BanFor)); err != nil {
+					r.count(func(s *Stats) { s.BanErrors++ })
+					r.errs.log(r.cfg.Log, "ban", err)
+				} else {
 					rec.Action, rec.Ban = ActBan, target.String()
 					r.count(func(s *Stats) { s.Bans++ })
 				}
@@ -66,7 +69,21 @@ func (r *Runner) apply(d *decision) {
 		}
 	}
 	r.count(func(s *Stats) { s.Decisions++ })
-	r.enc.Encode(&rec)
+	if err := r.enc.Encode(&rec); err != nil {
+		r.count(func(s *Stats) { s.RecordErrors++ })
+		r.errs.log(r.cfg.Log, "records", err)
+	}
+}
+
+// bypass hands flow k to the kernel with action a; a failure leaves the
+// flow in userspace (still handled, only slower) and is counted and logged.
+func (r *Runner) bypass(k bpf.FlowKey, a bpf.Action) {
+	if err := r.objs.SetBypass(k, a); err != nil {
+		r.count(func(s *Stats) { s.BypassErrors++ })
+		r.errs.log(r.cfg.Log, "bypass", err)
+		return
+	}
+	r.count(func(s *Stats) { s.Bypassed++ })
 }
 
 func (r *Runner) count(fn func(s *Stats)) {

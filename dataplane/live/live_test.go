@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/hostmerge"
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
 	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/shard"
@@ -134,6 +135,11 @@ func play(a []string) int {
 		}
 	case "xps-send": // SRC,DST,FLOWS,REVERSE: 3 datagrams per flow from CPU queueOf(sport, dport), which XPS maps to that tx queue
 		return xpsSend(a[1:])
+	case "syn": // one TCP connection attempt; a closed port answers with a RST
+		c, err := net.DialTimeout("tcp", a[1], time.Second)
+		if err == nil {
+			c.Close()
+		}
 	case "krpc-server":
 		c, err := listenFor(a[1], a[2])
 		if err != nil {
@@ -528,4 +534,35 @@ func childRunner(t *testing.T, a, b, pin string) *exec.Cmd {
 		t.Skipf("dataplane did not start: %s", line)
 	}
 	return child
+}
+
+// The live engine sweeps on wall time: a flow that never got decided (a SYN
+// to a closed port, answered only by a RST) leaves the table once idle, and
+// its flow-end evidence (an unanswered SYN) reaches the host snapshot. The
+// engine's own test pins the bound (idle limit plus one tick) on packet
+// time; here the deadline is loose because the machine may be busy.
+func TestIdleUndecidedFlowLeavesLive(t *testing.T) {
+	env, gen, _, a, b := bridgeEnv(t)
+	const idle = time.Second
+	r := start(t, Config{Bridge: [2]string{a, b}, Flows: shard.TableConfig{TCPIdle: idle, UDPIdle: idle}})
+	role(t, env, gen, "syn", "10.99.3.2:7009")
+	sent := time.Now()
+	src := netip.MustParseAddr("10.99.3.1")
+	var left time.Duration
+	for deadline := sent.Add(idle + 10*time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st := r.Stats()
+		if st.Flows.Created > 0 && st.Flows.Active == 0 && st.Flows.Expired > 0 {
+			left = time.Since(sent)
+			break
+		}
+	}
+	if left == 0 {
+		t.Fatalf("the flow did not leave within %v of its idle limit %v; stats %+v", 10*time.Second, idle, r.Stats())
+	}
+	// The expiry's flow-end went into the delta merged at the same tick.
+	time.Sleep(3 * hostmerge.Tick)
+	if v := r.engine.Merger().Snapshot().Host(src); v.Unanswered < 0.5 {
+		t.Errorf("host %s: %.2f unanswered SYNs in the snapshot, want 1", src, v.Unanswered)
+	}
+	t.Logf("flow left %v after its last packet (idle limit %v, tick %v)", left, idle, hostmerge.Tick)
 }

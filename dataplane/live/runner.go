@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -36,6 +37,16 @@ type Stats struct {
 	Bypassed  uint64 // bypass entries written
 	Decisions uint64
 	Lost      uint64 // decisions dropped because the queue was full
+	Late      uint64 // ticks at which a worker had not handed its host delta over in time
+	// Control-path failures, each also logged (at most once per
+	// errorLogEvery for each kind) with its cause.
+	HeartbeatErrors uint64 // heartbeat writes that failed: the kernel fails open once it is stale
+	BypassErrors    uint64 // bypass entries not written (the flow stays in userspace)
+	BanErrors       uint64 // bans not written
+	RecordErrors    uint64 // decision records not written
+	ReconcileErrors uint64 // expired-ban clean-ups that failed
+	FillErrors      uint64 // frames the fill ring did not take (kept for the next fill)
+	KickErrors      uint64 // transmit kicks the kernel refused
 }
 
 // decision is a flow whose label just became final, copied off the packet path.
@@ -60,21 +71,9 @@ type qworker struct {
 	verdicts []shard.Verdict
 	refill   []uint64
 	pfds     []unix.PollFd
-	// Hand-over of host deltas: the merger bumps req; the worker swaps its
-	// delta for the spare and sends the full one with a copy of its stats.
-	req     atomic.Uint64
-	seen    uint64
-	toMerge chan handover
-	spare   chan *hostmerge.Delta
-}
-
-type handover struct {
-	delta *hostmerge.Delta
-	stats shard.Stats
-	flows shard.TableStats
-	rx    uint64
-	tx    uint64
-	full  uint64
+	// Socket counters, added once per batch; read by the control loop.
+	rx, tx, full, kickErrs atomic.Uint64
+	affinity               error // why the worker could not be pinned, if it could not
 }
 
 // Runner is a running dataplane.
@@ -84,7 +83,7 @@ type Runner struct {
 	links     []link.Link
 	ports     []*net.Interface
 	workers   []*qworker
-	merger    *hostmerge.Merger
+	engine    *shard.Engine
 	decisions chan decision
 	stopping  atomic.Bool
 	wg        sync.WaitGroup
@@ -93,6 +92,8 @@ type Runner struct {
 	mu        sync.Mutex // guards stats
 	stats     Stats
 	lost      atomic.Uint64
+	classify  bool // false: the benchmark's null forwarder (Config.Null)
+	errs      errorLog
 }
 
 // ErrNoInterface wraps a missing port.
@@ -160,11 +161,9 @@ func Start(cfg Config) (*Runner, error) {
 			}
 		}
 	}
-	r.merger = hostmerge.NewMerger(hostmerge.Config{Model: cfg.Model})
-	for q := 0; q < queues; q++ {
-		qw := &qworker{id: q, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch), toMerge: make(chan handover, 1), spare: make(chan *hostmerge.Delta, 1)}
-		qw.w = shard.NewWorker(shard.Config{Flows: cfg.Flows, Model: cfg.Model})
-		qw.w.SetSnapshot(r.merger.Snapshot())
+	r.engine = shard.NewEngine(shard.EngineConfig{Workers: queues, Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model}})
+	for q, w := range r.engine.Workers() {
+		qw := &qworker{id: q, w: w, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch)}
 		qw.w.Decided = func(f *shard.Flow, h *classifier.HostFeatures) {
 			select {
 			case r.decisions <- decision{flow: *f, host: *h}:
@@ -172,7 +171,6 @@ func Start(cfg Config) (*Runner, error) {
 				r.lost.Add(1)
 			}
 		}
-		qw.spare <- hostmerge.NewDelta(0)
 		for i, p := range r.ports {
 			s, err := xsk.Open(p.Index, q, cfg.Socket)
 			if err != nil {
@@ -193,6 +191,7 @@ func Start(cfg Config) (*Runner, error) {
 		}
 		r.links = append(r.links, l)
 	}
+	r.classify = !cfg.Null
 	r.out = bufio.NewWriterSize(cfg.Records, 1<<16)
 	r.enc = json.NewEncoder(r.out)
 	for _, qw := range r.workers {
@@ -204,29 +203,19 @@ func Start(cfg Config) (*Runner, error) {
 	return r, nil
 }
 
-// loop is one queue's worker: locked to its thread, pinned to a CPU.
+// loop is one queue's worker: locked to its thread, pinned to a CPU. It
+// serves the engine's ticks (Poll) between rx batches.
 func (r *Runner) loop(q *qworker) {
 	defer r.wg.Done()
 	runtime.LockOSThread()
 	var set unix.CPUSet
 	set.Set(q.id % runtime.NumCPU())
-	unix.SchedSetaffinity(0, &set)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		q.affinity = fmt.Errorf("worker %d: pin to CPU %d: %w", q.id, q.id%runtime.NumCPU(), err)
+	}
 	bridge := len(q.socks) == 2
 	for !r.stopping.Load() {
-		if req := q.req.Load(); req != q.seen {
-			select {
-			case sp := <-q.spare:
-				h := handover{delta: q.w.SwapDelta(sp), stats: q.w.Stats, flows: q.w.Table().Stats}
-				for _, s := range q.socks {
-					h.rx, h.tx, h.full = h.rx+s.Received, h.tx+s.Sent, h.full+s.TxFull
-					s.Received, s.Sent, s.TxFull = 0, 0, 0
-				}
-				q.toMerge <- h
-				q.seen = req
-			default:
-			}
-			q.w.SetSnapshot(r.merger.Snapshot())
-		}
+		q.w.Poll()
 		got := 0
 		for side, s := range q.socks {
 			n := s.Receive(q.descs)
@@ -243,7 +232,7 @@ func (r *Runner) loop(q *qworker) {
 			for i, d := range q.descs[:n] {
 				frames[i], times[i], verdicts[i] = s.Frame(d.Addr, d.Len), now, shard.Pass
 			}
-			if !r.cfg.Null {
+			if r.classify {
 				q.w.Burst(packet.LinkEthernet, frames, times, verdicts)
 			}
 			for i, d := range q.descs[:n] {
@@ -259,7 +248,9 @@ func (r *Runner) loop(q *qworker) {
 			s.Fill(q.refill)
 			q.refill = q.refill[:0]
 			if out != nil {
-				out.Kick()
+				if err := out.Kick(); err != nil {
+					q.kickErrs.Add(1)
+				}
 			}
 		}
 		if got == 0 {
@@ -268,11 +259,22 @@ func (r *Runner) loop(q *qworker) {
 			}
 			unix.Poll(q.pfds, 10)
 		}
+		var rx, tx, full uint64
+		for _, s := range q.socks {
+			rx, tx, full = rx+s.Received, tx+s.Sent, full+s.TxFull
+			s.Received, s.Sent, s.TxFull = 0, 0, 0
+		}
+		if rx|tx|full != 0 {
+			q.rx.Add(rx)
+			q.tx.Add(tx)
+			q.full.Add(full)
+		}
 	}
 }
 
-// control merges host deltas every tick, beats the heartbeat, applies
-// decisions and expires bans.
+// control runs the engine's clock on wall time: every tick it beats the
+// heartbeat, ticks the engine (sweep, merge, publish), publishes the
+// counters and flushes the records; between ticks it applies decisions.
 func (r *Runner) control() {
 	defer r.wg.Done()
 	tick := time.NewTicker(hostmerge.Tick)
@@ -286,68 +288,90 @@ func (r *Runner) control() {
 			if r.stopping.Load() {
 				return
 			}
-			r.objs.Beat()
-			r.merge(now)
+			if err := r.objs.Beat(); err != nil {
+				// Loud: the kernel fails open once the heartbeat is stale.
+				r.count(func(s *Stats) { s.HeartbeatErrors++ })
+				r.errs.log(r.cfg.Log, "heartbeat", fmt.Errorf("%w (the kernel forwards everything itself after --fail-open %v)", err, r.cfg.FailOpen))
+			}
+			r.tick(now)
 			if now.Sub(lastExpire) > time.Minute {
-				r.reconcileBans()
+				if _, err := r.reconcileBans(); err != nil {
+					r.count(func(s *Stats) { s.ReconcileErrors++ })
+					r.errs.log(r.cfg.Log, "reconcile bans", err)
+				}
 				lastExpire = now
 			}
-			r.out.Flush()
+			if err := r.out.Flush(); err != nil {
+				r.count(func(s *Stats) { s.RecordErrors++ })
+				r.errs.log(r.cfg.Log, "records", err)
+			}
 		}
 	}
 }
 
-func (r *Runner) merge(now time.Time) {
-	var deltas []*hostmerge.Delta
-	var st Stats
+// tickWait is how long a tick waits for a busy worker's hand-over; one that
+// misses it hands over at the next tick.
+const tickWait = 50 * time.Millisecond
+
+// tick ticks the engine at wall time now and publishes the counters.
+func (r *Runner) tick(now time.Time) {
+	got := r.engine.TickAsync(now.UnixNano(), tickWait)
+	ws, fs := r.engine.Stats()
+	var rx, tx, full, kick uint64
 	for _, q := range r.workers {
-		q.req.Add(1)
-	}
-	timeout := time.After(50 * time.Millisecond)
-	waiting := make([]*qworker, len(r.workers))
-	copy(waiting, r.workers)
-	var got []*qworker
-	for _, q := range waiting {
-		select {
-		case h := <-q.toMerge:
-			deltas = append(deltas, h.delta)
-			got = append(got, q)
-			addStats(&st.Worker, &h.stats)
-			st.Flows.Created += h.flows.Created
-			st.Flows.Evicted += h.flows.Evicted
-			st.Flows.Expired += h.flows.Expired
-			st.Flows.Active += h.flows.Active
-			st.RxFrames += h.rx
-			st.TxFrames += h.tx
-			st.TxFull += h.full
-		case <-timeout:
+		rx, tx, full, kick = rx+q.rx.Load(), tx+q.tx.Load(), full+q.full.Load(), kick+q.kickErrs.Load()
+		if q.affinity != nil {
+			r.errs.log(r.cfg.Log, "affinity", q.affinity)
 		}
 	}
-	r.merger.Merge(now.UnixNano(), deltas...)
-	for i, q := range got {
-		q.spare <- deltas[i]
+	k, err := r.objs.Counters()
+	if err != nil {
+		r.errs.log(r.cfg.Log, "kernel counters", err)
 	}
-	k, _ := r.objs.Counters()
 	r.mu.Lock()
-	r.stats.Worker, r.stats.Flows = st.Worker, st.Flows
-	r.stats.RxFrames += st.RxFrames
-	r.stats.TxFrames += st.TxFrames
-	r.stats.TxFull += st.TxFull
-	r.stats.Kernel = k
-	r.stats.Hosts = r.merger.Hosts()
+	defer r.mu.Unlock()
+	r.stats.Worker, r.stats.Flows = ws, fs
+	r.stats.RxFrames, r.stats.TxFrames, r.stats.TxFull, r.stats.KickErrors = rx, tx, full, kick
+	if got < len(r.workers) {
+		r.stats.Late++
+	}
+	if err == nil {
+		r.stats.Kernel = k
+	}
+	r.stats.Hosts = r.engine.Merger().Hosts()
 	r.stats.Lost = r.lost.Load()
-	r.mu.Unlock()
 }
 
-func addStats(a, b *shard.Stats) {
-	a.Packets += b.Packets
-	a.Fragments += b.Fragments
-	a.NotIP += b.NotIP
-	a.OtherL4 += b.OtherL4
-	a.Malformed += b.Malformed
-	a.Decided += b.Decided
-	a.Inspected += b.Inspected
-	a.Dropped += b.Dropped
+// errorLogEvery bounds how often one kind of control-path failure is logged.
+const errorLogEvery = 10 * time.Second
+
+// errorLog logs each kind of failure at most once per errorLogEvery, with
+// its cause and how many happened since the last line; it keeps the first
+// error for Stop. Only the control goroutine and Stop use it.
+type errorLog struct {
+	last   map[string]time.Time
+	missed map[string]int
+	first  error
+}
+
+func (e *errorLog) log(w io.Writer, what string, err error) {
+	if e.first == nil {
+		e.first = fmt.Errorf("%s: %w", what, err)
+	}
+	if e.last == nil {
+		e.last, e.missed = map[string]time.Time{}, map[string]int{}
+	}
+	now := time.Now()
+	if t, ok := e.last[what]; ok && now.Sub(t) < errorLogEvery {
+		e.missed[what]++
+		return
+	}
+	more := ""
+	if n := e.missed[what]; n > 0 {
+		more = fmt.Sprintf(" (and %d more since the last report)", n)
+	}
+	fmt.Fprintf(w, "swarmguard: %s: %v%s\n", what, err, more)
+	e.last[what], e.missed[what] = now, 0
 }
 
 // Stats returns a copy of the counters as of the last merge tick.
@@ -360,8 +384,9 @@ func (r *Runner) Stats() Stats {
 // Objects gives tests and tools the loaded maps.
 func (r *Runner) Objects() *bpf.Objects { return r.objs }
 
-// Stop stops the workers, detaches the program and closes the sockets. The
-// pinned ban map stays.
+// Stop stops the workers, applies the decisions still queued, detaches
+// the program and closes the sockets. The pinned ban map stays. It returns
+// the first error of the run's control path or of the shutdown.
 func (r *Runner) Stop() error {
 	r.stopping.Store(true)
 	r.wg.Wait()
@@ -375,25 +400,38 @@ func (r *Runner) Stop() error {
 		break
 	}
 	if r.out != nil {
-		r.out.Flush()
+		if err := r.out.Flush(); err != nil {
+			r.errs.log(r.cfg.Log, "records", err)
+		}
 	}
-	r.close()
-	return nil
+	if err := r.close(); err != nil && r.errs.first == nil {
+		r.errs.first = err
+	}
+	return r.errs.first
 }
 
-func (r *Runner) close() {
+// close detaches the program and closes sockets and maps; it returns the
+// first error.
+func (r *Runner) close() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
 	for _, l := range r.links {
-		detach(l)
+		keep(detach(l))
 	}
 	r.links = nil
 	for _, q := range r.workers {
 		for _, s := range q.socks {
-			s.Close()
+			keep(s.Close())
 		}
 	}
 	if r.objs != nil {
-		r.objs.Close()
+		keep(r.objs.Close())
 	}
+	return first
 }
 
 // reconcileBans removes expired bans (a previous run's or this run's).
@@ -405,7 +443,9 @@ func (r *Runner) reconcileBans() (int, error) {
 	now, n := bpf.Monotonic(), 0
 	for a, exp := range bans {
 		if exp <= now {
-			r.objs.Unban(a)
+			if err := r.objs.Unban(a); err != nil {
+				return n, fmt.Errorf("remove expired ban: %w", err)
+			}
 			n++
 		}
 	}

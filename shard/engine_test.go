@@ -1,0 +1,76 @@
+package shard
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/hostmerge"
+	"github.com/swarmguard/swarmguard/shard/packet"
+)
+
+// An undecided flow that goes idle leaves the table at the first tick after
+// its idle limit, whatever the table's size, and its flow-end evidence (an
+// unanswered SYN) is in the host snapshot that tick publishes.
+func TestIdleFlowLeavesWithinOneTick(t *testing.T) {
+	const idle = 2 * time.Second
+	for _, capacity := range []int{64, 1 << 16} {
+		e := NewEngine(EngineConfig{Worker: Config{Model: classifier.DefaultModel(), Flows: TableConfig{Capacity: capacity, TCPIdle: idle, UDPIdle: idle}}})
+		w := e.Workers()[0]
+		var left int64
+		w.Leave = func(f *Flow, why Reason, h classifier.HostFeatures) {
+			if why != Expired {
+				t.Errorf("flow left %v, want expired", why)
+			}
+			left = w.now
+		}
+		src := netip.MustParseAddr("10.0.0.1")
+		t0 := int64(1_700_000_000_000_000_000)
+		tick := int64(hostmerge.Tick)
+		// A SYN nobody answers, then nothing: undecided until it leaves.
+		syn := tcpFrame(src, netip.MustParseAddr("10.0.0.2"), 40000, 22, 0x02)
+		if v := w.Packet(packet.LinkEthernet, syn, t0); v != Pass {
+			t.Fatal("SYN dropped")
+		}
+		if w.table.Stats.Active != 1 {
+			t.Fatalf("active %d", w.table.Stats.Active)
+		}
+		var gone int64
+		for now := t0 - t0%tick + tick; now < t0+10*int64(idle); now += tick {
+			w.now = now
+			e.Tick(now)
+			if w.table.Stats.Active == 0 {
+				gone = now
+				break
+			}
+		}
+		if gone == 0 || gone-t0 > int64(idle)+tick {
+			t.Fatalf("capacity %d: flow left %v after its last packet, want within idle %v plus one tick", capacity, time.Duration(gone-t0), idle)
+		}
+		if left == 0 {
+			t.Fatal("Leave not called")
+		}
+		if v := e.Merger().Snapshot().Host(src); v.Unanswered < 1 {
+			t.Errorf("capacity %d: host view after the tick has %.2f unanswered SYNs, want 1", capacity, v.Unanswered)
+		}
+		if _, fs := e.Stats(); fs.Expired != 1 || fs.Active != 0 {
+			t.Errorf("engine table stats %+v, want 1 expired, 0 active", fs)
+		}
+	}
+}
+
+// tcpFrame is an untagged Ethernet/IPv4/TCP frame without payload.
+func tcpFrame(src, dst netip.Addr, sport, dport uint16, flags uint8) []byte {
+	b := make([]byte, 14+20+20)
+	b[12], b[13] = 0x08, 0x00
+	ip := b[14:]
+	ip[0], ip[3], ip[8], ip[9] = 0x45, 40, 64, 6
+	s4, d4 := src.As4(), dst.As4()
+	copy(ip[12:16], s4[:])
+	copy(ip[16:20], d4[:])
+	tcp := ip[20:]
+	tcp[0], tcp[1], tcp[2], tcp[3] = byte(sport>>8), byte(sport), byte(dport>>8), byte(dport)
+	tcp[12], tcp[13] = 5<<4, flags
+	return b
+}
