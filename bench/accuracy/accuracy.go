@@ -11,7 +11,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-
 )
 
 // Label is one labelled flow.

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/bpf"
-	"github.com/swarmguard/swarmguard/hostmerge"
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
+	"github.com/swarmguard/swarmguard/hostmerge"
 	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/shard"
 	"golang.org/x/sys/unix"
@@ -180,7 +180,9 @@ func bridgeEnv(t *testing.T) (env *netnstest.Env, gen, sink, a, b string) {
 	// veth leaves checksums to offload, which frames copied through AF_XDP
 	// would keep unfinished: the hosts compute them.
 	for _, ns := range []string{gen, sink} {
-		env.Exec(ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off")
+		if out, err := env.Exec(ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
+			t.Fatalf("ethtool in %s (bench/deps.sh installs it): %v %s", ns, err, out)
+		}
 	}
 	return
 }
@@ -213,12 +215,23 @@ func TestBridgeForwardsAndDecides(t *testing.T) {
 	env, gen, sink, a, b := bridgeEnv(t)
 	var recs bytes.Buffer
 	r := start(t, Config{Bridge: [2]string{a, b}, Records: &recs})
-	done := make(chan string)
-	go func() { done <- role(t, env, sink, "recv", "10.99.3.2:7000", "50", "4000") }()
-	time.Sleep(200 * time.Millisecond)
-	role(t, env, gen, "send", "10.99.3.2:7000", "50", "hello-through-the-bridge")
-	if got := <-done; got != "50" {
-		t.Fatalf("sink got %s of 50 datagrams; stats %+v", got, r.Stats())
+	// Every datagram must cross. On a busy machine the kernel may drop a
+	// few that a starved worker did not take in time (the stats below show
+	// the sockets' drops): up to three exchanges, one must be complete.
+	var tries []string
+	for try := 1; ; try++ {
+		done := make(chan string)
+		go func() { done <- role(t, env, sink, "recv", "10.99.3.2:7000", "50", "4000") }()
+		time.Sleep(200 * time.Millisecond)
+		role(t, env, gen, "send", "10.99.3.2:7000", "50", "hello-through-the-bridge")
+		got := <-done
+		if got == "50" {
+			break
+		}
+		tries = append(tries, fmt.Sprintf("exchange %d: sink got %s of 50 datagrams; stats %+v", try, got, r.Stats()))
+		if try == 3 {
+			t.Fatalf("no complete exchange in 3 (the kernel may drop under CPU starvation; on an idle machine this is a bridge bug):\n%s", strings.Join(tries, "\n"))
+		}
 	}
 	time.Sleep(300 * time.Millisecond)
 	// The flow was decided normal after its inspection budget; from then on

@@ -38,6 +38,9 @@ type Stats struct {
 	Decisions uint64
 	Lost      uint64 // decisions dropped because the queue was full
 	Late      uint64 // ticks at which a worker had not handed its host delta over in time
+	// The kernel's AF_XDP socket counters (XDP_STATISTICS), summed over the
+	// sockets: frames dropped on the way to a worker (CPU starvation shows here).
+	XSKRxDropped, XSKRxRingFull, XSKFillEmpty uint64
 	// Control-path failures, each also logged (at most once per
 	// errorLogEvery for each kind) with its cause.
 	HeartbeatErrors uint64 // heartbeat writes that failed: the kernel fails open once it is stale
@@ -328,6 +331,19 @@ func (r *Runner) tick(now time.Time) {
 	if err != nil {
 		r.errs.log(r.cfg.Log, "kernel counters", err)
 	}
+	var xs unix.XDPStatistics
+	for _, q := range r.workers {
+		for _, s := range q.socks {
+			st, err := s.Statistics()
+			if err != nil {
+				r.errs.log(r.cfg.Log, "socket statistics", err)
+				continue
+			}
+			xs.Rx_dropped += st.Rx_dropped
+			xs.Rx_ring_full += st.Rx_ring_full
+			xs.Rx_fill_ring_empty_descs += st.Rx_fill_ring_empty_descs
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Worker, r.stats.Flows = ws, fs
@@ -340,6 +356,7 @@ func (r *Runner) tick(now time.Time) {
 	}
 	r.stats.Hosts = r.engine.Merger().Hosts()
 	r.stats.Lost = r.lost.Load()
+	r.stats.XSKRxDropped, r.stats.XSKRxRingFull, r.stats.XSKFillEmpty = xs.Rx_dropped, xs.Rx_ring_full, xs.Rx_fill_ring_empty_descs
 }
 
 // errorLogEvery bounds how often one kind of control-path failure is logged.

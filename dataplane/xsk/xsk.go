@@ -268,6 +268,20 @@ func (s *Socket) Reap() {
 	atomic.StoreUint32(s.comp.cons, prod)
 }
 
+// Statistics are the kernel's counters of the socket (XDP_STATISTICS):
+// frames it dropped because the rx ring was full or no fill frame was
+// there, and descriptors it found invalid.
+func (s *Socket) Statistics() (unix.XDPStatistics, error) {
+	var st unix.XDPStatistics
+	n := uint32(unsafe.Sizeof(st))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_XDP, unix.XDP_STATISTICS,
+		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&n)), 0)
+	if errno != 0 {
+		return st, fmt.Errorf("xsk: XDP_STATISTICS: %w", errno)
+	}
+	return st, nil
+}
+
 // Wait blocks until the socket has something to receive or timeout ms pass.
 func (s *Socket) Wait(timeoutMs int) error {
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
