@@ -3,14 +3,17 @@ module github.com/swarmguard/swarmguard
 go 1.26.8
 
 require (
-	github.com/asavie/xdp v0.3.3 // indirect
-	github.com/axiomhq/hyperloglog v0.3.0 // indirect
-	github.com/cilium/ebpf v0.20.0 // indirect
+	github.com/asavie/xdp v0.3.3
+	github.com/axiomhq/hyperloglog v0.3.0
+	github.com/cilium/ebpf v0.20.0
+	github.com/gopacket/gopacket v1.7.7
+	golang.org/x/sys v0.49.0
+)
+
+require (
 	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33 // indirect
-	github.com/gopacket/gopacket v1.7.7 // indirect
 	github.com/kamstrup/intmap v0.5.2 // indirect
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
 	golang.org/x/net v0.55.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 )

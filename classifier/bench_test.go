@@ -2,7 +2,6 @@ package classifier
 
 import (
 	"testing"
-
 )
 
 // BenchmarkInspect runs the recognizers on real first payloads (BitTorrent

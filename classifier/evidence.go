@@ -39,23 +39,6 @@ const EvPeerSources = EvTrackerReq | EvUDPTrackerConn | EvDHT | EvHandshake | Ev
 // evNormal are protocols that are not BitTorrent.
 const evNormal = EvTLS | EvSSH | EvHTTP | EvDNS | EvQUIC | EvSTUN
 
-// evidenceNames name the bits in reasons, in bit order.
-var evidenceNames = [...]string{
-	"handshake", "peer_wire", "extension", "dht_krpc", "utp", "udp_tracker", "http_tracker", "lsd",
-	"peer_id", "bt_user_agent", "predicted_peer", "tls", "ssh", "http", "dns", "quic", "stun",
-	"text_first", "server_first", "utp_shape", "udp_tracker_connect", "tracker_request", "framed", "framed",
-}
-
-// EvidenceName names one evidence bit.
-func EvidenceName(bit uint32) string {
-	for i := range evidenceNames {
-		if bit == 1<<i {
-			return evidenceNames[i]
-		}
-	}
-	return "?"
-}
-
 // evPeer are the signs of a peer connection, as opposed to discovery
 // (trackers, DHT, LSD), whose servers are not peers.
 const evPeer = EvHandshake | EvPeerWire | EvExtension | EvUTP | EvPredicted

@@ -3,7 +3,6 @@ package classifier
 import (
 	"net/netip"
 	"testing"
-
 )
 
 // seeds adds real payloads from the corpus and a few hand-made edge cases.

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
-
 )
 
 func TestHandshakeMatchesWholeAndSplitAcrossSegments(t *testing.T) {

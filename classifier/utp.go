@@ -17,13 +17,12 @@ const (
 	UTPSyn   = 4
 )
 
-func (b UTP) Type() uint8       { return b[0] >> 4 }
-func (b UTP) Version() uint8    { return b[0] & 0x0f }
-func (b UTP) Extension() uint8  { return b[1] }
-func (b UTP) ConnID() uint16    { return binary.BigEndian.Uint16(b[2:4]) }
-func (b UTP) Timestamp() uint32 { return binary.BigEndian.Uint32(b[4:8]) }
-func (b UTP) Seq() uint16       { return binary.BigEndian.Uint16(b[16:18]) }
-func (b UTP) Ack() uint16       { return binary.BigEndian.Uint16(b[18:20]) }
+func (b UTP) Type() uint8      { return b[0] >> 4 }
+func (b UTP) Version() uint8   { return b[0] & 0x0f }
+func (b UTP) Extension() uint8 { return b[1] }
+func (b UTP) ConnID() uint16   { return binary.BigEndian.Uint16(b[2:4]) }
+func (b UTP) Seq() uint16      { return binary.BigEndian.Uint16(b[16:18]) }
+func (b UTP) Ack() uint16      { return binary.BigEndian.Uint16(b[18:20]) }
 
 // UTPShape reports whether b is a well-formed uTP packet by itself: version
 // 1, a known type, and an extension chain that ends inside the payload. One

@@ -203,7 +203,7 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 		}
 		exp := now + int64(m.cfg.PredictTTL)
 		for _, p := range d.predicted {
-			k := predKey{host: p.host, peer: p.peer}
+			k := predKey(p)
 			i := shardOf(p.host)
 			if _, ok := m.pred[i][k]; !ok && m.npred >= m.cfg.MaxPredicted {
 				m.EvictedPredictions++

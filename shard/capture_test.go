@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"io"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 // engine's tests replay captures without dataplane/pcapsrc, which imports
 // this package (the layering test forbids the arrow back).
 type capture struct {
-	f    *os.File
 	pcap *pcapgo.Reader
 	ng   *pcapgo.NgReader
 	link packet.LinkType
@@ -75,15 +73,4 @@ func (c *capture) Next() ([]byte, packet.LinkType, time.Time, error) {
 		}
 	}
 	return frame, link, ci.Timestamp, err
-}
-
-// classifyFile replays one capture file (io.ErrUnexpectedEOF at a cut end
-// is the only error a bundled capture may end with).
-func classifyFile(tb testing.TB, path string, opt Options) *Result {
-	tb.Helper()
-	r, err := Replay(openCapture(tb, path), filepath.Base(path), opt)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return r
 }

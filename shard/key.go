@@ -34,15 +34,9 @@ func Tail(loPort, hiPort, vlan uint16, proto uint8) uint64 {
 // gives this order for, which a test checks against Tail.
 func (k *Key) tail() uint64 { return *(*uint64)(unsafe.Pointer(&k.LoPort)) }
 
-// MakeKey builds the symmetric key of m. dir is 0 when m travels from Lo to Hi
-// and 1 when it travels from Hi to Lo.
-func MakeKey(m *packet.Meta) (k Key, dir uint8) {
-	dir = k.Set(m)
-	return k, dir
-}
-
 // Set makes k the symmetric key of m in place (no 40-byte copy on the
-// packet path) and returns m's direction, as MakeKey does.
+// packet path) and returns m's direction: 0 when m travels from Lo to Hi,
+// 1 when it travels from Hi to Lo.
 func (k *Key) Set(m *packet.Meta) (dir uint8) {
 	if less(&m.Src, m.SrcPort, &m.Dst, m.DstPort) {
 		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = m.Src, m.Dst, m.SrcPort, m.DstPort

@@ -40,7 +40,7 @@ func BenchmarkStageKeyHash(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		k, _ := MakeKey(&metas[i%len(metas)])
+		k, _ := makeKey(&metas[i%len(metas)])
 		sink += k.Hash()
 	}
 	_ = sink
@@ -52,7 +52,7 @@ func BenchmarkStageLookup(b *testing.B) {
 	for i := range frames {
 		var m packet.Meta
 		if packet.Decode(frames[i].link, frames[i].data, &m) == packet.OK {
-			k, _ := MakeKey(&m)
+			k, _ := makeKey(&m)
 			keys = append(keys, k)
 		}
 	}

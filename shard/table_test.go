@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"encoding/binary"
 	"github.com/swarmguard/swarmguard/classifier"
 	"net/netip"
 	"testing"
@@ -11,16 +12,16 @@ import (
 
 func meta(src, dst string, proto uint8) *packet.Meta {
 	s, d := netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst)
-	return &packet.Meta{Src: packet.AddrFrom16(s.Addr().As16()), Dst: packet.AddrFrom16(d.Addr().As16()), SrcPort: s.Port(), DstPort: d.Port(), Proto: proto, IPv6: s.Addr().Is6()}
+	return &packet.Meta{Src: addr16(s.Addr()), Dst: addr16(d.Addr()), SrcPort: s.Port(), DstPort: d.Port(), Proto: proto, IPv6: s.Addr().Is6()}
 }
 
 func TestKeyIsSymmetric(t *testing.T) {
-	k1, d1 := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:80", 6))
-	k2, d2 := MakeKey(meta("10.0.0.2:80", "10.0.0.1:5000", 6))
+	k1, d1 := makeKey(meta("10.0.0.1:5000", "10.0.0.2:80", 6))
+	k2, d2 := makeKey(meta("10.0.0.2:80", "10.0.0.1:5000", 6))
 	if k1 != k2 || k1.Hash() != k2.Hash() || d1 == d2 {
 		t.Fatalf("keys %v/%v dirs %d/%d", k1, k2, d1, d2)
 	}
-	k3, _ := MakeKey(meta("[2001:db8::1]:5000", "[2001:db8::2]:80", 6))
+	k3, _ := makeKey(meta("[2001:db8::1]:5000", "[2001:db8::2]:80", 6))
 	if k3 == k1 || k3.Endpoint(0).String() != "[2001:db8::1]:5000" {
 		t.Fatalf("v6 key %v", k3.Endpoint(0))
 	}
@@ -33,7 +34,7 @@ func TestLookupCreatesFindsAndExpires(t *testing.T) {
 	tb := NewTable(TableConfig{Capacity: 64, UDPIdle: time.Second})
 	var left []Reason
 	tb.Leave = func(f *Flow, why Reason) { left = append(left, why) }
-	k, _ := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:53", 17))
+	k, _ := makeKey(meta("10.0.0.1:5000", "10.0.0.2:53", 17))
 	f, created := tb.Lookup(&k, k.Hash(), 0)
 	if !created || f.Key != k {
 		t.Fatal("first lookup did not create")
@@ -63,7 +64,7 @@ func TestFullTableEvictsAndCounts(t *testing.T) {
 	}
 	for i := 0; i < 100; i++ {
 		m := meta("10.0.0.1:5000", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}), 80).String(), 6)
-		k, _ := MakeKey(m)
+		k, _ := makeKey(m)
 		f, created := tb.Lookup(&k, k.Hash(), int64(i)*int64(time.Millisecond))
 		if !created || f == nil {
 			t.Fatalf("flow %d not created", i)
@@ -92,7 +93,7 @@ func TestAccountStreamingStatistics(t *testing.T) {
 
 func TestLookupDoesNotAllocate(t *testing.T) {
 	tb := NewTable(TableConfig{Capacity: 1 << 10})
-	k, _ := MakeKey(meta("10.0.0.1:5000", "10.0.0.2:80", 6))
+	k, _ := makeKey(meta("10.0.0.1:5000", "10.0.0.2:80", 6))
 	if n := testing.AllocsPerRun(1000, func() {
 		f, _ := tb.Lookup(&k, k.Hash(), 1)
 		f.Account(0, 100, 0x18, 1)
@@ -105,7 +106,7 @@ func BenchmarkLookupHit(b *testing.B) {
 	tb := NewTable(TableConfig{Capacity: 1 << 16})
 	keys := make([]Key, 4096)
 	for i := range keys {
-		keys[i], _ = MakeKey(meta("10.0.0.1:5000", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 80).String(), 6))
+		keys[i], _ = makeKey(meta("10.0.0.1:5000", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 80).String(), 6))
 		tb.Lookup(&keys[i], keys[i].Hash(), 0)
 	}
 	b.ReportAllocs()
@@ -123,7 +124,7 @@ func TestTwoChoicesFillTheTable(t *testing.T) {
 	tb := NewTable(TableConfig{Capacity: n * 100 / 92})
 	for i := 0; i < n; i++ {
 		m := meta(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1000).String(), "10.255.0.1:80", 17)
-		k, _ := MakeKey(m)
+		k, _ := makeKey(m)
 		tb.Lookup(&k, k.Hash(), 0)
 	}
 	if tb.Stats.Evicted > n/1000 {
@@ -158,4 +159,16 @@ func TestTailAndHashWords(t *testing.T) {
 	if tb.FindWords(w[0], w[1], w[2], w[3], w[4], k.Hash(), 2+int64(DefaultUDPIdle)*2) != nil {
 		t.Fatal("FindWords returned an idle flow")
 	}
+}
+
+// makeKey is the key of m and m's direction.
+func makeKey(m *packet.Meta) (k Key, dir uint8) {
+	dir = k.Set(m)
+	return k, dir
+}
+
+// addr16 is a's Addr16 words.
+func addr16(a netip.Addr) packet.Addr16 {
+	b := a.As16()
+	return packet.Addr16{binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16])}
 }

@@ -119,5 +119,3 @@ func inAny(a netip.Addr, ps []netip.Prefix) bool {
 	}
 	return false
 }
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

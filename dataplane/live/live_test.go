@@ -247,7 +247,7 @@ func TestBridgeForwardsAndDecides(t *testing.T) {
 			break
 		}
 	}
-	by, err := r.Objects().BypassOf(k)
+	by, err := r.objs.BypassOf(k)
 	if err != nil {
 		t.Fatalf("no bypass entry for the flow: %v; records:\n%s", err, recs.String())
 	}
@@ -277,7 +277,7 @@ func TestBridgeDoesNotBanOnOnePacket(t *testing.T) {
 	role(t, env, gen, "send", "10.99.3.2:6881", "3", "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
 	<-srv
 	time.Sleep(300 * time.Millisecond)
-	bans, _ := r.Objects().BanList()
+	bans, _ := r.objs.BanList()
 	if len(bans) != 0 || !strings.Contains(recs.String(), `"action":"drop"`) {
 		t.Fatalf("bans %v; records:\n%s", bans, recs.String())
 	}
@@ -294,11 +294,11 @@ func TestBridgeBansAnsweredP2P(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	got := role(t, env, gen, "bt-client", "10.99.3.2:51413")
 	time.Sleep(300 * time.Millisecond)
-	bans, err := r.Objects().BanList()
+	bans, err := r.objs.BanList()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := bans[mustAddr("10.99.3.2")]; !ok {
+	if _, ok := bans[netip.MustParseAddr("10.99.3.2")]; !ok {
 		t.Fatalf("responder not banned: %v; records:\n%s", bans, recs.String())
 	}
 	if !strings.Contains(recs.String(), `"action":"drop+ban"`) {
@@ -359,7 +359,7 @@ func TestCrashFailsOpenAndKeepsBans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Stop()
-	list, _ := r.Objects().BanList()
+	list, _ := r.objs.BanList()
 	if _, ok := list[banned]; !ok {
 		t.Fatalf("ban lost across the crash: %v", list)
 	}

@@ -398,9 +398,6 @@ func (r *Runner) Stats() Stats {
 	return r.stats
 }
 
-// Objects gives tests and tools the loaded maps.
-func (r *Runner) Objects() *bpf.Objects { return r.objs }
-
 // Stop stops the workers, applies the decisions still queued, detaches
 // the program and closes the sockets. The pinned ban map stays. It returns
 // the first error of the run's control path or of the shutdown.

@@ -75,9 +75,6 @@ func Open(name string) (*Reader, error) {
 	return r, nil
 }
 
-// NewReader reads a capture from an already open stream; name is used in errors.
-func NewReader(name string, rd io.Reader) (*Reader, error) { return newReader(name, rd) }
-
 func newReader(name string, rd io.Reader) (*Reader, error) {
 	r := &Reader{name: name}
 	r.cnt.r = rd

@@ -54,13 +54,13 @@ func TestTruncatedFileReportsOffset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, _ := NewReader(name, bytes.NewReader(full))
+		r, _ := newReader(name, bytes.NewReader(full))
 		total, err := count(t, r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cut := full[:len(full)-7]
-		r, _ = NewReader(name, bytes.NewReader(cut))
+		r, _ = newReader(name, bytes.NewReader(cut))
 		n, err := count(t, r)
 		var pe *Error
 		if !errors.As(err, &pe) {
@@ -73,17 +73,17 @@ func TestTruncatedFileReportsOffset(t *testing.T) {
 }
 
 func TestNotACapture(t *testing.T) {
-	if _, err := NewReader("x", bytes.NewReader([]byte("hello world, not a pcap"))); err == nil {
+	if _, err := newReader("x", bytes.NewReader([]byte("hello world, not a pcap"))); err == nil {
 		t.Fatal("text accepted as capture")
 	}
-	if _, err := NewReader("x", bytes.NewReader(nil)); err == nil {
+	if _, err := newReader("x", bytes.NewReader(nil)); err == nil {
 		t.Fatal("empty file accepted")
 	}
 }
 
 func TestNextDoesNotAllocate(t *testing.T) {
 	full, _ := os.ReadFile(corpus("bittorrent.pcap"))
-	r, _ := NewReader("b", bytes.NewReader(full))
+	r, _ := newReader("b", bytes.NewReader(full))
 	r.Next() // warm the buffer
 	if n := testing.AllocsPerRun(100, func() { r.Next() }); n != 0 {
 		t.Fatalf("%v allocations per record", n)
@@ -99,7 +99,7 @@ func FuzzReader(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := NewReader("fuzz", bytes.NewReader(b))
+		r, err := newReader("fuzz", bytes.NewReader(b))
 		if err != nil {
 			return
 		}

@@ -282,16 +282,6 @@ func (s *Socket) Statistics() (unix.XDPStatistics, error) {
 	return st, nil
 }
 
-// Wait blocks until the socket has something to receive or timeout ms pass.
-func (s *Socket) Wait(timeoutMs int) error {
-	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
-	_, err := unix.Poll(fds, timeoutMs)
-	if err != nil && !errors.Is(err, unix.EINTR) {
-		return fmt.Errorf("xsk: poll: %w", err)
-	}
-	return nil
-}
-
 // Close releases the socket, its rings and UMEM, so that the queue can be
 // bound again at once.
 func (s *Socket) Close() error {

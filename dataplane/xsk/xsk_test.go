@@ -84,7 +84,7 @@ func TestReceiveThroughXDPRedirect(t *testing.T) {
 	descs := make([]unix.XDPDesc, 64)
 	deadline := time.Now().Add(3 * time.Second)
 	for got < 20 && time.Now().Before(deadline) {
-		s.Wait(100)
+		unix.Poll([]unix.PollFd{{Fd: int32(s.FD()), Events: unix.POLLIN}}, 100)
 		n := s.Receive(descs)
 		addrs := make([]uint64, 0, n)
 		for _, d := range descs[:n] {

@@ -96,11 +96,6 @@ const (
 // construction free of store-forwarding stalls.
 type Addr16 [2]uint64
 
-// AddrFrom16 converts 16 address bytes.
-func AddrFrom16(b [16]byte) Addr16 {
-	return Addr16{binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16])}
-}
-
 // Netip returns a as a netip.Addr, IPv4 unmapped.
 func (a Addr16) Netip() netip.Addr {
 	if a[0] == 0 && a[1]>>32 == 0xffff { // IPv4: straight from the word, no byte round trip
