@@ -12,7 +12,7 @@ type Budget struct {
 	Age     time.Duration // flow age after which nothing is deep-parsed (default 10 s)
 }
 
-// DefaultBudget is the inspection budget of DESIGN-NOTES.
+// DefaultBudget is the inspection budget of docs/DESIGN.md.
 var DefaultBudget = Budget{Packets: 8, Bytes: 256, Age: 10 * time.Second}
 
 // hsFailed marks a direction whose stream cannot start with the handshake.

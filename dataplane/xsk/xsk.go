@@ -29,7 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Options size a socket. Zero fields take the defaults (DESIGN-NOTES: the
+// Options size a socket. Zero fields take the defaults (docs/DESIGN.md: the
 // asavie defaults of 128 frames and 64-entry rings overrun).
 type Options struct {
 	Frames    int // UMEM frames, a power of two (default 8192)

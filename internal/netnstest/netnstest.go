@@ -1,4 +1,5 @@
-// Package netnstest builds throwaway network namespaces and veth pairs for
+// Package netnstest (test-only: imported from _test.go files alone, hence
+// internal/) builds throwaway network namespaces and veth pairs for
 // tests and benchmarks, and removes them (also when a test fails). Every
 // address it assigns is in 10.99.0.0/16 inside namespaces it created; no
 // namespace gets a default route.

@@ -1,4 +1,5 @@
-// Package testbin builds the swarmguard binary for tests that run it as a
+// Package testbin (test-only: imported from _test.go files alone, hence
+// internal/) builds the swarmguard binary for tests that run it as a
 // process (the harness and the end-to-end scripts re-execute it).
 package testbin
 
