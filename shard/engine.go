@@ -48,11 +48,11 @@ type handover struct {
 // at that time, swaps its delta for the spare and sends the full one. At
 // most one delta is in flight per worker, so neither side ever blocks.
 type tickLink struct {
-	req   atomic.Int64 // time of the newest tick asked for
-	seen  int64        // worker side: the tick last served
-	done  chan handover
-	spare chan *hostmerge.Delta
-	snap  func() *hostmerge.Snapshot
+	req    atomic.Int64 // time of the newest tick asked for
+	seen   int64        // worker side: the tick last served
+	done   chan handover
+	spare  chan *hostmerge.Delta
+	merger *hostmerge.Merger // whose snapshot Poll reads
 }
 
 // NewEngine makes the workers and the merger. The model must be set.
@@ -65,9 +65,9 @@ func NewEngine(c EngineConfig) *Engine {
 	for range c.Workers {
 		w := NewWorker(c.Worker)
 		w.link = &tickLink{
-			done:  make(chan handover, 1),
-			spare: make(chan *hostmerge.Delta, 1),
-			snap:  e.merger.Snapshot,
+			done:   make(chan handover, 1),
+			spare:  make(chan *hostmerge.Delta, 1),
+			merger: e.merger,
 		}
 		w.link.spare <- hostmerge.NewDelta(0)
 		w.snap = e.merger.Snapshot()
@@ -86,8 +86,8 @@ func (e *Engine) Workers() []*Worker { return e.workers }
 func (e *Engine) Merger() *hostmerge.Merger { return e.merger }
 
 // Poll serves the tick the clock asked for since the last call, if any:
-// sweep a slice of the table at the tick's time (idle flows leave, their
-// flow-end evidence goes into the delta), then hand the delta over. It
+// sweep the table at the tick's time (idle flows leave, their flow-end
+// evidence goes into the delta), then hand the delta over. It
 // then reads the newest host snapshot. The goroutine that owns the worker
 // calls it between batches; when the merger still holds the worker's last
 // delta it leaves the tick for a later call.
@@ -107,7 +107,7 @@ func (w *Worker) Poll() {
 		default:
 		}
 	}
-	w.snap = l.snap()
+	w.snap = l.merger.Snapshot()
 }
 
 // Tick runs a tick at time now for a driver that owns every worker at this

@@ -158,24 +158,6 @@ func Replay(src Source, pcap string, opt Options) (*Result, error) {
 	return res, nil
 }
 
-func (s *Stats) add(o *Stats) {
-	s.Packets += o.Packets
-	s.Fragments += o.Fragments
-	s.NotIP += o.NotIP
-	s.OtherL4 += o.OtherL4
-	s.Malformed += o.Malformed
-	s.Decided += o.Decided
-	s.Inspected += o.Inspected
-	s.Dropped += o.Dropped
-}
-
-func (s *TableStats) add(o *TableStats) {
-	s.Created += o.Created
-	s.Expired += o.Expired
-	s.Evicted += o.Evicted
-	s.Active += o.Active
-}
-
 // sortFlows orders records by flow key, then time (a stable order whatever
 // the number of workers): an index is sorted and the records moved once.
 func sortFlows(fs []FlowRecord) {

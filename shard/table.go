@@ -52,6 +52,13 @@ type TableStats struct {
 	Active  int
 }
 
+func (s *TableStats) add(o *TableStats) {
+	s.Created += o.Created
+	s.Expired += o.Expired
+	s.Evicted += o.Evicted
+	s.Active += o.Active
+}
+
 // Table is a fixed-capacity flow table owned by a single worker. A flow
 // lives in its home bucket, or in a second one its hash names when home is
 // full (with one cuckoo step when both are): the table fills to ~95 % before

@@ -50,6 +50,17 @@ type Stats struct {
 	Dropped   uint64 // packets of p2p flows
 }
 
+func (s *Stats) add(o *Stats) {
+	s.Packets += o.Packets
+	s.Fragments += o.Fragments
+	s.NotIP += o.NotIP
+	s.OtherL4 += o.OtherL4
+	s.Malformed += o.Malformed
+	s.Decided += o.Decided
+	s.Inspected += o.Inspected
+	s.Dropped += o.Dropped
+}
+
 // Worker is one core's share of the data path. It is not safe for
 // concurrent use; the live source gives each worker its own goroutine.
 type Worker struct {
@@ -105,7 +116,7 @@ func NewWorker(c Config) *Worker {
 // Delta is the worker's host delta (handed to the merger at each tick).
 func (w *Worker) Delta() *hostmerge.Delta { return w.delta }
 
-// Table is the worker's flow
+// Table is the worker's flow table.
 func (w *Worker) Table() *Table { return w.table }
 
 // Packet runs one frame through the path and returns its verdict. now is

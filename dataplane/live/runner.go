@@ -76,7 +76,6 @@ type qworker struct {
 	pfds     []unix.PollFd
 	// Socket counters, added once per batch; read by the control loop.
 	rx, tx, full, kickErrs atomic.Uint64
-	affinity               error // why the worker could not be pinned, if it could not
 }
 
 // Runner is a running dataplane.
@@ -95,7 +94,8 @@ type Runner struct {
 	mu        sync.Mutex // guards stats
 	stats     Stats
 	lost      atomic.Uint64
-	classify  bool // false: the benchmark's null forwarder (Config.Null)
+	classify  bool       // false: the benchmark's null forwarder (Config.Null)
+	affinity  chan error // workers that could not be pinned to their CPU, for the control loop to log
 	errs      errorLog
 }
 
@@ -195,6 +195,7 @@ func Start(cfg Config) (*Runner, error) {
 		r.links = append(r.links, l)
 	}
 	r.classify = !cfg.Null
+	r.affinity = make(chan error, len(r.workers))
 	r.out = bufio.NewWriterSize(cfg.Records, 1<<16)
 	r.enc = json.NewEncoder(r.out)
 	for _, qw := range r.workers {
@@ -214,7 +215,7 @@ func (r *Runner) loop(q *qworker) {
 	var set unix.CPUSet
 	set.Set(q.id % runtime.NumCPU())
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		q.affinity = fmt.Errorf("worker %d: pin to CPU %d: %w", q.id, q.id%runtime.NumCPU(), err)
+		r.affinity <- fmt.Errorf("worker %d: pin to CPU %d: %w", q.id, q.id%runtime.NumCPU(), err)
 	}
 	bridge := len(q.socks) == 2
 	for !r.stopping.Load() {
@@ -319,13 +320,15 @@ const tickWait = 50 * time.Millisecond
 // tick ticks the engine at wall time now and publishes the counters.
 func (r *Runner) tick(now time.Time) {
 	got := r.engine.TickAsync(now.UnixNano(), tickWait)
+	select {
+	case err := <-r.affinity:
+		r.errs.log(r.cfg.Log, "affinity", err)
+	default:
+	}
 	ws, fs := r.engine.Stats()
 	var rx, tx, full, kick uint64
 	for _, q := range r.workers {
 		rx, tx, full, kick = rx+q.rx.Load(), tx+q.tx.Load(), full+q.full.Load(), kick+q.kickErrs.Load()
-		if q.affinity != nil {
-			r.errs.log(r.cfg.Log, "affinity", q.affinity)
-		}
 	}
 	k, err := r.objs.Counters()
 	if err != nil {
