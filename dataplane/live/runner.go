@@ -260,6 +260,7 @@ func (r *Runner) loop(q *qworker) {
 		if got == 0 {
 			for _, s := range q.socks {
 				s.Reap()
+				s.Fill(nil) // frames the fill ring had no room for
 			}
 			unix.Poll(q.pfds, 10)
 		}

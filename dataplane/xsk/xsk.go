@@ -77,6 +77,7 @@ type Socket struct {
 	tx        descRing
 	frameSize uint64
 	txFree    []uint64 // transmit frames not in flight
+	rxPending []uint64 // receive frames the fill ring had no room for yet
 	outTx     int      // frames on the tx ring or in the kernel
 	// Counters, one owner.
 	Received, Sent, TxFull uint64
@@ -119,11 +120,14 @@ func Open(ifindex, queue int, o Options) (*Socket, error) {
 	for i := half; i < o.Frames; i++ {
 		s.txFree = append(s.txFree, uint64(i)*s.frameSize)
 	}
-	addrs := make([]uint64, 0, half)
+	// Half the frames may be more than the fill ring holds (4,096 vs 2,048
+	// with the defaults): the rest wait in rxPending and go to the ring as
+	// it empties, so a worker holding a batch does not starve the kernel.
+	s.rxPending = make([]uint64, 0, half)
 	for i := 0; i < half; i++ {
-		addrs = append(addrs, uint64(i)*s.frameSize)
+		s.rxPending = append(s.rxPending, uint64(i)*s.frameSize)
 	}
-	s.Fill(addrs)
+	s.Fill(nil)
 	return s, nil
 }
 
@@ -177,18 +181,27 @@ func (s *Socket) Frame(addr uint64, n uint32) []byte {
 	return s.xs.GetFrame(xdp.Desc{Addr: addr, Len: n})
 }
 
-// Fill lends frames to the kernel for receiving; it returns how many fit.
+// Fill lends receive frames to the kernel: addrs (frames Receive handed
+// out) and those earlier calls had no room for. What the fill ring cannot
+// take now waits for the next call, so no frame is ever lost; calling Fill
+// with nothing tops the ring up. It returns how many frames the ring took.
 func (s *Socket) Fill(addrs []uint64) int {
+	s.rxPending = append(s.rxPending, addrs...) // never grows: at most the receive frames
 	prod := atomic.LoadUint32(s.fill.prod)
 	cons := atomic.LoadUint32(s.fill.cons)
 	free := int(s.fill.mask+1) - int(prod-cons)
-	n := min(free, len(addrs))
-	for i := 0; i < n; i++ {
-		s.fill.descs[(prod+uint32(i))&s.fill.mask] = addrs[i]
+	n := min(free, len(s.rxPending))
+	from := len(s.rxPending) - n
+	for i, a := range s.rxPending[from:] {
+		s.fill.descs[(prod+uint32(i))&s.fill.mask] = a
 	}
+	s.rxPending = s.rxPending[:from]
 	atomic.StoreUint32(s.fill.prod, prod+uint32(n))
 	return n
 }
+
+// Pending is the number of receive frames waiting for room in the fill ring.
+func (s *Socket) Pending() int { return len(s.rxPending) }
 
 // Receive takes up to len(out) received descriptors. The frames are the
 // caller's until it gives them back with Fill.

@@ -45,12 +45,22 @@ func send(spec string) int {
 	return 0
 }
 
-func TestReceiveThroughXDPRedirect(t *testing.T) {
+// rig is a socket on a veth port behind the XDP program in monitor mode,
+// and a namespace that sends to it.
+type rig struct {
+	env *netnstest.Env
+	gen string
+	s   *Socket
+}
+
+func newRig(t *testing.T, o Options) *rig {
 	env := netnstest.New(t)
 	gen := env.NS("gen")
 	port := env.Veth("a", gen, "10.99.1.1/24", 1)
 	// Nobody answers ARP on the port: tell the sender where 10.99.1.2 is.
 	env.Run("ip", "-n", gen, "neigh", "add", "10.99.1.2", "lladdr", "02:00:00:00:00:02", "dev", "eth0")
+	// No IPv6 chatter (router and multicast listener messages) taking frames.
+	env.Exec(gen, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
 	ifi, err := net.InterfaceByName(port)
 	if err != nil {
 		t.Fatal(err)
@@ -59,45 +69,87 @@ func TestReceiveThroughXDPRedirect(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	defer objs.Close()
-	objs.Configure(bpf.Monitor, 1, time.Second)
+	t.Cleanup(func() { objs.Close() })
+	objs.Configure(bpf.Monitor, 1, time.Hour)
 	objs.Beat()
 	l, err := link.AttachXDP(link.XDPOptions{Program: objs.Program(), Interface: ifi.Index, Flags: link.XDPDriverMode})
 	if err != nil {
 		t.Skipf("native XDP on veth: %v", err)
 	}
-	defer l.Close()
-	s, err := Open(ifi.Index, 0, Options{Frames: 256, RingSize: 128})
+	t.Cleanup(func() { l.Close() })
+	s, err := Open(ifi.Index, 0, o)
 	if err != nil {
 		t.Skip(err)
 	}
-	defer s.Close()
-	if err := objs.Xsks.Put(uint32(0), uint32(s.FD())); err != nil {
+	t.Cleanup(func() { s.Close() })
+	if err := objs.SetSocket(0, s.FD()); err != nil {
 		t.Fatal(err)
 	}
+	return &rig{env: env, gen: gen, s: s}
+}
+
+// send has the namespace send n test datagrams.
+func (r *rig) send(t *testing.T, n int) {
 	self, _ := os.Executable()
-	cmd := []string{"env", "SG_SEND=10.99.1.2:7000,20", self}
-	if out, err := env.Exec(gen, cmd...); err != nil {
+	if out, err := r.env.Exec(r.gen, "env", fmt.Sprintf("SG_SEND=10.99.1.2:7000,%d", n), self); err != nil {
 		t.Fatalf("sender: %v %s", err, out)
 	}
-	got := 0
+}
+
+// receive takes frames until n test datagrams came or 3 s passed, and
+// returns the frames' addresses; refill gives each frame straight back.
+func (r *rig) receive(n int, refill bool) (got int, addrs []uint64) {
 	descs := make([]unix.XDPDesc, 64)
-	deadline := time.Now().Add(3 * time.Second)
-	for got < 20 && time.Now().Before(deadline) {
-		unix.Poll([]unix.PollFd{{Fd: int32(s.FD()), Events: unix.POLLIN}}, 100)
-		n := s.Receive(descs)
-		addrs := make([]uint64, 0, n)
-		for _, d := range descs[:n] {
-			f := s.Frame(d.Addr, d.Len)
-			if bytes.Contains(f, []byte("swarmguard-xsk-test-")) {
+	for deadline := time.Now().Add(3 * time.Second); got < n && time.Now().Before(deadline); {
+		unix.Poll([]unix.PollFd{{Fd: int32(r.s.FD()), Events: unix.POLLIN}}, 100)
+		k := r.s.Receive(descs)
+		batch := make([]uint64, 0, k)
+		for _, d := range descs[:k] {
+			if bytes.Contains(r.s.Frame(d.Addr, d.Len), []byte("swarmguard-xsk-test-")) {
 				got++
 			}
-			addrs = append(addrs, d.Addr)
+			batch = append(batch, d.Addr)
 		}
-		s.Fill(addrs)
+		addrs = append(addrs, batch...)
+		if refill {
+			r.s.Fill(batch)
+		}
 	}
-	if got != 20 {
-		c, _ := objs.Counters()
-		t.Fatalf("received %d of 20 test packets; counters %v", got, c)
+	return got, addrs
+}
+
+func TestReceiveThroughXDPRedirect(t *testing.T) {
+	r := newRig(t, Options{Frames: 256, RingSize: 128})
+	r.send(t, 20)
+	if got, _ := r.receive(20, true); got != 20 {
+		t.Fatalf("received %d of 20 test packets", got)
+	}
+}
+
+// Half the UMEM is for receiving, which can be more frames than the fill
+// ring holds: the rest wait and go to the ring once it has room, so a
+// worker that still holds a full ring's worth of frames keeps receiving.
+func TestEveryReceiveFrameIsUsed(t *testing.T) {
+	r := newRig(t, Options{Frames: 64, RingSize: 16}) // 32 receive frames, a 16-entry fill ring
+	if p := r.s.Pending(); p != 16 {
+		t.Fatalf("%d frames pending after Open, want 16 (32 receive frames, 16 in the ring)", p)
+	}
+	r.send(t, 16)
+	got1, held := r.receive(16, false) // keep every frame: the ring is empty now
+	r.s.Fill(nil)                      // the pending frames go in
+	if p := r.s.Pending(); p != 0 {
+		t.Fatalf("%d frames still pending after a fill into an empty ring", p)
+	}
+	r.send(t, 16)
+	got2, more := r.receive(16, false)
+	if got1 != 16 || got2 != 16 {
+		t.Fatalf("received %d, then %d of 16 test packets while holding the first frames", got1, got2)
+	}
+	seen := map[uint64]bool{}
+	for _, a := range append(held, more...) {
+		seen[a] = true
+	}
+	if len(seen) < 32 {
+		t.Errorf("%d distinct frames in use, want all 32 receive frames", len(seen))
 	}
 }
