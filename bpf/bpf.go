@@ -167,18 +167,9 @@ func (o *Objects) bans() *Bans { return &Bans{m: o.xdpObjects.Bans, epoch: o.Ban
 // endpoints' bans again (Ban, Unban and the bans command do it themselves).
 func (o *Objects) TouchBans() error { return o.bans().touch() }
 
-// FlowKey is a symmetric flow key as the program builds it.
+// FlowKey is a symmetric flow key as the program builds it (the fields of
+// shard.Key; dataplane/live converts one into the other).
 type FlowKey = xdpFlowKey
-
-// MakeFlowKey orders the endpoints as the program (and shard.Key) does.
-func MakeFlowKey(a, b netip.AddrPort, proto uint8) FlowKey {
-	x, y := a.Addr().As16(), b.Addr().As16()
-	lo, hi := a, b
-	if string(y[:]) < string(x[:]) || (x == y && b.Port() < a.Port()) {
-		lo, hi = b, a
-	}
-	return FlowKey{Lo: lo.Addr().As16(), Hi: hi.Addr().As16(), LoPort: lo.Port(), HiPort: hi.Port(), Proto: proto}
-}
 
 // BypassStats are the kernel's counters of a bypassed flow.
 type BypassStats struct {

@@ -21,7 +21,7 @@
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 #define MAX_VLAN 2
-#define MAX_V6_EXT 4
+#define MAX_V6_EXT 6 // shard/packet.MaxIPv6ExtHdrs: the kernel keys the flows userspace keys
 #define MAX_SOCKETS 256
 
 // Counter indexes (per CPU). Keep in sync with bpf.Counter in Go.
@@ -54,16 +54,19 @@ struct config {
 	__u64 failopen_ns;    // heartbeat age after which the kernel takes over
 };
 
-// A flow key in the same symmetric order as userspace's shard.Key: the
-// endpoint with the lower (address, port) is lo. Addresses are 16 bytes,
-// IPv4 mapped.
+// A flow key with the fields of userspace's shard.Key, in its symmetric
+// order: the endpoint with the lower (address, port) is lo. Addresses are
+// 16 bytes, IPv4 mapped; vlan is the innermost VLAN id (0: untagged), so a
+// decision on one VLAN is never applied to the same 5-tuple on another.
+// dataplane/live's kernel-key test runs this program against the Go key.
 struct flow_key {
 	__u8 lo[16];
 	__u8 hi[16];
 	__u16 lo_port;
 	__u16 hi_port;
+	__u16 vlan;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 pad;
 };
 
 struct bypass_val {
@@ -233,13 +236,15 @@ int swarmguard(struct xdp_md *ctx)
 	if ((void *)(eth + 1) > end)
 		return fail_open(ctx, c, C_NOT_IP);
 	__u16 proto = eth->h_proto;
+	__u16 vlan = 0;
 	void *l3 = eth + 1;
 #pragma unroll
 	for (int i = 0; i < MAX_VLAN; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD) && proto != bpf_htons(0x9100))
 			break;
 		if (l3 + 4 > end)
 			return fail_open(ctx, c, C_NOT_IP);
+		vlan = bpf_ntohs(*(__u16 *)l3) & 0x0fff;
 		proto = *(__u16 *)(l3 + 2);
 		l3 += 4;
 	}
@@ -269,7 +274,7 @@ int swarmguard(struct xdp_md *ctx)
 #pragma unroll
 		for (int i = 0; i < MAX_V6_EXT; i++) {
 			if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING && l4proto != IPPROTO_DSTOPTS &&
-			    l4proto != IPPROTO_FRAGMENT)
+			    l4proto != IPPROTO_FRAGMENT && l4proto != IPPROTO_AH)
 				break;
 			if (l4 + 8 > end)
 				break;
@@ -277,6 +282,8 @@ int swarmguard(struct xdp_md *ctx)
 			if (l4proto == IPPROTO_FRAGMENT) {
 				fragment = (*(__u16 *)(l4 + 2) & bpf_htons(0xfff8)) != 0;
 				l4 += 8;
+			} else if (l4proto == IPPROTO_AH) {
+				l4 += (*(__u8 *)(l4 + 1) + 2) * 4;
 			} else {
 				l4 += (*(__u8 *)(l4 + 1) + 1) * 8;
 			}
@@ -293,6 +300,7 @@ int swarmguard(struct xdp_md *ctx)
 	}
 	struct flow_key k = {};
 	k.proto = l4proto;
+	k.vlan = vlan;
 	if (less(src.a, sport, dst.a, dport)) {
 		__builtin_memcpy(k.lo, src.a, 16);
 		__builtin_memcpy(k.hi, dst.a, 16);

@@ -122,21 +122,9 @@ func parseHdr(frame []byte, r *hdrRec) bool {
 		return false
 	}
 	sp, dp := binary.BigEndian.Uint16(frame[l4:l4+2]), binary.BigEndian.Uint16(frame[l4+2:l4+4])
-	// The symmetric order of Key.Set: address words, then port; ties
-	// go to dir 1. Flags and selects, not branches: the direction of a
-	// packet in a mixed stream is a coin toss for the branch predictor.
-	var gt, eq, ge uint8
-	if sp >= dp {
-		ge = 1
-	}
+	// The symmetric order of Key.Set (Dir).
 	if l4 == 14+20 { // IPv4: the high words are zero, half the work
-		if s1 > d1 {
-			gt = 1
-		}
-		if s1 == d1 {
-			eq = 1
-		}
-		r.dir = gt | eq&ge
+		r.dir = Dir(0, s1, 0, d1, sp, dp)
 		r.lo0, r.hi0, r.lo1, r.hi1 = 0, 0, s1, d1
 		if r.dir == 1 {
 			r.lo1, r.hi1, sp, dp = d1, s1, dp, sp
@@ -145,20 +133,7 @@ func parseHdr(frame []byte, r *hdrRec) bool {
 		r.hash = HashWords(0, r.lo1, 0, r.hi1, r.tail)
 		return true
 	}
-	var gt1, eq1 uint8
-	if s0 > d0 {
-		gt = 1
-	}
-	if s0 == d0 {
-		eq = 1
-	}
-	if s1 > d1 {
-		gt1 = 1
-	}
-	if s1 == d1 {
-		eq1 = 1
-	}
-	r.dir = gt | eq&(gt1|eq1&ge)
+	r.dir = Dir(s0, s1, d0, d1, sp, dp)
 	r.lo0, r.lo1, r.hi0, r.hi1 = s0, s1, d0, d1
 	if r.dir == 1 {
 		r.lo0, r.lo1, r.hi0, r.hi1, sp, dp = d0, d1, s0, s1, dp, sp

@@ -33,7 +33,7 @@ const (
 func (r *Runner) apply(d *decision) {
 	f := &d.flow
 	lo, hi := f.Key.Endpoint(0), f.Key.Endpoint(1)
-	k := bpf.MakeFlowKey(lo, hi, f.Key.Proto)
+	k := kernelKey(&f.Key)
 	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Start: time.Unix(0, f.First).UTC().Format(time.RFC3339Nano), FlowRecord: shard.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
 	normal := bpf.Forward
 	if r.cfg.Monitor != "" {

@@ -237,13 +237,13 @@ func TestBridgeForwardsAndDecides(t *testing.T) {
 	// The flow was decided normal after its inspection budget; from then on
 	// XDP forwards it and no worker sees it.
 	st := r.Stats()
-	k := bpf.MakeFlowKey(netip.MustParseAddrPort("10.99.3.1:0"), netip.MustParseAddrPort("10.99.3.2:7000"), 17)
+	k := keyOf(netip.MustParseAddrPort("10.99.3.1:0"), netip.MustParseAddrPort("10.99.3.2:7000"), 17, 0)
 	var rec Record
 	for _, line := range strings.Split(strings.TrimSpace(recs.String()), "\n") {
 		json.Unmarshal([]byte(line), &rec)
 		if rec.Action == ActBypass && strings.HasSuffix(rec.B, ":7000") {
 			src := netip.MustParseAddrPort(rec.A)
-			k = bpf.MakeFlowKey(src, netip.MustParseAddrPort(rec.B), 17)
+			k = keyOf(src, netip.MustParseAddrPort(rec.B), 17, 0)
 			break
 		}
 	}

@@ -1,0 +1,213 @@
+package live
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+	"github.com/swarmguard/swarmguard/shard"
+	"github.com/swarmguard/swarmguard/shard/packet"
+)
+
+// keyOf is the kernel key of the flow between a and b (either order).
+func keyOf(a, b netip.AddrPort, proto uint8, vlan uint16) bpf.FlowKey {
+	m := packet.Meta{Src: words(a.Addr()), Dst: words(b.Addr()), SrcPort: a.Port(), DstPort: b.Port(), Proto: proto, VLAN: vlan}
+	var k shard.Key
+	k.Set(&m)
+	return kernelKey(&k)
+}
+
+func words(a netip.Addr) packet.Addr16 {
+	b := a.As16()
+	return packet.Addr16{binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16])}
+}
+
+// kernel is the XDP program loaded on its own (nothing attached, nothing
+// pinned), run with BPF_PROG_RUN.
+type kernel struct{ o *bpf.Objects }
+
+func loadKernel(tb testing.TB) *kernel {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root to load BPF programs")
+	}
+	o, err := bpf.Load(bpf.Options{})
+	if err != nil {
+		tb.Skip(err)
+	}
+	tb.Cleanup(func() { o.Close() })
+	if err := o.Configure(bpf.Bridge, 1, time.Hour); err != nil {
+		tb.Fatal(err)
+	}
+	if err := o.Beat(); err != nil {
+		tb.Fatal(err)
+	}
+	return &kernel{o: o}
+}
+
+// xdpMD is struct xdp_md as BPF_PROG_RUN takes it.
+type xdpMD struct {
+	Data, DataEnd, DataMeta      uint32
+	IngressIfindex, RxQueueIndex uint32
+	EgressIfindex                uint32
+}
+
+const xdpDrop = 1
+
+func (k *kernel) run(tb testing.TB, frame []byte) uint32 {
+	tb.Helper()
+	ctx := xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: 1}
+	ret, err := k.o.Program().Run(&ebpf.RunOptions{Data: frame, Context: &ctx})
+	if err != nil {
+		tb.Fatalf("BPF_PROG_RUN: %v", err)
+	}
+	return ret
+}
+
+// keysAgree reports whether the program keys frame as the Go path does:
+// with a drop entry under the Go key, the program must drop the frame. The
+// entry is then turned into a pass entry, so that no later frame can hit
+// it and be dropped by a key that is not its own. Frames the Go decoder
+// gives no flow are not the kernel's to key alike: true.
+func (k *kernel) keysAgree(tb testing.TB, frame []byte) (bool, shard.Key) {
+	var m packet.Meta
+	var key shard.Key
+	if len(frame) < 14 || packet.Decode(packet.LinkEthernet, frame, &m) != packet.OK {
+		return true, key
+	}
+	key.Set(&m)
+	kk := kernelKey(&key)
+	if err := k.o.SetBypass(kk, bpf.Drop); err != nil {
+		tb.Fatal(err)
+	}
+	got := k.run(tb, frame)
+	if err := k.o.SetBypass(kk, bpf.Pass); err != nil {
+		tb.Fatal(err)
+	}
+	return got == xdpDrop, key
+}
+
+// corpusFrames are the Ethernet frames of a few bundled captures, and each
+// again with an 802.1Q tag (VLAN 10) and with a QinQ pair (outer 20, inner 30).
+func corpusFrames(tb testing.TB) [][]byte {
+	var out [][]byte
+	for _, name := range []string{"bittorrent.pcap", "bittorrent_utp.pcap", "443-curl.pcap", "http_ipv6.pcap"} {
+		r, err := pcapsrc.Open(filepath.Join("..", "..", "testdata", "ndpi", "pcap", name))
+		if err != nil {
+			continue
+		}
+		for n := 0; n < 300; n++ {
+			f, link, _, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if link != packet.LinkEthernet {
+				break
+			}
+			f = append([]byte(nil), f...)
+			out = append(out, f, tag(f, 0x8100, 10), tag(tag(f, 0x8100, 30), 0x88a8, 20))
+		}
+		r.Close()
+	}
+	if len(out) < 100 {
+		tb.Fatalf("only %d corpus frames", len(out))
+	}
+	return out
+}
+
+// tag inserts a VLAN tag of the given TPID and id after the MAC addresses.
+func tag(f []byte, tpid, id uint16) []byte {
+	out := make([]byte, 0, len(f)+4)
+	out = append(out, f[:12]...)
+	out = binary.BigEndian.AppendUint16(out, tpid)
+	out = binary.BigEndian.AppendUint16(out, id)
+	return append(out, f[12:]...)
+}
+
+// The kernel's bypass key and the Go flow key are one definition: for
+// every frame of real traffic (untagged, tagged, QinQ; IPv4 and IPv6) a
+// bypass entry written under the Go key is the entry the program finds.
+func TestKernelKeyIsShardKey(t *testing.T) {
+	k := loadKernel(t)
+	checked := 0
+	for _, f := range corpusFrames(t) {
+		ok, key := k.keysAgree(t, f)
+		if !ok {
+			t.Fatalf("the program keys this frame otherwise than shard.Key %+v: % x", key, f[:min(len(f), 80)])
+		}
+		if key.Proto != 0 {
+			checked++
+		}
+	}
+	t.Logf("%d frames with a flow checked", checked)
+}
+
+// A decision taken on VLAN 10 is not applied to the same 5-tuple on VLAN 20
+// or untagged.
+func TestBypassIsPerVLAN(t *testing.T) {
+	k := loadKernel(t)
+	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.9:51413")
+	if err := k.o.SetBypass(keyOf(a, b, 6, 10), bpf.Drop); err != nil {
+		t.Fatal(err)
+	}
+	f := tcpFrame(a, b)
+	for _, c := range []struct {
+		name  string
+		frame []byte
+		drop  bool
+	}{
+		{"vlan 10", tag(f, 0x8100, 10), true},
+		{"vlan 10, other direction", tag(tcpFrame(b, a), 0x8100, 10), true},
+		{"vlan 20", tag(f, 0x8100, 20), false},
+		{"untagged", f, false},
+	} {
+		if got := k.run(t, c.frame) == xdpDrop; got != c.drop {
+			t.Errorf("%s: dropped %v, want %v", c.name, got, c.drop)
+		}
+	}
+}
+
+// tcpFrame is an untagged Ethernet/IPv4/TCP frame with 20 bytes of payload.
+func tcpFrame(src, dst netip.AddrPort) []byte {
+	b := make([]byte, 14+20+20+20)
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 6
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	s, d := src.Addr().As4(), dst.Addr().As4()
+	copy(ip[12:], s[:])
+	copy(ip[16:], d[:])
+	tcp := ip[20:]
+	binary.BigEndian.PutUint16(tcp[0:], src.Port())
+	binary.BigEndian.PutUint16(tcp[2:], dst.Port())
+	tcp[12], tcp[13] = 5<<4, 0x18
+	return b
+}
+
+// FuzzKernelKey runs the XDP program and the Go decoder over arbitrary
+// frames: whenever Go keys a flow, the program must key it alike.
+func FuzzKernelKey(f *testing.F) {
+	k := loadKernel(f)
+	for i, fr := range corpusFrames(f) {
+		if i%7 == 0 {
+			f.Add(fr)
+		}
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if ok, key := k.keysAgree(t, frame); !ok {
+			t.Fatalf("the program keys this frame otherwise than shard.Key %+v", key)
+		}
+	})
+}
