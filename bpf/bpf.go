@@ -67,8 +67,11 @@ type Options struct {
 
 // Objects are the loaded XDP program and its maps.
 type Objects struct {
-	xdpObjects
+	objs xdpObjects // unexported: every write goes through a method that keeps the maps' invariants (a ban bumps the epoch)
 }
+
+// Close releases the program and the maps (pinned maps stay pinned).
+func (o *Objects) Close() error { return o.objs.Close() }
 
 // ErrNoBPF means the kernel refused to load the program (no BPF, or no
 // privileges).
@@ -91,7 +94,7 @@ func Load(o Options) (*Objects, error) {
 		spec.Maps["ban_epoch"].Pinning = ebpf.PinNone
 	}
 	var objs Objects
-	if err := spec.LoadAndAssign(&objs.xdpObjects, &opts); err != nil {
+	if err := spec.LoadAndAssign(&objs.objs, &opts); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, fmt.Errorf("load XDP program: %w: %w", ErrNoBPF, err)
 		}
@@ -119,12 +122,12 @@ func EnsureBPFFS(dir string) error {
 }
 
 // Program is the XDP program to attach.
-func (o *Objects) Program() *ebpf.Program { return o.Swarmguard }
+func (o *Objects) Program() *ebpf.Program { return o.objs.Swarmguard }
 
 // Configure sets the mode, the sockets per rx queue and the fail-open timeout.
 func (o *Objects) Configure(mode Mode, perQueue int, failOpen time.Duration) error {
 	c := xdpConfig{Mode: uint32(mode), PerQueue: uint32(max(perQueue, 1)), FailopenNs: uint64(failOpen)}
-	if err := o.Cfg.Put(uint32(0), &c); err != nil {
+	if err := o.objs.Cfg.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("configure XDP program: %w", err)
 	}
 	return nil
@@ -139,7 +142,7 @@ func Monotonic() uint64 {
 
 // Beat tells the program that userspace is alive now.
 func (o *Objects) Beat() error {
-	if err := o.Heartbeat.Put(uint32(0), Monotonic()); err != nil {
+	if err := o.objs.Heartbeat.Put(uint32(0), Monotonic()); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	return nil
@@ -161,7 +164,7 @@ func (o *Objects) Unban(a netip.Addr) error {
 // BanList returns every ban with its expiry (monotonic ns).
 func (o *Objects) BanList() (map[netip.Addr]uint64, error) { return o.bans().List() }
 
-func (o *Objects) bans() *Bans { return &Bans{m: o.xdpObjects.Bans, epoch: o.BanEpoch} }
+func (o *Objects) bans() *Bans { return &Bans{m: o.objs.Bans, epoch: o.objs.BanEpoch} }
 
 // TouchBans bumps the ban epoch, so that decided flows check their
 // endpoints' bans again (Ban, Unban and the bans command do it themselves).
@@ -181,7 +184,7 @@ type BypassStats struct {
 // SetBypass makes the kernel handle flow k with action from now on.
 func (o *Objects) SetBypass(k FlowKey, action Action) error {
 	v := xdpBypassVal{Action: uint32(action)}
-	if err := o.Bypass.Put(&k, &v); err != nil {
+	if err := o.objs.Bypass.Put(&k, &v); err != nil {
 		return fmt.Errorf("bypass: %w", err)
 	}
 	return nil
@@ -190,7 +193,7 @@ func (o *Objects) SetBypass(k FlowKey, action Action) error {
 // BypassOf returns the kernel's counters of a bypassed flow.
 func (o *Objects) BypassOf(k FlowKey) (BypassStats, error) {
 	var v xdpBypassVal
-	if err := o.Bypass.Lookup(&k, &v); err != nil {
+	if err := o.objs.Bypass.Lookup(&k, &v); err != nil {
 		return BypassStats{}, fmt.Errorf("bypass lookup: %w", err)
 	}
 	return BypassStats{Action: Action(v.Action), Packets: v.Packets, Bytes: v.Bytes, LastSeenMonotone: v.LastNs}, nil
@@ -198,7 +201,7 @@ func (o *Objects) BypassOf(k FlowKey) (BypassStats, error) {
 
 // SetPeerPort makes in's packets forwarded by the kernel leave through out.
 func (o *Objects) SetPeerPort(in, out int) error {
-	if err := o.PeerPort.Put(uint32(in), uint32(out)); err != nil {
+	if err := o.objs.PeerPort.Put(uint32(in), uint32(out)); err != nil {
 		return fmt.Errorf("bridge port %d -> %d: %w", in, out, err)
 	}
 	return nil
@@ -207,7 +210,7 @@ func (o *Objects) SetPeerPort(in, out int) error {
 // SetSocket registers an AF_XDP socket fd at slot base+queue*perQueue+i of
 // the port whose first slot is base (SetPortBase).
 func (o *Objects) SetSocket(slot, fd int) error {
-	if err := o.Xsks.Put(uint32(slot), uint32(fd)); err != nil {
+	if err := o.objs.Xsks.Put(uint32(slot), uint32(fd)); err != nil {
 		return fmt.Errorf("register socket in slot %d: %w", slot, err)
 	}
 	return nil
@@ -215,7 +218,7 @@ func (o *Objects) SetSocket(slot, fd int) error {
 
 // SetPortBase gives the port ifindex its first XSKMAP slot.
 func (o *Objects) SetPortBase(ifindex, base int) error {
-	if err := o.PortBase.Put(uint32(ifindex), uint32(base)); err != nil {
+	if err := o.objs.PortBase.Put(uint32(ifindex), uint32(base)); err != nil {
 		return fmt.Errorf("port %d base slot: %w", ifindex, err)
 	}
 	return nil
@@ -229,7 +232,7 @@ func (o *Objects) Counters() ([NumCounters]uint64, error) {
 	var out [NumCounters]uint64
 	for c := Counter(0); c < NumCounters; c++ {
 		var per []uint64
-		if err := o.xdpObjects.Counters.Lookup(uint32(c), &per); err != nil {
+		if err := o.objs.Counters.Lookup(uint32(c), &per); err != nil {
 			return out, fmt.Errorf("counter %s: %w", c, err)
 		}
 		for _, v := range per {

@@ -146,7 +146,7 @@ func TestFailOpen(t *testing.T) {
 	if got := run(t, o, frame(a, b, 17)); got != xdpRedirect {
 		t.Fatalf("bridge, no socket: %d", got)
 	}
-	o.Heartbeat.Put(uint32(0), Monotonic()-uint64(2*time.Second))
+	o.objs.Heartbeat.Put(uint32(0), Monotonic()-uint64(2*time.Second))
 	if got := run(t, o, frame(a, b, 17)); got != xdpRedirect {
 		t.Fatalf("bridge, stale heartbeat: %d", got)
 	}

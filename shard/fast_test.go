@@ -31,7 +31,10 @@ func TestFastPathSameRecords(t *testing.T) {
 	for _, f := range files {
 		var res [2]*Result
 		for i, slow := range []bool{false, true} {
-			r, err := Replay(openCapture(t, f), filepath.Base(f), Options{Worker: Config{Model: classifier.DefaultModel(), slowOnly: slow}})
+			opt := Options{Worker: Config{Model: classifier.DefaultModel()}}
+			e := NewEngine(EngineConfig{Worker: opt.Worker})
+			e.workers[0].slowOnly = slow
+			r, err := replay(e, openCapture(t, f), filepath.Base(f), opt)
 			if err != nil {
 				t.Fatal(err)
 			}

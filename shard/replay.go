@@ -71,7 +71,11 @@ func Replay(src Source, pcap string, opt Options) (*Result, error) {
 	if opt.Worker.Model == nil {
 		return nil, errors.New("classify: no model")
 	}
-	e := NewEngine(EngineConfig{Workers: opt.Workers, Worker: opt.Worker, Hosts: opt.Hosts})
+	return replay(NewEngine(EngineConfig{Workers: opt.Workers, Worker: opt.Worker, Hosts: opt.Hosts}), src, pcap, opt)
+}
+
+// replay is Replay on an engine made from opt.
+func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 	lanes := make([]*lane, len(e.Workers()))
 	for i, w := range e.Workers() {
 		l := &lane{w: w}

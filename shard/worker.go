@@ -32,9 +32,6 @@ type Config struct {
 	// snapshot: read them, never keep or write them.
 	Observe func(f *Flow, lo, hi *classifier.HostFeatures)
 	Collect bool
-	// slowOnly turns the decided-flow fast path off, so that a test can
-	// check it changes nothing.
-	slowOnly bool
 }
 
 // Stats counts what a worker saw. One owner; read after the worker stops
@@ -79,7 +76,7 @@ type Worker struct {
 	hctx     classifier.HostFeatures // host context of the flow being decided
 	noHost   classifier.HostFeatures // hosts' answer before the first snapshot: zero, never written
 	recs     [MaxBurst]burstRec      // Burst's scratch
-	slowOnly bool                    // Config.slowOnly
+	slowOnly bool                    // the fast path is off: only the engine's tests, to compare it with the full path
 	now      int64
 	// Leave receives every flow as it leaves the table (expired, evicted or
 	// flushed), with its final probability and host context filled in.
@@ -100,14 +97,13 @@ func NewWorker(c Config) *Worker {
 		c.RescoreEvery = 32
 	}
 	w := &Worker{
-		table:    NewTable(c.Flows),
-		delta:    hostmerge.NewDelta(0),
-		model:    c.Model,
-		budget:   c.Budget,
-		rescore:  c.RescoreEvery,
-		observe:  c.Observe,
-		collect:  c.Collect,
-		slowOnly: c.slowOnly,
+		table:   NewTable(c.Flows),
+		delta:   hostmerge.NewDelta(0),
+		model:   c.Model,
+		budget:  c.Budget,
+		rescore: c.RescoreEvery,
+		observe: c.Observe,
+		collect: c.Collect,
 	}
 	w.table.Leave = w.leave
 	return w

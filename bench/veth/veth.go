@@ -305,12 +305,12 @@ func (e *env) one(o *Options, config, size string) (Row, error) {
 		}
 	default:
 		pin := fmt.Sprintf("/sys/fs/bpf/%s%s", e.prefix, strings.ReplaceAll(config, "-", ""))
-		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: workers, PinPath: pin,
-			Null: strings.HasPrefix(config, "null"), NoBypass: !strings.HasSuffix(config, "bypass")}
+		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: workers, PinPath: pin}
+		mode := live.Harness{Null: strings.HasPrefix(config, "null"), NoBypass: !strings.HasSuffix(config, "bypass")}
 		// The previous configuration's sockets are closed, but the kernel
 		// releases their queue bindings a moment later.
 		for try := 0; ; try++ {
-			r, err = live.Start(cfg)
+			r, err = live.StartHarness(cfg, mode)
 			if err == nil || !errors.Is(err, xsk.ErrQueueBusy) || try == 30 {
 				break
 			}

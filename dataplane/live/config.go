@@ -51,11 +51,6 @@ type Config struct {
 	// Flows sizes each worker's flow table; Model is the scoring model.
 	Flows shard.TableConfig
 	Model *classifier.Model
-	// Null makes the workers forward every frame without classifying it:
-	// the benchmark's null AF_XDP forwarder, same socket code. NoBypass keeps
-	// decided flows in userspace (the benchmark's without-bypass case).
-	Null     bool
-	NoBypass bool
 	// Records receives decision records (JSON lines); nil discards them.
 	Records io.Writer
 	// Log receives one-line operational messages; nil discards them.

@@ -42,7 +42,7 @@ func (r *Runner) apply(d *decision) {
 	switch {
 	case f.Label != classifier.P2P:
 		rec.Action = ActBypass
-		if !r.cfg.NoBypass {
+		if !r.harness.NoBypass {
 			r.bypass(k, normal)
 		}
 	case r.allowed(lo, hi):

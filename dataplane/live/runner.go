@@ -94,7 +94,7 @@ type Runner struct {
 	mu        sync.Mutex // guards stats
 	stats     Stats
 	lost      atomic.Uint64
-	classify  bool       // false: the benchmark's null forwarder (Config.Null)
+	harness   Harness    // a benchmark mode (StartHarness); zero in service
 	affinity  chan error // workers that could not be pinned to their CPU, for the control loop to log
 	errs      errorLog
 }
@@ -104,11 +104,28 @@ var ErrNoInterface = errors.New("no such network interface")
 
 // Start loads the XDP program, attaches it, opens the sockets and starts
 // the workers, the merger and the control loop.
-func Start(cfg Config) (*Runner, error) {
+func Start(cfg Config) (*Runner, error) { return startRunner(cfg, Harness{}) }
+
+// Harness is a mode of the veth benchmark harness (bench/veth), never of a
+// service: the same sockets and loop with part of the path taken out, as
+// the baselines the figures are ratios to.
+type Harness struct {
+	// Null forwards every frame without classifying it: the null AF_XDP
+	// forwarder.
+	Null bool
+	// NoBypass keeps decided flows in userspace: the cost of the path
+	// without the kernel's bypass.
+	NoBypass bool
+}
+
+// StartHarness is Start in a benchmark mode.
+func StartHarness(cfg Config, h Harness) (*Runner, error) { return startRunner(cfg, h) }
+
+func startRunner(cfg Config, h Harness) (*Runner, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, decisions: make(chan decision, 4096)}
+	r := &Runner{cfg: cfg, harness: h, decisions: make(chan decision, 4096)}
 	for _, name := range cfg.ports() {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
@@ -194,7 +211,6 @@ func Start(cfg Config) (*Runner, error) {
 		}
 		r.links = append(r.links, l)
 	}
-	r.classify = !cfg.Null
 	r.affinity = make(chan error, len(r.workers))
 	r.out = bufio.NewWriterSize(cfg.Records, 1<<16)
 	r.enc = json.NewEncoder(r.out)
@@ -236,7 +252,7 @@ func (r *Runner) loop(q *qworker) {
 			for i, d := range q.descs[:n] {
 				frames[i], times[i], verdicts[i] = s.Frame(d.Addr, d.Len), now, shard.Pass
 			}
-			if r.classify {
+			if !r.harness.Null {
 				q.w.Burst(packet.LinkEthernet, frames, times, verdicts)
 			}
 			for i, d := range q.descs[:n] {

@@ -200,8 +200,6 @@ func (s *Socket) Fill(addrs []uint64) int {
 	return n
 }
 
-// Pending is the number of receive frames waiting for room in the fill ring.
-func (s *Socket) Pending() int { return len(s.rxPending) }
 
 // Receive takes up to len(out) received descriptors. The frames are the
 // caller's until it gives them back with Fill.

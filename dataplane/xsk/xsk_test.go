@@ -131,13 +131,13 @@ func TestReceiveThroughXDPRedirect(t *testing.T) {
 // worker that still holds a full ring's worth of frames keeps receiving.
 func TestEveryReceiveFrameIsUsed(t *testing.T) {
 	r := newRig(t, Options{Frames: 64, RingSize: 16}) // 32 receive frames, a 16-entry fill ring
-	if p := r.s.Pending(); p != 16 {
+	if p := len(r.s.rxPending); p != 16 {
 		t.Fatalf("%d frames pending after Open, want 16 (32 receive frames, 16 in the ring)", p)
 	}
 	r.send(t, 16)
 	got1, held := r.receive(16, false) // keep every frame: the ring is empty now
 	r.s.Fill(nil)                      // the pending frames go in
-	if p := r.s.Pending(); p != 0 {
+	if p := len(r.s.rxPending); p != 0 {
 		t.Fatalf("%d frames still pending after a fill into an empty ring", p)
 	}
 	r.send(t, 16)
