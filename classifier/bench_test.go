@@ -12,7 +12,7 @@ func BenchmarkInspect(b *testing.B) {
 	for _, pcap := range []string{"bittorrent.pcap", "bittorrent_utp.pcap", "lru_ipv6_caches.pcapng", "443-curl.pcap", "ssh.pcap", "ethereum.pcap"} {
 		ms = append(ms, payloads(b, pcap, func(*Packet) bool { return true })...)
 	}
-	budget := DefaultBudget
+	budget := DefaultBudget()
 	var s Scratch
 	var f FlowState
 	b.ReportAllocs()

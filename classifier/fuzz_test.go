@@ -111,7 +111,7 @@ func FuzzInspect(f *testing.F) {
 			var fl FlowState
 			fl.Begin(0, proto, 6881, 51413)
 			var s Scratch
-			budget := DefaultBudget
+			budget := DefaultBudget()
 			m := Packet{Dst: netip.MustParseAddr("10.0.0.2"), Proto: proto, SrcPort: 6881, DstPort: 51413}
 			rest := b
 			for i := 0; len(rest) > 0 && i < 10; i++ {

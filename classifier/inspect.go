@@ -13,7 +13,7 @@ type Budget struct {
 }
 
 // DefaultBudget is the inspection budget of docs/DESIGN.md.
-var DefaultBudget = Budget{Packets: 8, Bytes: 256, Age: 10 * time.Second}
+func DefaultBudget() Budget { return Budget{Packets: 8, Bytes: 256, Age: 10 * time.Second} }
 
 // hsFailed marks a direction whose stream cannot start with the handshake.
 const hsFailed = 0xff

@@ -42,8 +42,10 @@ const (
 // FirstHostFeature is the index of the first host feature.
 const FirstHostFeature = FHostFanout
 
-// FeatureNames name the features in reasons and in the weights file.
-var FeatureNames = [NumFeatures]string{
+// FeatureName names feature i in reasons and in the weights file.
+func FeatureName(i int) string { return featureNames[i] }
+
+var featureNames = [NumFeatures]string{
 	"handshake", "peer_wire", "extension", "dht_krpc", "utp", "tracker", "lsd", "client_id",
 	"predicted_peer", "mse_shape", "mse_handshake", "known_protocol", "text_first", "symmetry", "size_mix",
 	"high_ports", "depth", "unanswered_syn", "framed",
@@ -51,11 +53,13 @@ var FeatureNames = [NumFeatures]string{
 	"host_tcp_udp_peers", "host_new_flows", "host_symmetry",
 }
 
-// Signs fixes the direction of each feature by design (+1: evidence for
-// P2P, -1: against, 0: either); the trainer fits only the magnitude. Without
-// it, a fit on a few swarms learns confounds, such as long or symmetric
-// normal flows making symmetry count against P2P.
-var Signs = [NumFeatures]int8{
+// Sign is feature i's direction, fixed by design (+1: evidence for P2P,
+// -1: against, 0: either); the trainer fits only the magnitude. Without it,
+// a fit on a few swarms learns confounds, such as long or symmetric normal
+// flows making symmetry count against P2P.
+func Sign(i int) int8 { return signs[i] }
+
+var signs = [NumFeatures]int8{
 	FHandshake: 1, FPeerWire: 1, FExtension: 1, FDHT: 1, FUTP: 1, FTracker: 1, FLSD: 1, FClientID: 1,
 	FPredicted: 1, FMSEShape: 1, FMSEHandshake: 1, FKnownProto: -1, FTextFirst: -1, FSymmetry: 1,
 	FSizeMix: 1, FHighPorts: 1, FDepth: 0, FUnanswered: -1, FFramed: -1,
@@ -299,7 +303,7 @@ func (m *Model) Reasons(f *FlowState, h *HostFeatures) []Reason {
 		if math.Abs(c) < 0.01 {
 			continue
 		}
-		out = append(out, Reason{Feature: FeatureNames[i], Value: round3(float64(x)), Contribution: round3(c)})
+		out = append(out, Reason{Feature: featureNames[i], Value: round3(float64(x)), Contribution: round3(c)})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return math.Abs(out[i].Contribution) > math.Abs(out[j].Contribution) })
 	if len(out) > MaxReasons {

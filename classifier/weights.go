@@ -70,10 +70,10 @@ func (m *Model) Marshal(comment string, training any) ([]byte, error) {
 		HostBias: r6(m.HostBias), HostP2PWeight: r6(m.HostP2PWeight),
 		Weights: map[string]float64{}, HostWeights: map[string]float64{}}
 	for i, w := range m.Weights {
-		wf.Weights[FeatureNames[i]] = r6(w)
+		wf.Weights[featureNames[i]] = r6(w)
 	}
 	for i, w := range m.HostWeights {
-		wf.HostWeights[FeatureNames[FirstHostFeature+i]] = r6(w)
+		wf.HostWeights[featureNames[FirstHostFeature+i]] = r6(w)
 	}
 	if training != nil {
 		b, err := json.Marshal(training)
@@ -88,7 +88,7 @@ func (m *Model) Marshal(comment string, training any) ([]byte, error) {
 func r6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
 
 func featureIndex(name string) int {
-	for i, n := range FeatureNames {
+	for i, n := range featureNames {
 		if n == name {
 			return i
 		}

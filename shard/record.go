@@ -73,7 +73,7 @@ func NewHostRecord(pcap string, a netip.Addr, v *hostmerge.View, m *classifier.M
 		if x == 0 || math.Abs(c) < 0.01 {
 			continue
 		}
-		rs = append(rs, classifier.Reason{Feature: classifier.FeatureNames[classifier.FirstHostFeature+i], Value: round3(float64(x)), Contribution: round3(c)})
+		rs = append(rs, classifier.Reason{Feature: classifier.FeatureName(classifier.FirstHostFeature + i), Value: round3(float64(x)), Contribution: round3(c)})
 	}
 	if v.P2P > 0 {
 		x := math.Log1p(v.P2P)

@@ -91,7 +91,7 @@ type Worker struct {
 // NewWorker makes a worker. The model must be set.
 func NewWorker(c Config) *Worker {
 	if c.Budget == (classifier.Budget{}) {
-		c.Budget = classifier.DefaultBudget
+		c.Budget = classifier.DefaultBudget()
 	}
 	if c.RescoreEvery == 0 {
 		c.RescoreEvery = 32

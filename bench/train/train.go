@@ -189,7 +189,7 @@ var DefaultParams = Params{PosWeight: 0.1, Alpha: 0.6, L2: 1e-3, Iterations: 400
 
 // Fit fits the flow model: S = b + a*sum(w_f x_f) + (1-a)*max over the two
 // endpoints of sum(w_h x_h), P = logistic(S), weighted log loss + L2, each
-// weight projected onto the sign classifier.Signs gives its feature.
+// weight projected onto the sign classifier.Sign gives its feature.
 func Fit(rows []Row, p Params) (bias float64, w [classifier.NumFeatures]float64, loss float64) {
 	const n = classifier.NumFeatures + 1 // weights then bias
 	var theta, m, v, g [n]float64
@@ -229,7 +229,7 @@ func Fit(rows []Row, p Params) (bias float64, w [classifier.NumFeatures]float64,
 		}
 		// Projection: each weight keeps the sign its feature has by design.
 		for j := 0; j < n-1; j++ {
-			if sg := classifier.Signs[j]; sg != 0 && float64(sg)*theta[j] < 0 {
+			if sg := classifier.Sign(j); sg != 0 && float64(sg)*theta[j] < 0 {
 				theta[j] = 0
 			}
 		}
@@ -315,7 +315,7 @@ func FitHosts(rows []HostRow, p Params) (bias float64, w [nh]float64, p2p float6
 			theta[j] -= p.Rate * (m[j] / (1 - math.Pow(b1, float64(it)))) / (math.Sqrt(v[j]/(1-math.Pow(b2, float64(it)))) + eps)
 		}
 		for j := 0; j < nh; j++ { // host features keep their design sign here too
-			if sg := classifier.Signs[classifier.FirstHostFeature+j]; sg != 0 && float64(sg)*theta[j] < 0 {
+			if sg := classifier.Sign(classifier.FirstHostFeature + j); sg != 0 && float64(sg)*theta[j] < 0 {
 				theta[j] = 0
 			}
 		}

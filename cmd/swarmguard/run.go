@@ -30,7 +30,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	banFor := fs.Duration("ban-for", live.DefaultBanFor, "ban duration")
 	banLocal := fs.Bool("ban-local", false, "ban the local host of a p2p flow instead of its remote peer")
 	monitorOnly := fs.Bool("monitor-only", false, "log decisions; drop and ban nothing")
-	local := fs.String("local", strings.Join(live.DefaultLocal, ","), "networks of local hosts, comma-separated")
+	local := fs.String("local", strings.Join(live.DefaultLocal(), ","), "networks of local hosts, comma-separated")
 	allowNets := fs.String("allow-net", "", "networks never dropped or banned, comma-separated")
 	allowPorts := fs.String("allow-port", "", "ports never dropped or banned, comma-separated")
 	records := fs.String("records", "-", "decision records (JSON lines): - for stdout, or a file")

@@ -64,7 +64,9 @@ const (
 )
 
 // DefaultLocal are the address ranges taken as local by default.
-var DefaultLocal = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"}
+func DefaultLocal() []string {
+	return []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"}
+}
 
 func (c *Config) check() error {
 	if (c.Monitor == "") == (c.Bridge[0] == "") {
@@ -83,7 +85,7 @@ func (c *Config) check() error {
 		c.PinPath = "/sys/fs/bpf/swarmguard"
 	}
 	if c.Local == nil {
-		for _, s := range DefaultLocal {
+		for _, s := range DefaultLocal() {
 			c.Local = append(c.Local, netip.MustParsePrefix(s))
 		}
 	}

@@ -200,7 +200,6 @@ func (s *Socket) Fill(addrs []uint64) int {
 	return n
 }
 
-
 // Receive takes up to len(out) received descriptors. The frames are the
 // caller's until it gives them back with Fill.
 func (s *Socket) Receive(out []unix.XDPDesc) int {
