@@ -89,6 +89,27 @@ SSH
   sleep 1
 }
 
+# nginx_only NS IP: a web server (HTTP and HTTPS) with a few pages on IP in NS.
+nginx_only() {
+  local ns=$1 ip=$2 d=$SG_WORK/web-$1
+  mkdir -p "$d/www" "$d/logs"
+  for n in 1 2 3 4 5 6; do head -c $((20000 * n)) /dev/urandom | base64 > "$d/www/p$n.html"; done
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$ip" -keyout "$d/key.pem" -out "$d/cert.pem" 2>/dev/null
+  cat > "$d/nginx.conf" <<NGX
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
+  server { listen $ip:443 ssl; ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem; root $d/www; }
+  server { listen $ip:80; root $d/www; }
+}
+NGX
+  bg "$ns" nginx -c "$d/nginx.conf" -p "$d" -g 'daemon off;'
+}
+
 SSHOPT=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR)
 
 # peer_settings DIR ENCRYPTION DISCOVERY(true|false) PORT [UTP(true|false)]

@@ -42,3 +42,9 @@ const evNormal = EvTLS | EvSSH | EvHTTP | EvDNS | EvQUIC | EvSTUN
 // evPeer are the signs of a peer connection, as opposed to discovery
 // (trackers, DHT, LSD), whose servers are not peers.
 const evPeer = EvHandshake | EvPeerWire | EvExtension | EvUTP | EvPredicted
+
+// EvHostStrong are the signatures a host's features count (distinct peers,
+// hostmerge): plaintext BitTorrent structure, discovery protocols, uTP
+// after its dynamics, a predicted peer. An answered flow (or an LSD
+// announce, which nobody answers) is needed for them to count.
+const EvHostStrong = EvHandshake | EvExtension | EvDHT | EvUTP | EvUDPTracker | EvHTTPTracker | EvLSD | EvBTAgent | EvPredicted

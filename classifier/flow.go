@@ -45,9 +45,11 @@ const (
 
 // More flag bits (the Flags byte is full).
 const (
-	MoreConfirmed uint8 = 1 << iota // a p2p flow's answer from the other side was reported to the host delta
-	MoreTCP                         // the flow is TCP (set by Begin from the flow key)
-	MoreHighPorts                   // both ports are >= 1024 (set by Begin from the flow key)
+	MoreConfirmed    uint8 = 1 << iota // a p2p flow's answer from the other side was reported to the host delta
+	MoreTCP                            // the flow is TCP (set by Begin from the flow key)
+	MoreHighPorts                      // both ports are >= 1024 (set by Begin from the flow key)
+	MoreHostReported                   // the flow's strong evidence was reported to the host delta once answered
+	MoreRedecided                      // a final normal label was overturned when a host turned p2p
 )
 
 // FlowState is everything the classifier keeps about one flow: streaming
@@ -63,7 +65,7 @@ type FlowState struct {
 	LastTick    uint32    // last packet, in ticks of 2^20 ns (~1.05 ms) after First
 	Evidence    uint32    // Ev* bits
 	P           float32   // last probability of p2p
-	Turn        [4]uint16 // payload bytes of the first four turns (a turn: payload in one direction until the other speaks)
+	Turn        [4]uint16 // TCP: payload bytes of the first four turns (a turn: payload in one direction until the other speaks); UDP: the uTP recognizer's reference timestamp
 	Small       [2]uint16 // payload packets <= SmallSize per direction (saturating)
 	Large       [2]uint16 // payload packets >= LargeSize per direction (saturating)
 	MaxLen      [2]uint16
@@ -76,7 +78,7 @@ type FlowState struct {
 	Turns       uint8    // number of turns begun (saturating at 255)
 	LastDir     uint8    // direction of the last payload packet + 1 (0: none yet)
 	HSMatch     [2]uint8 // bytes of the plaintext handshake prefix matched so far per direction
-	Coherent    uint8    // uTP packets that continued the flow coherently; top bit: reference direction
+	Coherent    uint8    // uTP: top bit the reference direction, then answered, then the reference side's advances
 	More        uint8    // More* flags
 }
 
@@ -186,6 +188,9 @@ func (s *FlowState) Account(dir uint8, payload int, tcpFlags uint8, now int64) {
 	}
 	if payload > int(s.MaxLen[dir]) {
 		s.MaxLen[dir] = uint16(min(payload, 0xffff))
+	}
+	if s.More&MoreTCP == 0 {
+		return // turns are TCP's: a UDP flow keeps uTP state in Turn
 	}
 	if s.LastDir != dir+1 {
 		s.LastDir = dir + 1

@@ -62,8 +62,8 @@ func FuzzUTP(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if UTPShape(b) {
 			h := UTP(b)
-			_ = UTPContinues(b, true, h.ConnID(), h.Seq()-1)
-			_ = UTPContinues(b, false, h.ConnID(), h.Ack())
+			_ = UTPAdvances(b, h.ConnID(), h.Seq()-1, h.Timestamp()-1, 1e6)
+			_ = UTPAnswers(b, h.ConnID(), h.Ack())
 		}
 	})
 }

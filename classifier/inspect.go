@@ -203,32 +203,59 @@ func inspectUDP(f *FlowState, dir uint8, fromInit, firstInDir bool, m *Packet, p
 	}
 }
 
-// utp follows uTP coherence: the first uTP-shaped packet sets the reference
-// connection id and seq_nr (and its direction, in the top bit of Coherent);
-// later packets that continue it count. Two coherent packets, or one answer
-// from the other side, make EvUTP.
+// utp follows one uTP connection's dynamics. The first uTP-shaped packet
+// is the reference: its connection id, seq_nr and timestamp (and its
+// direction, in the top bit of Coherent). Packets from the same side count
+// when they advance it (UTPAdvances: a later timestamp, seq_nr held or a
+// little ahead), which moves the reference; a packet from the other side
+// answers it (UTPAnswers: the same connection, ack_nr on the latest seq_nr),
+// noted in bit 6. EvUTP needs an answer and an advance, or, with one side
+// visible (asymmetric routing), three advances: a constant payload echoed
+// back, whatever its shape, never gets there.
 func utp(f *FlowState, dir uint8, p []byte) {
 	h := UTP(p)
 	if f.Evidence&EvUTPShape == 0 {
+		if h.Window() > utpMaxWindow {
+			return
+		}
 		f.Evidence |= EvUTPShape
 		f.UTPConn, f.UTPSeq = h.ConnID(), h.Seq()
+		f.setUTPTs(h.Timestamp())
 		f.Coherent = dir << 7
 		return
 	}
 	refDir := f.Coherent >> 7
-	n := f.Coherent & 0x7f
-	same := dir == refDir
-	if !UTPContinues(p, same, f.UTPConn, f.UTPSeq) {
-		return
-	}
-	if same {
+	answered := f.Coherent & utpAnswered
+	n := f.Coherent & utpAdvances
+	if dir == refDir {
+		maxDt := uint32(min(f.AgeNs()/1000+1e6, 1<<31))
+		if !UTPAdvances(p, f.UTPConn, f.UTPSeq, f.utpTs(), maxDt) {
+			return
+		}
 		f.UTPSeq = h.Seq()
+		f.setUTPTs(h.Timestamp())
+		if n < utpAdvances {
+			n++
+		}
+	} else {
+		if !UTPAnswers(p, f.UTPConn, f.UTPSeq) {
+			return
+		}
+		answered = utpAnswered
 	}
-	if n < 0x7f {
-		n++
-	}
-	f.Coherent = refDir<<7 | n
-	if !same || n >= 2 {
+	f.Coherent = refDir<<7 | answered | n
+	if answered != 0 && n >= 1 || n >= 3 {
 		f.Evidence |= EvUTP
 	}
 }
+
+// Bits of Coherent below the reference direction.
+const (
+	utpAnswered = 0x40 // the other side answered the reference side
+	utpAdvances = 0x3f // the reference side's advances (saturating)
+)
+
+// utpTs and setUTPTs keep the uTP reference packet's timestamp in Turn: a
+// UDP flow has no turns (Account counts them for TCP only).
+func (s *FlowState) utpTs() uint32      { return uint32(s.Turn[0])<<16 | uint32(s.Turn[1]) }
+func (s *FlowState) setUTPTs(ts uint32) { s.Turn[0], s.Turn[1] = uint16(ts>>16), uint16(ts) }

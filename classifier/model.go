@@ -30,7 +30,7 @@ const (
 	FFramed
 	FHostFanout // first host feature
 	FHostPPR
-	FHostBTFlows
+	FHostBTPeers
 	FHostMSEPeers
 	FHostDiscovery
 	FHostTCPUDP
@@ -49,7 +49,7 @@ var featureNames = [NumFeatures]string{
 	"handshake", "peer_wire", "extension", "dht_krpc", "utp", "tracker", "lsd", "client_id",
 	"predicted_peer", "mse_shape", "mse_handshake", "known_protocol", "text_first", "symmetry", "size_mix",
 	"high_ports", "depth", "unanswered_syn", "framed",
-	"host_fanout", "host_port_peer_ratio", "host_bt_flows", "host_mse_peers", "host_discovery",
+	"host_fanout", "host_port_peer_ratio", "host_bt_peers", "host_mse_peers", "host_discovery",
 	"host_tcp_udp_peers", "host_new_flows", "host_symmetry",
 }
 
@@ -62,8 +62,8 @@ func Sign(i int) int8 { return signs[i] }
 var signs = [NumFeatures]int8{
 	FHandshake: 1, FPeerWire: 1, FExtension: 1, FDHT: 1, FUTP: 1, FTracker: 1, FLSD: 1, FClientID: 1,
 	FPredicted: 1, FMSEShape: 1, FMSEHandshake: 1, FKnownProto: -1, FTextFirst: -1, FSymmetry: 1,
-	FSizeMix: 1, FHighPorts: 1, FDepth: 0, FUnanswered: -1, FFramed: -1,
-	FHostFanout: 1, FHostPPR: 1, FHostBTFlows: 1, FHostMSEPeers: 1, FHostDiscovery: 1,
+	FSizeMix: 1, FHighPorts: 1, FDepth: 1, FUnanswered: -1, FFramed: -1,
+	FHostFanout: 1, FHostPPR: 1, FHostBTPeers: 1, FHostMSEPeers: 1, FHostDiscovery: 1,
 	FHostTCPUDP: 1, FHostNewFlows: 0, FHostSymmetry: 1,
 }
 
@@ -81,7 +81,7 @@ var family = [NumFeatures]uint8{
 	FUTP: famSignature, FTracker: famSignature, FLSD: famSignature, FClientID: famSignature,
 	FPredicted: famSignature, FMSEShape: famShape, FMSEHandshake: famShape, FKnownProto: famFlow, FTextFirst: famFlow,
 	FSymmetry: famFlow, FSizeMix: famFlow, FHighPorts: famFlow, FDepth: famFlow, FUnanswered: famFlow, FFramed: famShape,
-	FHostFanout: famHost, FHostPPR: famHost, FHostBTFlows: famHost, FHostMSEPeers: famHost,
+	FHostFanout: famHost, FHostPPR: famHost, FHostBTPeers: famHost, FHostMSEPeers: famHost,
 	FHostDiscovery: famHost, FHostTCPUDP: famHost, FHostNewFlows: famHost, FHostSymmetry: famHost,
 }
 
@@ -212,6 +212,29 @@ func MSEHandshake(f *FlowState) float32 {
 	return 0
 }
 
+// MSEExchanged reports whether f went through the whole MSE/PE exchange:
+// the MSE shape (both key-exchange turns and the initiator's third
+// message) and then the responder's fourth message (VC, crypto_select,
+// len(PadD): at least 14 bytes). Two random-looking turns of the right
+// sizes happen in other encrypted protocols; the answer to the third
+// message is MSE's own dynamics. Only such flows count as MSE peers of a host.
+func MSEExchanged(f *FlowState) bool {
+	return MSEShape(f) == 1 && f.Turns >= 4 && f.Turn[3] >= mseRespMin
+}
+
+// mseRespMin is the responder's fourth MSE message without PadD.
+const mseRespMin = 14
+
+// EncryptedP2PShape reports whether f looks like encrypted BitTorrent: an
+// MSE-shaped first exchange, both ports high, no known protocol. Such a flow
+// is not made final normal while its hosts are not calm (see shard's decide).
+func EncryptedP2PShape(f *FlowState) bool {
+	return f.More&MoreHighPorts != 0 && f.Evidence&evNormal == 0 && MSEShape(f) > 0
+}
+
+// KnownProtocol reports whether f carries a recognised non-P2P protocol.
+func KnownProtocol(f *FlowState) bool { return f.Evidence&evNormal != 0 }
+
 // Features fills v with f's flow features and the host features h.
 func Features(f *FlowState, h *HostFeatures, v *Vector) {
 	FlowFeatures(f, v)
@@ -244,7 +267,11 @@ func (m *Model) Score(f *FlowState, h *HostFeatures) float64 {
 //   - no plaintext BitTorrent signature and a known non-P2P protocol (TLS,
 //     SSH, DNS, QUIC, STUN, plain HTTP): host context alone never makes it p2p;
 //   - no signature and fewer than two payload packets: one packet never decides;
-//   - no signature and fewer than two feature families contributing.
+//   - no signature and fewer than two feature families contributing;
+//   - no signature and no payload evidence of the flow's own (MSE exchange,
+//     peer wire framing, a client id): host context and flow behaviour (ports,
+//     sizes) describe many normal flows of a P2P host too, so they never
+//     make a flow p2p alone.
 func (m *Model) gate(f *FlowState, v *Vector, h *HostFeatures, p float64) float64 {
 	if p < m.THigh || f.Evidence&evPlainBT != 0 {
 		return p
@@ -264,7 +291,7 @@ func (m *Model) gate(f *FlowState, v *Vector, h *HostFeatures, p float64) float6
 			n++
 		}
 	}
-	if n < 2 {
+	if n < 2 || fam[famSignature] < familyMin && fam[famShape] < familyMin {
 		return capP
 	}
 	return p

@@ -131,7 +131,7 @@ func TestUTPNeedsCoherenceAndRejectsDNS(t *testing.T) {
 	}
 	// ...but its retransmission does not continue a uTP connection.
 	h := UTP(dns)
-	if UTPContinues(dns, true, h.ConnID(), h.Seq()) {
+	if UTPAdvances(dns, h.ConnID(), h.Seq(), h.Timestamp(), 1e6) {
 		t.Fatal("repeated DNS query counted as a coherent uTP flow")
 	}
 	if IsDNS(40000, 53, dns) == false {
@@ -235,5 +235,93 @@ func TestRandomTellsKeyExchangeFromStructure(t *testing.T) {
 	}
 	if !Random(key) {
 		t.Fatal("pseudo-random key judged structured")
+	}
+}
+
+// inspectSeq runs payloads through a fresh UDP flow between high ports, one
+// packet per millisecond, as the engine would, and returns the flow.
+func inspectSeq(dirs []uint8, ps [][]byte) *FlowState {
+	var f FlowState
+	f.Begin(1e9, ProtoUDP, 40000, 50000)
+	b := DefaultBudget()
+	b.Packets = 1 << 20 // inspect every packet: the recognizer alone decides
+	var s Scratch
+	for i, p := range ps {
+		now := int64(1e9) + int64(i)*1e6
+		f.Account(dirs[i], len(p), 0, now)
+		Inspect(&f, dirs[i], &Packet{Payload: p, Proto: ProtoUDP, SrcPort: 40000, DstPort: 50000}, &b, &s)
+	}
+	return &f
+}
+
+// A relay's test stream (a little-endian counter, then constant filler),
+// echoed back by the far side, passes the uTP shape test on some packets;
+// it must never count as a uTP connection, whatever the filler and counter.
+func TestUTPConstantFillerNeverMatches(t *testing.T) {
+	shaped := 0
+	for _, filler := range []byte{0x00, 0x01, 0x02, 0x04, 0x10, 0x41, 0x7f, 0xff} {
+		for start := uint32(0); start < 1024; start += 3 {
+			var dirs []uint8
+			var ps [][]byte
+			for i := uint32(0); i < 64; i++ {
+				p := make([]byte, 170)
+				for j := range p {
+					p[j] = filler
+				}
+				binary.LittleEndian.PutUint32(p, start+i)
+				if UTPShape(p) {
+					shaped++
+				}
+				dirs, ps = append(dirs, 0, 1), append(ps, p, p) // sent, then echoed
+			}
+			if f := inspectSeq(dirs, ps); f.Evidence&EvUTP != 0 {
+				t.Fatalf("filler %#x, counter from %d: constant payload counted as uTP", filler, start)
+			}
+		}
+	}
+	if shaped == 0 {
+		t.Fatal("no filler packet has the uTP shape: the test tests nothing")
+	}
+}
+
+// A live uTP connection: SYN, STATE, then DATA with advancing seq_nr and
+// timestamps, acknowledged. It counts after the first advance; one side
+// alone counts after three.
+func TestUTPLiveConnectionCounts(t *testing.T) {
+	pkt := func(typ uint8, conn, seq, ack uint16, ts uint32, data int) []byte {
+		p := make([]byte, UTPMinimumSize+data)
+		p[0] = typ<<4 | 1
+		binary.BigEndian.PutUint16(p[2:], conn)
+		binary.BigEndian.PutUint32(p[4:], ts)
+		binary.BigEndian.PutUint32(p[12:], 1<<20)
+		binary.BigEndian.PutUint16(p[16:], seq)
+		binary.BigEndian.PutUint16(p[18:], ack)
+		return p
+	}
+	dirs := []uint8{0, 1, 0, 1, 0}
+	ps := [][]byte{
+		pkt(UTPSyn, 100, 5000, 0, 1000, 0),
+		pkt(UTPState, 100, 9000, 5000, 77000, 0),
+		pkt(UTPData, 101, 5001, 9000, 3000, 200),
+		pkt(UTPState, 100, 9000, 5001, 79000, 0),
+		pkt(UTPData, 101, 5002, 9000, 5000, 200),
+	}
+	if f := inspectSeq(dirs[:2], ps[:2]); f.Evidence&EvUTP != 0 {
+		t.Fatal("SYN and STATE alone counted: nothing advanced yet")
+	}
+	if f := inspectSeq(dirs[:3], ps[:3]); f.Evidence&EvUTP == 0 {
+		t.Fatal("answered and advanced connection not counted")
+	}
+	one := [][]byte{ps[0], ps[2], ps[4], pkt(UTPData, 101, 5003, 9000, 7000, 200)}
+	if f := inspectSeq([]uint8{0, 0, 0, 0}, one); f.Evidence&EvUTP == 0 {
+		t.Fatal("one side with three advances not counted")
+	}
+	if f := inspectSeq([]uint8{0, 0, 0}, one[:3]); f.Evidence&EvUTP != 0 {
+		t.Fatal("one side with two advances counted")
+	}
+	// The same packets with a frozen timestamp are not a live sender.
+	frozen := [][]byte{ps[0], ps[1], pkt(UTPData, 101, 5001, 9000, 1000, 200), ps[3], pkt(UTPData, 101, 5002, 9000, 1000, 200)}
+	if f := inspectSeq(dirs, frozen); f.Evidence&EvUTP != 0 {
+		t.Fatal("constant timestamp counted as a live uTP sender")
 	}
 }

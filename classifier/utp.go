@@ -17,12 +17,14 @@ const (
 	UTPSyn   = 4
 )
 
-func (b UTP) Type() uint8      { return b[0] >> 4 }
-func (b UTP) Version() uint8   { return b[0] & 0x0f }
-func (b UTP) Extension() uint8 { return b[1] }
-func (b UTP) ConnID() uint16   { return binary.BigEndian.Uint16(b[2:4]) }
-func (b UTP) Seq() uint16      { return binary.BigEndian.Uint16(b[16:18]) }
-func (b UTP) Ack() uint16      { return binary.BigEndian.Uint16(b[18:20]) }
+func (b UTP) Type() uint8       { return b[0] >> 4 }
+func (b UTP) Version() uint8    { return b[0] & 0x0f }
+func (b UTP) Extension() uint8  { return b[1] }
+func (b UTP) ConnID() uint16    { return binary.BigEndian.Uint16(b[2:4]) }
+func (b UTP) Timestamp() uint32 { return binary.BigEndian.Uint32(b[4:8]) }
+func (b UTP) Window() uint32    { return binary.BigEndian.Uint32(b[12:16]) }
+func (b UTP) Seq() uint16       { return binary.BigEndian.Uint16(b[16:18]) }
+func (b UTP) Ack() uint16       { return binary.BigEndian.Uint16(b[18:20]) }
 
 // UTPShape reports whether b is a well-formed uTP packet by itself: version
 // 1, a known type, and an extension chain that ends inside the payload. One
@@ -53,27 +55,46 @@ func UTPShape(b []byte) bool {
 	return h.Type() == UTPData || len(rest) == 0
 }
 
-// UTPContinues reports whether packet b continues a uTP flow whose first
-// packet (from the initiator) had connection id conn and whose latest
-// initiator seq_nr was seq. fromInit tells which side sent b.
-//
-// The responder answers with the connection id of the initiator's SYN and
-// acknowledges its seq_nr; the initiator's later packets use that id or id+1
-// and advance seq_nr by a little. Repeating a packet (a retransmitted DNS
-// query) does not advance it, so it does not continue a flow.
-func UTPContinues(b []byte, fromInit bool, conn, seq uint16) bool {
+// utpMaxWindow bounds a plausible wnd_size (the sender's receive buffer):
+// clients advertise at most a few MB; ASCII or 0xff filler reads as more.
+const utpMaxWindow = 1 << 26
+
+// sameConn reports whether connection id id belongs to the connection whose
+// reference packet had conn: the initiator sends with its SYN's id + 1, the
+// responder with the SYN's id.
+func sameConn(id, conn uint16) bool { return id == conn || id == conn+1 || id == conn-1 }
+
+// UTPAdvances reports whether packet b, from the same side as the reference
+// packet (connection conn, seq_nr seq, timestamp ts), moves that side's
+// connection forward as a live uTP sender does: the same connection, seq_nr
+// the same (ST_STATE) or a little ahead (ST_DATA), and a microsecond
+// timestamp strictly later, by no more than maxDt (the flow's age plus a
+// second). A field that stays constant across packets (filler, a
+// retransmitted query) does not advance, and neither does anything whose
+// window is implausible.
+func UTPAdvances(b []byte, conn, seq uint16, ts, maxDt uint32) bool {
 	if !UTPShape(b) {
 		return false
 	}
 	h := UTP(b)
-	id := h.ConnID()
-	if id != conn && id != conn+1 && id != conn-1 {
+	if !sameConn(h.ConnID(), conn) || h.Window() > utpMaxWindow {
 		return false
 	}
-	if fromInit {
-		d := h.Seq() - seq
-		return d >= 1 && d <= 64
+	d := h.Seq() - seq
+	dt := h.Timestamp() - ts
+	return d <= 64 && dt >= 1 && dt <= maxDt
+}
+
+// UTPAnswers reports whether packet b, from the other side, answers the
+// reference side: the same connection and an ack_nr at or a little behind
+// the reference side's latest seq_nr.
+func UTPAnswers(b []byte, conn, seq uint16) bool {
+	if !UTPShape(b) {
+		return false
 	}
-	d := seq - h.Ack()
-	return d <= 64 || h.Ack()-seq <= 2
+	h := UTP(b)
+	if !sameConn(h.ConnID(), conn) || h.Window() > utpMaxWindow {
+		return false
+	}
+	return seq-h.Ack() <= 64 || h.Ack()-seq <= 2
 }

@@ -20,7 +20,7 @@ func BenchmarkDeltaFlow(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		a, r := hosts[i%len(hosts)], hosts[(i*7+1)%len(hosts)]
 		d.FlowStart(a, r, 6)
-		d.FlowEvidence(a.Addr(), r.Addr(), classifier.EvHandshake, false)
+		d.PeerEvidence(a.Addr(), r.Addr(), classifier.EvHandshake, false)
 		d.FlowEnd(a.Addr(), r.Addr(), classifier.P2P, true, 1000, 2000, false)
 		if i%4096 == 4095 {
 			d.Reset()

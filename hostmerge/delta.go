@@ -11,8 +11,6 @@ import (
 type counters struct {
 	newFlows   float64 // flows this host initiated
 	inbound    float64 // flows others initiated to this host
-	btFlows    float64 // flows with a plaintext BitTorrent signature
-	discovery  float64 // DHT, uTP, tracker, LSD flows
 	p2pFlows   float64 // flows labelled p2p
 	confirmed  float64 // p2p flows the other side answered: payload both ways or a TCP handshake
 	unanswered float64 // initiated TCP flows whose SYN got no answer
@@ -23,8 +21,6 @@ type counters struct {
 func (c *counters) add(o *counters) {
 	c.newFlows += o.newFlows
 	c.inbound += o.inbound
-	c.btFlows += o.btFlows
-	c.discovery += o.discovery
 	c.p2pFlows += o.p2pFlows
 	c.confirmed += o.confirmed
 	c.unanswered += o.unanswered
@@ -35,8 +31,6 @@ func (c *counters) add(o *counters) {
 func (c *counters) scale(k float64) {
 	c.newFlows *= k
 	c.inbound *= k
-	c.btFlows *= k
-	c.discovery *= k
 	c.p2pFlows *= k
 	c.confirmed *= k
 	c.unanswered *= k
@@ -56,7 +50,9 @@ type remote struct {
 // Kinds of remote contacts.
 const (
 	outbound = iota // the host opened a flow to peer:port
-	msePeer         // a flow between host and peer has the MSE/PE shape
+	msePeer         // a flow between host and peer went through the MSE/PE key exchange
+	btPeer          // an answered flow between host and peer carries a BitTorrent signature
+	discPeer        // ... a discovery protocol (DHT, uTP, tracker, LSD)
 )
 
 // prediction is a peer a discovery answer announced to host.
@@ -161,23 +157,27 @@ func (d *Delta) FlowStart(init, resp netip.AddrPort, proto uint8) {
 	d.remotes = append(d.remotes, remote{host: init.Addr(), peer: addrHash(resp.Addr()), port: resp.Port(), proto: proto})
 }
 
-// FlowEvidence records evidence newly found on a flow between a and b.
-func (d *Delta) FlowEvidence(a, b netip.Addr, added uint32, mseShaped bool) {
-	if mseShaped && len(d.remotes)+2 <= d.max {
-		d.remotes = append(d.remotes, remote{host: a, peer: addrHash(b), kind: msePeer}, remote{host: b, peer: addrHash(a), kind: msePeer})
+// PeerEvidence records that a flow between a and b carries strong evidence:
+// ev are its BitTorrent evidence bits (signatures the recognizers verified
+// against the protocol's own dynamics), mse that it went through the MSE/PE
+// key exchange. Hosts count the distinct peers such flows reach, so many
+// flows to one server, or a few chance matches, weigh little; recording
+// the same flow again changes nothing.
+func (d *Delta) PeerEvidence(a, b netip.Addr, ev uint32, mse bool) {
+	kinds := [3]struct {
+		on   bool
+		kind uint8
+	}{{mse, msePeer}, {ev&evBT != 0, btPeer}, {ev&evDiscovery != 0, discPeer}}
+	for _, k := range kinds {
+		if !k.on {
+			continue
+		}
+		if len(d.remotes)+2 > d.max {
+			d.Dropped++
+			return
+		}
+		d.remotes = append(d.remotes, remote{host: a, peer: addrHash(b), kind: k.kind}, remote{host: b, peer: addrHash(a), kind: k.kind})
 	}
-	var c counters
-	if added&evBT != 0 {
-		c.btFlows = 1
-	}
-	if added&evDiscovery != 0 {
-		c.discovery = 1
-	}
-	if c == (counters{}) {
-		return
-	}
-	d.bump(a, func(h *counters) { h.add(&c) })
-	d.bump(b, func(h *counters) { h.add(&c) })
 }
 
 // FlowEnd records what a flow amounted to when it was decided or left the

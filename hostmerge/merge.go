@@ -51,7 +51,8 @@ type host struct {
 	view               View                     // the last computed view
 	changed            bool                     // state changed since view was computed
 	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
-	msePeers           [overlapBits / 64]uint64 // hashed peers of MSE-shaped flows
+	msePeers           [overlapBits / 64]uint64 // hashed peers of flows through the MSE/PE key exchange
+	btPeers, discPeers [overlapBits / 64]uint64 // hashed peers of answered flows with BitTorrent / discovery signatures
 	label              classifier.Label
 	p                  float32
 }
@@ -69,9 +70,25 @@ type Merger struct {
 	lastTick int64
 	npred    int
 	sum      map[netip.Addr]counters
+	gen      uint64 // merges so far: the generation of the next snapshot
+	turns    []Turn // hosts that turned p2p in the last turnGens generations
 	// Evicted counts hosts and predictions dropped to stay within bounds.
 	EvictedHosts, EvictedPredictions uint64
 }
+
+// Turn is a host whose label became p2p at snapshot generation Gen.
+type Turn struct {
+	Gen  uint64
+	Host netip.Addr
+}
+
+// turnGens is how many generations a snapshot keeps turns for (6.4 s of
+// ticks): a worker that missed snapshots still sees the turns since its
+// last one. maxTurns bounds them.
+const (
+	turnGens = 64
+	maxTurns = 1 << 14
+)
 
 type predKey struct {
 	host netip.Addr
@@ -134,6 +151,7 @@ func (h *host) decay(now int64) {
 		h.ports[0].Reset()
 		h.stale = true
 		h.tcpPeers, h.udpPeers, h.msePeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
+		h.btPeers, h.discPeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
 		h.rotated = now
 	}
 }
@@ -187,8 +205,15 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 			h := m.host(r.host, now)
 			dirty[shardOf(r.host)] = true
 			bit := r.peer % overlapBits
-			if r.kind == msePeer {
+			switch r.kind {
+			case msePeer:
 				h.msePeers[bit/64] |= 1 << (bit % 64)
+				continue
+			case btPeer:
+				h.btPeers[bit/64] |= 1 << (bit % 64)
+				continue
+			case discPeer:
+				h.discPeers[bit/64] |= 1 << (bit % 64)
 				continue
 			}
 			h.ips[0].InsertHash(r.peer)
@@ -272,7 +297,14 @@ func shardOf(a netip.Addr) int {
 // decay shows on idle hosts.
 func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool, refresh int) {
 	old := m.snap.Load()
-	s := &Snapshot{Time: now, hosts: old.hosts, pred: old.pred}
+	m.gen++
+	s := &Snapshot{Time: now, Gen: m.gen, hosts: old.hosts, pred: old.pred}
+	keep := 0
+	for keep < len(m.turns) && m.turns[keep].Gen+turnGens <= m.gen {
+		keep++
+	}
+	// A new slice each time: earlier snapshots keep theirs.
+	turns := append(make([]Turn, 0, len(m.turns)-keep+4), m.turns[keep:]...)
 	for i := range dirty {
 		if predDirty[i] {
 			s.pred[i] = &predShard{m: maps.Clone(m.pred[i])}
@@ -284,13 +316,18 @@ func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool, refresh i
 		for a, h := range m.hosts[i] {
 			if h.changed || i == refresh {
 				h.decay(now)
+				was := h.label
 				h.view = m.view(h)
 				h.changed = false
+				if h.label == classifier.P2P && was != classifier.P2P && len(turns) < maxTurns {
+					turns = append(turns, Turn{Gen: m.gen, Host: a})
+				}
 			}
 			sh.idx[a] = int32(len(sh.views))
 			sh.views = append(sh.views, h.view)
 		}
 		s.hosts[i] = sh
 	}
+	m.turns, s.turns = turns, turns
 	m.snap.Store(s)
 }

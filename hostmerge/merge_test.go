@@ -36,7 +36,7 @@ func TestPortPeerRatioAndFanout(t *testing.T) {
 func TestMergeIsOrderIndependent(t *testing.T) {
 	events := func(d *Delta, i int) {
 		d.FlowStart(ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 6881), 17)
-		d.FlowEvidence(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.EvDHT, i%3 == 0)
+		d.PeerEvidence(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.EvDHT, i%3 == 0)
 		d.FlowEnd(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.P2P, true, uint64(1000*i), 77, false)
 	}
 	one, many := NewMerger(Config{Model: classifier.DefaultModel()}), NewMerger(Config{Model: classifier.DefaultModel()})

@@ -38,6 +38,8 @@ type predShard struct{ m map[predKey]int64 }
 // for a tick and never write to it.
 type Snapshot struct {
 	Time  int64
+	Gen   uint64 // merges before this snapshot; 0 for the empty first one
+	turns []Turn
 	hosts [numShards]*hostShard
 	pred  [numShards]*predShard
 	zero  View // what HostView answers for a host never seen
@@ -61,6 +63,16 @@ func (s *Snapshot) HostView(a netip.Addr) *View {
 func (s *Snapshot) Predicted(host netip.Addr, peer netip.AddrPort, now int64) bool {
 	exp, ok := s.pred[shardOf(host)].m[predKey{host: host, peer: peer}]
 	return ok && exp > now
+}
+
+// TurnedSince calls fn for every host that turned p2p after generation gen
+// (within the last 64 generations).
+func (s *Snapshot) TurnedSince(gen uint64, fn func(a netip.Addr)) {
+	for _, t := range s.turns {
+		if t.Gen > gen {
+			fn(t.Host)
+		}
+	}
 }
 
 // Range calls fn for every host of the snapshot, with its view to read.
@@ -109,9 +121,9 @@ func (m *Merger) view(h *host) View {
 		ppr = ports / peers
 		x[classifier.FHostPPR-o] = float32(max(0, 1-math.Abs(math.Log(max(ppr, 1e-3)))))
 	}
-	x[classifier.FHostBTFlows-o] = logScale(float64(mid.btFlows), 16)
+	x[classifier.FHostBTPeers-o] = logScale(float64(popcount(&h.btPeers)), 16)
 	x[classifier.FHostMSEPeers-o] = logScale(float64(popcount(&h.msePeers)), 16)
-	x[classifier.FHostDiscovery-o] = logScale(float64(mid.discovery), 8)
+	x[classifier.FHostDiscovery-o] = logScale(float64(popcount(&h.discPeers)), 8)
 	overlap := 0
 	for i := range h.tcpPeers {
 		overlap += bits.OnesCount64(h.tcpPeers[i] & h.udpPeers[i])

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,14 @@ func (w *Worker) Poll() {
 		}
 	}
 	w.snap = l.merger.Snapshot()
+	if w.snap.Gen != w.snapGen {
+		clear(w.turned)
+		w.snap.TurnedSince(w.snapGen, func(a netip.Addr) { w.turned[a] = struct{}{} })
+		w.snapGen = w.snap.Gen
+		if len(w.turned) > 0 {
+			w.redecide(w.turned)
+		}
+	}
 }
 
 // Tick runs a tick at time now for a driver that owns every worker at this

@@ -11,20 +11,24 @@ import (
 
 // FlowRecord is the decision record of one flow (JSON lines, README).
 type FlowRecord struct {
-	Type           string              `json:"type"`
-	Pcap           string              `json:"pcap,omitempty"`
-	Proto          string              `json:"proto"`
-	A              string              `json:"a"`
-	B              string              `json:"b"`
-	VLAN           uint16              `json:"vlan,omitempty"`
-	Label          string              `json:"label"`
-	P              float64             `json:"p"`
-	Packets        uint32              `json:"packets"`
-	PayloadPackets uint32              `json:"payload_packets"`
-	DecidedAt      uint16              `json:"decided_at_packet"`
-	Reasons        []classifier.Reason `json:"reasons"`
-	first          int64               // first packet time: orders records of one flow key
-	key            Key                 // orders records without comparing strings
+	Type           string  `json:"type"`
+	Pcap           string  `json:"pcap,omitempty"`
+	Proto          string  `json:"proto"`
+	A              string  `json:"a"`
+	B              string  `json:"b"`
+	VLAN           uint16  `json:"vlan,omitempty"`
+	Label          string  `json:"label"`
+	P              float64 `json:"p"`
+	Packets        uint32  `json:"packets"`
+	PayloadPackets uint32  `json:"payload_packets"`
+	Bytes          uint64  `json:"bytes"` // L4 payload bytes, both directions
+	DecidedAt      uint16  `json:"decided_at_packet"`
+	// Redecided says a final normal label was overturned when a host turned
+	// p2p; the reasons are those of the new decision.
+	Redecided bool                `json:"redecided,omitempty"`
+	Reasons   []classifier.Reason `json:"reasons"`
+	first     int64               // first packet time: orders records of one flow key
+	key       Key                 // orders records without comparing strings
 }
 
 // HostRecord is the record of one host.
@@ -53,8 +57,9 @@ func NewFlowRecord(pcap string, f *Flow, m *classifier.Model, h *classifier.Host
 	r := FlowRecord{
 		Type: "flow", Pcap: pcap, Proto: proto, A: a, B: b, VLAN: f.Key.VLAN,
 		Label: f.Label.String(), P: round3(float64(f.P)),
-		Packets: f.Packets(), PayloadPackets: f.Payloads(), DecidedAt: f.DecidedAt,
-		first: f.First, key: f.Key,
+		Packets: f.Packets(), PayloadPackets: f.Payloads(), Bytes: f.Bytes[0] + f.Bytes[1], DecidedAt: f.DecidedAt,
+		Redecided: f.More&classifier.MoreRedecided != 0,
+		first:     f.First, key: f.Key,
 	}
 	if reasons {
 		r.Reasons = m.Reasons(&f.FlowState, h)

@@ -3,7 +3,10 @@ package shard
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"sort"
 	"testing"
 	"time"
 
@@ -138,4 +141,76 @@ func TestSpoofedPacketDoesNotMakeAP2PHost(t *testing.T) {
 			t.Fatalf("host %s labelled p2p from one spoofed packet", h)
 		}
 	}
+}
+
+// noise is n pseudo-random bytes (a DH value or ciphertext), deterministic per seed.
+func noise(seed, n int) string {
+	r := rand.New(rand.NewPCG(uint64(seed), 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return string(b)
+}
+
+// mseFlow is a TCP flow from c to s through the whole MSE/PE exchange and
+// then some ciphertext each way, starting at t0, 1 ms between packets.
+func mseFlow(t0 time.Duration, c, s string, seed, data int) []pkt {
+	ps := []pkt{
+		{0, c, s, true, syn, ""},
+		{0, s, c, true, synAck, ""},
+		{0, c, s, true, psh, noise(seed, 96+37)},
+		{0, s, c, true, psh, noise(seed+1, 96+211)},
+		{0, c, s, true, psh, noise(seed+2, 150)}, // hashes, VC, crypto_provide, PadC, IA
+		{0, s, c, true, psh, noise(seed+3, 40)},  // VC, crypto_select, PadD
+	}
+	for i := 0; i < data; i++ {
+		ps = append(ps, pkt{0, c, s, true, psh, noise(seed+4+2*i, 1200)}, pkt{0, s, c, true, psh, noise(seed+5+2*i, 68)})
+	}
+	for i := range ps {
+		ps[i].at = t0 + time.Duration(i)*time.Millisecond
+	}
+	return ps
+}
+
+// An encrypted flow decided normal while its hosts were calm is re-decided
+// p2p, with no packet of its own, at the tick after one of its hosts turns
+// p2p; the record says so.
+func TestRedecideWhenHostTurnsP2P(t *testing.T) {
+	const host, other = "10.0.0.5", "10.0.0.9"
+	x := [2]string{host + ":40001", other + ":50001"}
+	// Both hosts seen (and calm) before the flow.
+	ps := []pkt{
+		{0, host + ":33333", other + ":53", false, 0, "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x04test\x00\x00\x01\x00\x01"},
+		{time.Millisecond, other + ":53", host + ":33333", false, 0, "\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x03www\x04test\x00\x00\x01\x00\x01"},
+	}
+	ps = append(ps, mseFlow(150*time.Millisecond, x[0], x[1], 1, 5)...)
+	// Then the host shows what it is: MSE exchanges with eight peers.
+	for i := range 8 {
+		peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(10 + i)}), uint16(20000+i)).String()
+		ps = append(ps, mseFlow(400*time.Millisecond+time.Duration(i)*20*time.Millisecond, fmt.Sprintf("%s:%d", host, 41000+i), peer, 100+10*i, 2)...)
+	}
+	// Traffic goes on, so the clock ticks after the host turned.
+	for i := range 10 {
+		ps = append(ps, pkt{time.Second + time.Duration(i)*100*time.Millisecond, "10.0.0.7:33334", "10.0.0.8:9999", false, 0, "tick"})
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].at < ps[j].at })
+	res := synth(t, ps)
+	if got := hostLabel(res, host); got != "p2p" {
+		t.Fatalf("host %s is %s: the scenario did not turn it", host, got)
+	}
+	for _, f := range res.Flows {
+		a, b := x[0], x[1]
+		if b < a {
+			a, b = b, a
+		}
+		if f.A != a || f.B != b {
+			continue
+		}
+		if f.Label != "p2p" || !f.Redecided {
+			t.Fatalf("flow %s-%s: label %s, redecided %v, decided at packet %d (p %.3f, %v)", f.A, f.B, f.Label, f.Redecided, f.DecidedAt, f.P, f.Reasons)
+		}
+		return
+	}
+	t.Fatal("flow missing")
 }

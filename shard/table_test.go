@@ -78,6 +78,7 @@ func TestFullTableEvictsAndCounts(t *testing.T) {
 
 func TestAccountStreamingStatistics(t *testing.T) {
 	var f Flow
+	f.Begin(0, classifier.ProtoTCP, 40000, 443)
 	f.Account(0, 0, 0x02, 0)                       // SYN
 	f.Account(1, 0, 0x12, int64(time.Millisecond)) // SYN+ACK
 	for i, n := range []int{200, 300, 50, 1400, 1400} {

@@ -45,6 +45,7 @@ type Stats struct {
 	Decided   uint64 // packets that ended at the cached final label
 	Inspected uint64 // packets the recognizers looked at
 	Dropped   uint64 // packets of p2p flows
+	Redecided uint64 // flows rescored because a host turned p2p
 }
 
 func (s *Stats) add(o *Stats) {
@@ -56,6 +57,7 @@ func (s *Stats) add(o *Stats) {
 	s.Decided += o.Decided
 	s.Inspected += o.Inspected
 	s.Dropped += o.Dropped
+	s.Redecided += o.Redecided
 }
 
 // Worker is one core's share of the data path. It is not safe for
@@ -64,7 +66,9 @@ type Worker struct {
 	table    *Table
 	delta    *hostmerge.Delta
 	snap     *hostmerge.Snapshot // the newest host snapshot as of the last Poll
-	link     *tickLink           // the hand-over to the engine's clock
+	snapGen  uint64              // the generation of the last snapshot whose turns were acted on
+	turned   map[netip.Addr]struct{}
+	link     *tickLink // the hand-over to the engine's clock
 	model    *classifier.Model
 	budget   classifier.Budget
 	rescore  uint32
@@ -104,6 +108,7 @@ func NewWorker(c Config) *Worker {
 		rescore: c.RescoreEvery,
 		observe: c.Observe,
 		collect: c.Collect,
+		turned:  make(map[netip.Addr]struct{}),
 	}
 	w.table.Leave = w.leave
 	return w
@@ -221,24 +226,17 @@ func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict 
 	// (a SYN's retransmission, the first payload).
 	if f.Evidence&classifier.EvPredicted == 0 && w.snap != nil && w.snap.Predicted(init.Addr(), resp, w.now) {
 		f.Evidence |= classifier.EvPredicted
-		w.delta.FlowEvidence(init.Addr(), resp.Addr(), classifier.EvPredicted, false)
 		score = true
 	}
 	wasExhausted := f.Flags&classifier.FlagExhausted != 0
 	if len(m.Payload) > 0 && !w.budget.Exhausted(&f.FlowState, w.now) {
 		w.Stats.Inspected++
-		before := f.Evidence
-		if w.inspect(f, dir, m) {
-			w.delta.FlowEvidence(init.Addr(), resp.Addr(), f.Evidence&^before, false)
-		}
+		changed := w.inspect(f, dir, m)
 		if w.scratch.Peers.N > 0 {
 			// Peers are announced to the receiver of this packet.
 			w.delta.Predict(m.DstAddr(), &w.scratch.Peers)
 		}
-		if f.Flags&classifier.FlagMSEReported == 0 && classifier.MSEShape(&f.FlowState) == 1 {
-			f.Flags |= classifier.FlagMSEReported
-			w.delta.FlowEvidence(init.Addr(), resp.Addr(), 0, true)
-		}
+		w.reportPeer(f, init.Addr(), resp.Addr(), changed)
 		score = true
 	} else if f.Packets()%w.rescore == 0 || !wasExhausted && w.budget.Exhausted(&f.FlowState, w.now) {
 		score = true // rescore now and then, and once as the budget runs out
@@ -247,6 +245,27 @@ func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict 
 		w.decide(f)
 	}
 	return verdict(f)
+}
+
+// reportPeer tells the host delta about f's strong evidence: its verified
+// BitTorrent signatures once the other side answered (an LSD announce is
+// never answered), again when they grow, and the MSE exchange once whole.
+// Hosts count the distinct peers so reached.
+func (w *Worker) reportPeer(f *Flow, a, b netip.Addr, changed bool) {
+	mse := false
+	if f.Flags&classifier.FlagMSEReported == 0 && classifier.MSEExchanged(&f.FlowState) {
+		f.Flags |= classifier.FlagMSEReported
+		mse = true
+	}
+	ev := f.Evidence & classifier.EvHostStrong
+	if ev != 0 && (changed || f.More&classifier.MoreHostReported == 0) && (f.Answered() || ev == classifier.EvLSD) {
+		f.More |= classifier.MoreHostReported
+	} else {
+		ev = 0
+	}
+	if ev != 0 || mse {
+		w.delta.PeerEvidence(a, b, ev, mse)
+	}
 }
 
 // harvest keeps reading a decided discovery flow (tracker, DHT, peer wire
@@ -308,6 +327,11 @@ func (w *Worker) decide(f *Flow) {
 		return
 	}
 	f.Label = w.label(p, f.Flags&(classifier.FlagExhausted|classifier.FlagFin) != 0)
+	if f.Label == classifier.Normal && classifier.EncryptedP2PShape(&f.FlowState) && !w.calm(f) {
+		// Encrypted-BitTorrent-shaped and a host not known calm: wait for
+		// the host context, which decides this kind of flow.
+		f.Label = classifier.Unknown
+	}
 	if f.Label == classifier.Unknown {
 		return
 	}
@@ -324,6 +348,49 @@ func (w *Worker) decide(f *Flow) {
 	if w.Decided != nil {
 		w.Decided(f, h)
 	}
+}
+
+// calm reports whether both of f's hosts are labelled normal in the
+// snapshot (a host's label is normal only while its probability is at or
+// below TLow): an encrypted P2P-shaped flow may be final normal only then.
+func (w *Worker) calm(f *Flow) bool {
+	if w.snap == nil {
+		return false
+	}
+	return w.snap.HostView(f.Key.LoAddr.Netip()).Label == classifier.Normal &&
+		w.snap.HostView(f.Key.HiAddr.Netip()).Label == classifier.Normal
+}
+
+// redecide rescores, when hosts have just turned p2p, the flows of theirs
+// this worker owns that are unknown, or final normal without a known
+// protocol: host context decides such flows, and it just changed. A final
+// label so overturned is marked (MoreRedecided) and reported again through
+// Decided: live, the flow's bypass entry becomes a drop.
+func (w *Worker) redecide(turned map[netip.Addr]struct{}) {
+	w.table.Range(func(f *Flow) {
+		if _, ok := turned[f.Key.LoAddr.Netip()]; !ok {
+			if _, ok := turned[f.Key.HiAddr.Netip()]; !ok {
+				return
+			}
+		}
+		switch {
+		case f.Flags&classifier.FlagFinal == 0:
+		case f.Label == classifier.Normal && !classifier.KnownProtocol(&f.FlowState):
+			f.Flags &^= classifier.FlagFinal | classifier.FlagHarvest
+			f.Label = classifier.Unknown
+			f.More |= classifier.MoreRedecided
+		default:
+			return
+		}
+		w.Stats.Redecided++
+		w.decide(f)
+		if f.Label == classifier.Unknown && f.More&classifier.MoreRedecided != 0 {
+			// Still not p2p: it goes back to where it was.
+			f.Label = classifier.Normal
+			f.Flags |= classifier.FlagFinal
+			f.More &^= classifier.MoreRedecided
+		}
+	})
 }
 
 // score scores f in host context h, keeps the probability in the flow and
@@ -351,11 +418,16 @@ func (w *Worker) label(p float64, settled bool) classifier.Label {
 	return classifier.Unknown
 }
 
-// flowEnd reports f's final label and bytes to the host delta.
+// flowEnd reports f's final label and bytes to the host delta (a
+// re-decided flow's bytes were reported with its first label).
 func (w *Worker) flowEnd(f *Flow, confirmed, unanswered bool) {
 	init, resp := w.endpoints(f)
 	i := f.Initiator()
-	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, f.Bytes[i], f.Bytes[1-i], unanswered)
+	up, down := f.Bytes[i], f.Bytes[1-i]
+	if f.More&classifier.MoreRedecided != 0 {
+		up, down = 0, 0
+	}
+	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, up, down, unanswered)
 }
 
 // confirm reports the late answer of a p2p flow to the host delta.

@@ -98,6 +98,18 @@ type Row struct {
 	Label                       string
 	Flows, P2P, Unknown, Normal int
 	Missing                     int // labelled flows swarmguard has no record of
+	// Bytes are the L4 payload bytes of the row's flows, P2PBytes those of
+	// its flows labelled p2p: a missed bulk flow weighs what it carried.
+	Bytes, P2PBytes uint64
+}
+
+// ByteShare is the share of the row's payload bytes in flows labelled p2p
+// (0 for a row without bytes).
+func (r *Row) ByteShare() float64 {
+	if r.Bytes == 0 {
+		return 0
+	}
+	return float64(r.P2PBytes) / float64(r.Bytes)
 }
 
 // Miss is a scored flow that went the wrong way.
@@ -159,6 +171,14 @@ func Score(ls *Labels, results []*shard.Result) *Scores {
 			continue // no payload: nothing to recognise
 		}
 		row.Flows++
+		for _, r := range rs {
+			row.Bytes += r.Bytes
+		}
+		if got.Label == "p2p" {
+			for _, r := range rs {
+				row.P2PBytes += r.Bytes
+			}
+		}
 		switch {
 		case len(rs) == 0:
 			row.Missing++
@@ -203,13 +223,13 @@ func merged(rs []shard.FlowRecord) (shard.FlowRecord, bool) {
 
 // WriteTable prints the per-label table and the flows that went wrong.
 func (s *Scores) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "\n%-11s %6s %6s %8s %7s %7s %8s\n", "label", "flows", "p2p", "unknown", "normal", "missing", "p2p_rate")
+	fmt.Fprintf(w, "\n%-11s %6s %6s %8s %7s %7s %8s %14s %9s\n", "label", "flows", "p2p", "unknown", "normal", "missing", "p2p_rate", "bytes", "p2p_bytes")
 	for _, r := range s.Rows {
 		rate := 0.0
 		if r.Flows > 0 {
 			rate = float64(r.P2P) / float64(r.Flows)
 		}
-		fmt.Fprintf(w, "%-11s %6d %6d %8d %7d %7d %8.3f\n", r.Label, r.Flows, r.P2P, r.Unknown, r.Normal, r.Missing, rate)
+		fmt.Fprintf(w, "%-11s %6d %6d %8d %7d %7d %8.3f %14d %8.4f%%\n", r.Label, r.Flows, r.P2P, r.Unknown, r.Normal, r.Missing, rate, r.Bytes, 100*r.ByteShare())
 	}
 	fmt.Fprintf(w, "recall (bittorrent with payload -> p2p): %d missed; false positives (other -> p2p): %d; name-only BitTorrent labels (not scored): %d\n",
 		len(s.BTMissed), len(s.FalseP2P), len(s.NameOnly))

@@ -16,14 +16,30 @@ var (
 // OpenTrackerPort is where opentracker listens (TCP and UDP) on Server.
 const OpenTrackerPort = 6969
 
-// IsBTHost reports whether a runs a BitTorrent client: transmission-daemon
-// on 10.77.0.11-15 (.15 announces and vanishes), qbittorrent-nox on .21-24.
-func IsBTHost(a netip.Addr) bool {
+// IsBTHost reports whether a runs a BitTorrent client.
+func IsBTHost(a netip.Addr) bool { return Client(a) != "" }
+
+// Client names the BitTorrent client a runs, "" for none: transmission-daemon
+// on 10.77.0.11-15 (.15 announces and vanishes), qbittorrent-nox on .21-24,
+// and the mixed swarm's transmission, qbittorrent, rtorrent, aria2, deluge
+// and python3-libtorrent on .31-36.
+func Client(a netip.Addr) string {
 	if !a.Is4() {
-		return false
+		return ""
 	}
 	b := a.As4()
-	return b[0] == 10 && b[1] == 77 && b[2] == 0 && (b[3] >= 11 && b[3] <= 15 || b[3] >= 21 && b[3] <= 24)
+	if b[0] != 10 || b[1] != 77 || b[2] != 0 {
+		return ""
+	}
+	switch h := b[3]; {
+	case h >= 11 && h <= 15:
+		return "transmission"
+	case h >= 21 && h <= 24:
+		return "qbittorrent"
+	case h >= 31 && h <= 36:
+		return [...]string{"transmission", "qbittorrent", "rtorrent", "aria2", "deluge", "libtorrent"}[h-31]
+	}
+	return ""
 }
 
 // Label is the ground truth of a flow between a and b: "bittorrent" for

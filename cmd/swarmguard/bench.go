@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -10,15 +11,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/swarmguard/swarmguard/bench/tracker"
+	"github.com/swarmguard/swarmguard/bench/udpmesh"
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("bench: want a subcommand: train, compare, labels, tracker")
+		return usageErr("bench: want a subcommand: train, compare, labels, accuracy, tracker")
 	}
 	switch args[0] {
 	case "tracker":
@@ -45,6 +48,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdEcho(args[1:], stdout, stderr)
 	case "ping":
 		return cmdPing(args[1:], stdout, stderr)
+	case "accuracy":
+		return cmdAccuracy(args[1:], stdout, stderr)
+	case "udpmesh":
+		return cmdUDPMesh(args[1:], stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }
@@ -54,6 +61,7 @@ func cmdTracker(args []string, stderr io.Writer) error {
 	fs := newFlagSet("bench tracker")
 	listen := fs.String("listen", "127.0.0.1:6969", "address to listen on")
 	useTLS := fs.Bool("tls", false, "serve HTTPS with a throwaway self-signed certificate")
+	certOut := fs.String("cert-out", "", "with --tls, write the certificate (PEM) here, for clients that verify it")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -71,6 +79,12 @@ func cmdTracker(args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if *certOut != "" {
+			pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+			if err := os.WriteFile(*certOut, pemCert, 0o644); err != nil {
+				return fmt.Errorf("bench tracker: --cert-out: %w", err)
+			}
+		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,4 +99,29 @@ func cmdTracker(args []string, stderr io.Writer) error {
 		return fmt.Errorf("bench tracker: %w", err)
 	}
 	return nil
+}
+
+// cmdUDPMesh runs one member of the capture harness's normal UDP traffic
+// (voice/video mesh, game or interactive UDP) for a bounded time.
+func cmdUDPMesh(args []string, stderr io.Writer) error {
+	fs := newFlagSet("bench udpmesh")
+	var o udpmesh.Options
+	fs.StringVar(&o.Listen, "listen", "", "local ip:port")
+	to := fs.String("to", "", "comma-separated ip:port of the members to send to (none: only answer)")
+	fs.DurationVar(&o.Interval, "interval", 20*time.Millisecond, "pause between datagrams to each member")
+	fs.IntVar(&o.MinSize, "min", 60, "smallest payload")
+	fs.IntVar(&o.MaxSize, "max", 180, "largest payload")
+	fs.BoolVar(&o.RTP, "rtp", false, "RTP header before the random payload (SRTP-like media)")
+	fs.BoolVar(&o.Reply, "reply", false, "answer every datagram")
+	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to run")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if o.Listen == "" {
+		return usageErr("bench udpmesh: --listen is required")
+	}
+	if *to != "" {
+		o.To = strings.Split(*to, ",")
+	}
+	return udpmesh.Run(o)
 }
