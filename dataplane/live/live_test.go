@@ -140,6 +140,10 @@ func play(a []string) int {
 		if err == nil {
 			c.Close()
 		}
+	case "mse-server": // ADDR,MS,FOURTH: the responder side of an MSE-shaped exchange, then 68 bytes per read
+		return mseServer(a[1], a[2], a[3])
+	case "mse-client": // ADDR,ROUNDS,PAUSE_MS,ROUNDS2: exchange, rounds, pause, more rounds; prints replies per phase
+		return mseClient(a[1:])
 	case "krpc-server":
 		c, err := listenFor(a[1], a[2])
 		if err != nil {
