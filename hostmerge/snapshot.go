@@ -122,7 +122,9 @@ func (m *Merger) view(h *host) View {
 		x[classifier.FHostPPR-o] = float32(max(0, 1-math.Abs(math.Log(max(ppr, 1e-3)))))
 	}
 	x[classifier.FHostBTPeers-o] = logScale(float64(popcount(&h.btPeers)), 16)
-	x[classifier.FHostMSEPeers-o] = logScale(float64(popcount(&h.msePeers)), 16)
+	// Peers beyond the first: a flow's own MSE exchange makes its host one
+	// MSE peer, which must not count as context for that same flow.
+	x[classifier.FHostMSEPeers-o] = logScale(float64(popcount(&h.msePeers)-1), 16)
 	x[classifier.FHostDiscovery-o] = logScale(float64(popcount(&h.discPeers)), 8)
 	overlap := 0
 	for i := range h.tcpPeers {

@@ -255,7 +255,10 @@ func (w *Worker) reportPeer(f *Flow, a, b netip.Addr, changed bool) {
 	mse := false
 	if f.Flags&classifier.FlagMSEReported == 0 && classifier.MSEExchanged(&f.FlowState) {
 		f.Flags |= classifier.FlagMSEReported
-		mse = true
+		// A swarm's peers listen on unprivileged ports; an MSE-like
+		// exchange with a server on 443 or 80 (MTProto, obfuscated
+		// proxies) makes that server no peer.
+		mse = f.More&classifier.MoreHighPorts != 0
 	}
 	ev := f.Evidence & classifier.EvHostStrong
 	if ev != 0 && (changed || f.More&classifier.MoreHostReported == 0) && (f.Answered() || ev == classifier.EvLSD) {
