@@ -225,3 +225,53 @@ func TestRedecideWhenHostTurnsP2P(t *testing.T) {
 	}
 	t.Fatal("flow missing")
 }
+
+// A relay with many high-port UDP peers, whose test streams (a counter,
+// then constant filler, echoed by the far side) look like uTP packet by
+// packet, and a few of whose TCP clients open with two random-looking turns
+// of MSE's sizes: no flow has P2P evidence of its own, so neither the relay
+// nor any flow is p2p.
+func TestRelayWithWeakMatchesStaysNormal(t *testing.T) {
+	const relay = "10.0.0.3"
+	var ps []pkt
+	for i := range 40 {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 2, byte(10 + i)}), uint16(30000+i)).String()
+		port := fmt.Sprintf("%s:%d", relay, 49152+i)
+		t0 := time.Duration(i) * 50 * time.Millisecond
+		for j := range 30 {
+			p := make([]byte, 170)
+			for k := range p {
+				p[k] = 0x41
+			}
+			binary.LittleEndian.PutUint32(p, uint32(j+1))
+			at := t0 + time.Duration(j)*20*time.Millisecond
+			ps = append(ps, pkt{at, client, port, false, 0, string(p)}, pkt{at + time.Millisecond, port, client, false, 0, string(p)})
+		}
+	}
+	for i := range 4 { // two MSE-sized random turns, then a short exchange
+		c := fmt.Sprintf("10.0.3.%d:%d", 10+i, 40000+i)
+		s := relay + ":5349"
+		t0 := 3*time.Second + time.Duration(i)*100*time.Millisecond
+		ps = append(ps, pkt{t0, c, s, true, syn, ""}, pkt{t0 + time.Millisecond, s, c, true, synAck, ""},
+			pkt{t0 + 2*time.Millisecond, c, s, true, psh, noise(i, 200)}, pkt{t0 + 3*time.Millisecond, s, c, true, psh, noise(i+50, 300)},
+			pkt{t0 + 4*time.Millisecond, c, s, true, psh, noise(i+90, 30)})
+	}
+	for i := range 10 {
+		ps = append(ps, pkt{5*time.Second + time.Duration(i)*100*time.Millisecond, "10.0.0.7:33334", "10.0.0.8:9999", false, 0, "tick"})
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].at < ps[j].at })
+	res := synth(t, ps)
+	for _, f := range res.Flows {
+		if f.Label == "p2p" {
+			t.Errorf("flow %s %s %s is p2p (p %.3f, %v)", f.Proto, f.A, f.B, f.P, f.Reasons)
+		}
+	}
+	for _, h := range res.Hosts {
+		if h.Label == "p2p" {
+			t.Errorf("host %s is p2p (p %.3f, %v)", h.Host, h.P, h.Reasons)
+		}
+	}
+	if got := hostLabel(res, relay); got == "missing" {
+		t.Fatal("relay missing")
+	}
+}
