@@ -3,6 +3,7 @@ package shard
 import (
 	"errors"
 	"io"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -211,4 +212,27 @@ func BenchmarkAllPacketsBurst(b *testing.B) {
 		w.Delta().Reset() // as the merger does every tick
 		return int64(pass+1) * int64(24*time.Hour)
 	})
+}
+
+// BenchmarkRedecideScan measures a worker's re-decision pass when hosts have
+// turned p2p: one scan of its table (1<<18 flows, all final normal, none of
+// the turned hosts'), the cost a tick pays once for every batch of turns.
+func BenchmarkRedecideScan(b *testing.B) {
+	const n = 1 << 18
+	w := NewWorker(Config{Model: classifier.DefaultModel(), Flows: TableConfig{Capacity: n}})
+	for i := range n {
+		m := packet.Meta{Src: packet.Addr16{0, 0xffff0a000000 | uint64(i>>8)}, Dst: packet.Addr16{0, 0xffff0b000000 | uint64(i&0xff)}, SrcPort: uint16(1024 + i), DstPort: 443, Proto: 6}
+		var k Key
+		k.Set(&m)
+		f, _ := w.table.Lookup(&k, k.Hash(), 0)
+		f.Label = classifier.Normal
+		f.Flags |= classifier.FlagFinal
+	}
+	turned := []packet.Addr16{packet.AddrWords(netip.MustParseAddr("192.0.2.1"))}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		w.redecide(turned)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(w.table.Stats.Active), "ns/flow")
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/hostmerge"
+	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // EngineConfig configures an Engine. Zero fields take the defaults of each
@@ -110,8 +111,8 @@ func (w *Worker) Poll() {
 	}
 	w.snap = l.merger.Snapshot()
 	if w.snap.Gen != w.snapGen {
-		clear(w.turned)
-		w.snap.TurnedSince(w.snapGen, func(a netip.Addr) { w.turned[a] = struct{}{} })
+		w.turned = w.turned[:0]
+		w.snap.TurnedSince(w.snapGen, func(a netip.Addr) { w.turned = append(w.turned, packet.AddrWords(a)) })
 		w.snapGen = w.snap.Gen
 		if len(w.turned) > 0 {
 			w.redecide(w.turned)

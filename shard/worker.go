@@ -67,7 +67,7 @@ type Worker struct {
 	delta    *hostmerge.Delta
 	snap     *hostmerge.Snapshot // the newest host snapshot as of the last Poll
 	snapGen  uint64              // the generation of the last snapshot whose turns were acted on
-	turned   map[netip.Addr]struct{}
+	turned   []packet.Addr16 // hosts that turned p2p since the last snapshot acted on (Poll's scratch)
 	link     *tickLink // the hand-over to the engine's clock
 	model    *classifier.Model
 	budget   classifier.Budget
@@ -108,7 +108,6 @@ func NewWorker(c Config) *Worker {
 		rescore: c.RescoreEvery,
 		observe: c.Observe,
 		collect: c.Collect,
-		turned:  make(map[netip.Addr]struct{}),
 	}
 	w.table.Leave = w.leave
 	return w
@@ -368,22 +367,30 @@ func (w *Worker) calm(f *Flow) bool {
 // this worker owns that are unknown, or final normal without a known
 // protocol: host context decides such flows, and it just changed. A final
 // label so overturned is marked (MoreRedecided) and reported again through
-// Decided: live, the flow's bypass entry becomes a drop.
-func (w *Worker) redecide(turned map[netip.Addr]struct{}) {
+// Decided: live, the flow's bypass entry becomes a drop. It is one pass
+// over the table (BenchmarkRedecideScan), paid at the tick after a batch of
+// turns, never per packet: the flow's state is checked first, and the few
+// turned hosts are compared as address words, without hashing.
+func (w *Worker) redecide(turned []packet.Addr16) {
 	w.table.Range(func(f *Flow) {
-		if _, ok := turned[f.Key.LoAddr.Netip()]; !ok {
-			if _, ok := turned[f.Key.HiAddr.Netip()]; !ok {
-				return
+		final := f.Flags&classifier.FlagFinal != 0
+		if final && (f.Label != classifier.Normal || classifier.KnownProtocol(&f.FlowState)) {
+			return
+		}
+		hit := false
+		for _, a := range turned {
+			if f.Key.LoAddr == a || f.Key.HiAddr == a {
+				hit = true
+				break
 			}
 		}
-		switch {
-		case f.Flags&classifier.FlagFinal == 0:
-		case f.Label == classifier.Normal && !classifier.KnownProtocol(&f.FlowState):
+		if !hit {
+			return
+		}
+		if final {
 			f.Flags &^= classifier.FlagFinal | classifier.FlagHarvest
 			f.Label = classifier.Unknown
 			f.More |= classifier.MoreRedecided
-		default:
-			return
 		}
 		w.Stats.Redecided++
 		w.decide(f)

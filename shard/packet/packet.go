@@ -96,6 +96,13 @@ const (
 // construction free of store-forwarding stalls.
 type Addr16 [2]uint64
 
+// AddrWords is a as the decoder writes it: IPv4 as ::ffff:a.b.c.d, both
+// words big-endian (the inverse of Netip).
+func AddrWords(a netip.Addr) Addr16 {
+	b := a.As16()
+	return Addr16{binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16])}
+}
+
 // Netip returns a as a netip.Addr, IPv4 unmapped.
 func (a Addr16) Netip() netip.Addr {
 	if a[0] == 0 && a[1]>>32 == 0xffff { // IPv4: straight from the word, no byte round trip
