@@ -214,9 +214,10 @@ func BenchmarkAllPacketsBurst(b *testing.B) {
 	})
 }
 
-// BenchmarkRedecideScan measures a worker's re-decision pass when hosts have
-// turned p2p: one scan of its table (1<<18 flows, all final normal, none of
-// the turned hosts'), the cost a tick pays once for every batch of turns.
+// BenchmarkRedecideScan measures a worker's re-decision pass when a host has
+// turned p2p: one whole pass over its table (1<<18 flows, all final normal,
+// none of the turned host's). Live, the pass runs in steps of
+// redecideChunk buckets between rx batches.
 func BenchmarkRedecideScan(b *testing.B) {
 	const n = 1 << 18
 	w := NewWorker(Config{Model: classifier.DefaultModel(), Flows: TableConfig{Capacity: n}})
@@ -228,11 +229,12 @@ func BenchmarkRedecideScan(b *testing.B) {
 		f.Label = classifier.Normal
 		f.Flags |= classifier.FlagFinal
 	}
-	turned := []packet.Addr16{packet.AddrWords(netip.MustParseAddr("192.0.2.1"))}
+	turned := packet.AddrWords(netip.MustParseAddr("192.0.2.1"))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		w.redecide(turned)
+		w.turn(turned)
+		w.redecideAll()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(w.table.Stats.Active), "ns/flow")
 }

@@ -111,13 +111,10 @@ func (w *Worker) Poll() {
 	}
 	w.snap = l.merger.Snapshot()
 	if w.snap.Gen != w.snapGen {
-		w.turned = w.turned[:0]
-		w.snap.TurnedSince(w.snapGen, func(a netip.Addr) { w.turned = append(w.turned, packet.AddrWords(a)) })
+		w.snap.TurnedSince(w.snapGen, func(a netip.Addr) { w.turn(packet.AddrWords(a)) })
 		w.snapGen = w.snap.Gen
-		if len(w.turned) > 0 {
-			w.redecide(w.turned)
-		}
 	}
+	w.redecideStep(redecideChunk)
 }
 
 // Tick runs a tick at time now for a driver that owns every worker at this
@@ -132,6 +129,7 @@ func (e *Engine) Tick(now int64) {
 	e.merge(now, 0)
 	for _, w := range e.workers {
 		w.Poll()
+		w.redecideAll()
 	}
 }
 

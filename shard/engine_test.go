@@ -74,3 +74,43 @@ func tcpFrame(src, dst netip.Addr, sport, dport uint16, flags uint8) []byte {
 	tcp[12], tcp[13] = 5<<4, flags
 	return b
 }
+
+// The re-decision pass runs in bounded steps and looks at every flow of a
+// turned host exactly once, also for a host that turns mid-pass.
+func TestRedecidePassInSteps(t *testing.T) {
+	w := NewWorker(Config{Model: classifier.DefaultModel(), Flows: TableConfig{Capacity: 1 << 16}})
+	add := func(host netip.Addr, n int) {
+		for i := range n {
+			m := packet.Meta{Src: packet.AddrWords(host), Dst: packet.AddrWords(netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)})), SrcPort: 40000, DstPort: 50000, Proto: 6}
+			var k Key
+			k.Set(&m)
+			w.table.Lookup(&k, k.Hash(), 0) // unknown: rescored when its host turns
+		}
+	}
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	add(a, 3000)
+	add(b, 2000)
+	steps := w.table.Buckets() / redecideChunk
+	if steps < 4 {
+		t.Fatalf("table of %d buckets: too small to test steps", w.table.Buckets())
+	}
+	w.turn(packet.AddrWords(a))
+	for range steps / 2 {
+		w.redecideStep(redecideChunk)
+	}
+	w.turn(packet.AddrWords(b)) // mid-pass
+	for range steps * 2 {
+		w.redecideStep(redecideChunk)
+	}
+	if len(w.turns) != 0 || w.Stats.Redecided != 5000 {
+		t.Fatalf("after the pass: %d turns pending, %d flows rescored, want 0 and 5000", len(w.turns), w.Stats.Redecided)
+	}
+	// A step, then the rest at once (the offline tick): still once each.
+	w.Stats.Redecided = 0
+	w.turn(packet.AddrWords(a))
+	w.redecideStep(redecideChunk)
+	w.redecideAll()
+	if w.Stats.Redecided != 3000 {
+		t.Fatalf("step then the rest: %d flows rescored, want 3000", w.Stats.Redecided)
+	}
+}

@@ -387,6 +387,24 @@ func (t *Table) Flush() {
 	}
 }
 
+// RangeBuckets calls fn for every live flow of n buckets from bucket from,
+// wrapping at the end, and returns the bucket after them: a pass over the
+// table in bounded steps.
+func (t *Table) RangeBuckets(from, n int, fn func(f *Flow)) int {
+	nb := len(t.buckets)
+	for range min(n, nb) {
+		from %= nb
+		b := &t.buckets[from]
+		for i := range b.tags {
+			if b.tags[i] != 0 {
+				fn(&b.flows[i])
+			}
+		}
+		from++
+	}
+	return from % nb
+}
+
 // Range calls fn for every live flow, in table order.
 func (t *Table) Range(fn func(f *Flow)) {
 	for bi := range t.buckets {

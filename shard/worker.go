@@ -67,8 +67,10 @@ type Worker struct {
 	delta    *hostmerge.Delta
 	snap     *hostmerge.Snapshot // the newest host snapshot as of the last Poll
 	snapGen  uint64              // the generation of the last snapshot whose turns were acted on
-	turned   []packet.Addr16 // hosts that turned p2p since the last snapshot acted on (Poll's scratch)
-	link     *tickLink // the hand-over to the engine's clock
+	turns    []pendingTurn       // hosts turned p2p the re-decision pass still looks for
+	turned   []packet.Addr16     // their addresses, for the pass's current step
+	cursor   int                 // the pass's next bucket
+	link     *tickLink           // the hand-over to the engine's clock
 	model    *classifier.Model
 	budget   classifier.Budget
 	rescore  uint32
@@ -363,44 +365,90 @@ func (w *Worker) calm(f *Flow) bool {
 		w.snap.HostView(f.Key.HiAddr.Netip()).Label == classifier.Normal
 }
 
-// redecide rescores, when hosts have just turned p2p, the flows of theirs
-// this worker owns that are unknown, or final normal without a known
-// protocol: host context decides such flows, and it just changed. A final
-// label so overturned is marked (MoreRedecided) and reported again through
-// Decided: live, the flow's bypass entry becomes a drop. It is one pass
-// over the table (BenchmarkRedecideScan), paid at the tick after a batch of
-// turns, never per packet: the flow's state is checked first, and the few
-// turned hosts are compared as address words, without hashing.
-func (w *Worker) redecide(turned []packet.Addr16) {
-	w.table.Range(func(f *Flow) {
-		final := f.Flags&classifier.FlagFinal != 0
-		if final && (f.Label != classifier.Normal || classifier.KnownProtocol(&f.FlowState)) {
-			return
+// pendingTurn is a host that turned p2p, with the buckets of the table the
+// re-decision pass must still look into for it.
+type pendingTurn struct {
+	addr packet.Addr16
+	left int
+}
+
+// redecideChunk is the buckets (8 flows each) one re-decision step scans:
+// ~80 µs at 10 ns a flow (BenchmarkRedecideScan), so a step between two rx
+// batches never holds the worker long, whatever the table's size.
+const redecideChunk = 1024
+
+// turn queues hosts that turned p2p for the re-decision pass: each stays
+// until the pass has looked into every bucket once since it joined.
+func (w *Worker) turn(a packet.Addr16) {
+	w.turns = append(w.turns, pendingTurn{addr: a, left: w.table.Buckets()})
+}
+
+// redecideStep runs the re-decision pass over up to buckets buckets. The
+// pass rescores the flows of turned hosts that are unknown, or final normal
+// without a known protocol: host context decides such flows, and it just
+// changed. A final label so overturned is marked (MoreRedecided) and
+// reported again through Decided: live, the flow's bypass entry becomes a
+// drop. The flow's state is checked first, and the few turned hosts are
+// compared as address words, without hashing.
+func (w *Worker) redecideStep(buckets int) {
+	if len(w.turns) == 0 {
+		return
+	}
+	n := 0 // no further than the pass still has to go for any turn
+	w.turned = w.turned[:0]
+	for _, t := range w.turns {
+		w.turned = append(w.turned, t.addr)
+		n = max(n, t.left)
+	}
+	n = min(n, buckets)
+	w.cursor = w.table.RangeBuckets(w.cursor, n, w.redecideFlow)
+	kept := w.turns[:0]
+	for _, t := range w.turns {
+		if t.left -= n; t.left > 0 {
+			kept = append(kept, t)
 		}
-		hit := false
-		for _, a := range turned {
-			if f.Key.LoAddr == a || f.Key.HiAddr == a {
-				hit = true
-				break
-			}
+	}
+	w.turns = kept
+}
+
+// redecideAll finishes the pass (the offline clock: every turn is acted on
+// at the tick, in packet time).
+func (w *Worker) redecideAll() {
+	for len(w.turns) > 0 {
+		w.redecideStep(w.table.Buckets())
+	}
+}
+
+// redecideFlow rescores f if it is a flow of a turned host that host
+// context decides.
+func (w *Worker) redecideFlow(f *Flow) {
+	final := f.Flags&classifier.FlagFinal != 0
+	if final && (f.Label != classifier.Normal || classifier.KnownProtocol(&f.FlowState)) {
+		return
+	}
+	hit := false
+	for _, a := range w.turned {
+		if f.Key.LoAddr == a || f.Key.HiAddr == a {
+			hit = true
+			break
 		}
-		if !hit {
-			return
-		}
-		if final {
-			f.Flags &^= classifier.FlagFinal | classifier.FlagHarvest
-			f.Label = classifier.Unknown
-			f.More |= classifier.MoreRedecided
-		}
-		w.Stats.Redecided++
-		w.decide(f)
-		if f.Label == classifier.Unknown && f.More&classifier.MoreRedecided != 0 {
-			// Still not p2p: it goes back to where it was.
-			f.Label = classifier.Normal
-			f.Flags |= classifier.FlagFinal
-			f.More &^= classifier.MoreRedecided
-		}
-	})
+	}
+	if !hit {
+		return
+	}
+	if final {
+		f.Flags &^= classifier.FlagFinal | classifier.FlagHarvest
+		f.Label = classifier.Unknown
+		f.More |= classifier.MoreRedecided
+	}
+	w.Stats.Redecided++
+	w.decide(f)
+	if f.Label == classifier.Unknown && f.More&classifier.MoreRedecided != 0 {
+		// Still not p2p: it goes back to where it was.
+		f.Label = classifier.Normal
+		f.Flags |= classifier.FlagFinal
+		f.More &^= classifier.MoreRedecided
+	}
 }
 
 // score scores f in host context h, keeps the probability in the flow and
