@@ -51,7 +51,7 @@ func (t *Tally) addFlow(truth string, f *shard.FlowRecord, a, b netip.Addr) {
 				t.PeerFlows4P2P++
 			}
 		}
-		t.btHosts[a], t.btHosts[b] = true, true
+		t.hosts(t.btHosts, a, b)
 	case "other":
 		t.OtherFlows++
 		t.OtherBytes += f.Bytes
@@ -59,7 +59,17 @@ func (t *Tally) addFlow(truth string, f *shard.FlowRecord, a, b netip.Addr) {
 			t.OtherFlowsP2P++
 			t.OtherBytesP2P += f.Bytes
 		}
-		t.otherHosts[a], t.otherHosts[b] = true, true
+		t.hosts(t.otherHosts, a, b)
+	}
+}
+
+// hosts adds a and b to set, leaving out group addresses (LSD's multicast
+// group is a destination, not a host).
+func (t *Tally) hosts(set map[netip.Addr]bool, a, b netip.Addr) {
+	for _, h := range []netip.Addr{a, b} {
+		if !h.IsMulticast() && !h.IsUnspecified() {
+			set[h] = true
+		}
 	}
 }
 
