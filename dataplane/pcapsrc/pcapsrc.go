@@ -30,7 +30,7 @@ type Reader struct {
 	f      *os.File
 	cnt    countingReader
 	br     *bufio.Reader
-	pcap   *pcapgo.Reader
+	pcap   *classic
 	ng     *pcapgo.NgReader
 	link   packet.LinkType
 	offset int64 // end of the last record read in full
@@ -87,7 +87,7 @@ func newReader(name string, rd io.Reader) (*Reader, error) {
 		return nil, &Error{File: name, Offset: 0, Err: fmt.Errorf("not a capture file: %w", noEOF(err))}
 	}
 	switch m := binary.LittleEndian.Uint32(magic); {
-	case m == 0xa1b2c3d4, m == 0xd4c3b2a1, m == 0xa1b23c4d, m == 0x4d3cb2a1, m == 0x0a0d0d0a, m&0xffff == 0x8b1f:
+	case m == 0xa1b2c3d4, m == 0xd4c3b2a1, m == 0xa1b23c4d, m == 0x4d3cb2a1, m == 0xa1b2cd34, m == 0x34cdb2a1, m == 0x0a0d0d0a, m&0xffff == 0x8b1f:
 	default:
 		return nil, &Error{File: name, Offset: 0, Err: fmt.Errorf("not a pcap or pcapng file (starts %x)", magic)}
 	}
@@ -99,12 +99,12 @@ func newReader(name string, rd io.Reader) (*Reader, error) {
 		r.ng = ng
 		r.link = packet.LinkType(ng.LinkType())
 	} else {
-		p, err := pcapgo.NewReader(r.br)
+		p, err := newClassic(r.br)
 		if err != nil {
 			return nil, &Error{File: name, Offset: 0, Err: fmt.Errorf("pcap header: %w", noEOF(err))}
 		}
 		r.pcap = p
-		r.link = packet.LinkType(p.LinkType())
+		r.link = p.link
 	}
 	r.offset = r.consumed()
 	return r, nil
@@ -132,7 +132,7 @@ func (r *Reader) Next() (frame []byte, link packet.LinkType, ts time.Time, err e
 	var ci gopacket.CaptureInfo
 	link = r.link
 	if r.pcap != nil {
-		frame, ci, err = r.pcap.ZeroCopyReadPacketData()
+		frame, ci.Timestamp, err = r.pcap.next()
 	} else {
 		frame, ci, err = r.ng.ZeroCopyReadPacketData()
 		if len(ci.AncillaryData) > 0 {

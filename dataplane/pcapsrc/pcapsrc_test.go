@@ -2,6 +2,7 @@ package pcapsrc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -98,6 +99,9 @@ func FuzzReader(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	frame := bytes.Repeat([]byte{0x45}, 60)
+	f.Add(classicFile(binary.BigEndian, magicNano, 2, 0, frame, frame))
+	f.Add(classicFile(binary.LittleEndian, magicKuznetzov, 4, 8, frame))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := newReader("fuzz", bytes.NewReader(b))
 		if err != nil {
