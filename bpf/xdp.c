@@ -20,7 +20,7 @@
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
-#define MAX_VLAN 2
+#define MAX_VLAN 4
 #define MAX_V6_EXT 6 // shard/packet.MaxIPv6ExtHdrs: the kernel keys the flows userspace keys
 #define MAX_SOCKETS 256
 
@@ -56,18 +56,28 @@ struct config {
 
 // A flow key with the fields of userspace's shard.Key, in its symmetric
 // order: the endpoint with the lower (address, port) is lo. Addresses are
-// 16 bytes, IPv4 mapped; vlan is the innermost VLAN id (0: untagged), so a
-// decision on one VLAN is never applied to the same 5-tuple on another.
+// 16 bytes, IPv4 mapped; the path (24 bits, path_lo | path_hi << 16) is
+// shard's subscriber path: one VLAN tag's id, two tags' outer << 12 | inner,
+// more folded by mix_path (packet.mixPath), 0 untagged. A decision on one
+// path is never applied to the same 5-tuple on another.
 // dataplane/live's kernel-key test runs this program against the Go key.
 struct flow_key {
 	__u8 lo[16];
 	__u8 hi[16];
 	__u16 lo_port;
 	__u16 hi_port;
-	__u16 vlan;
+	__u16 path_lo;
 	__u8 proto;
-	__u8 pad;
+	__u8 path_hi;
 };
+
+// mix_path folds a tag id into a path as packet.mixPath does (kind 1: VLAN).
+static __always_inline __u32 mix_path(__u32 p, __u64 kind, __u32 id)
+{
+	__u64 h = ((__u64)p << 32 | id) ^ (kind << 48);
+	h *= 0x9e3779b97f4a7c15ULL;
+	return (__u32)(h >> 40) & 0xffffff;
+}
 
 struct bypass_val {
 	__u32 action;
@@ -236,7 +246,7 @@ int swarmguard(struct xdp_md *ctx)
 	if ((void *)(eth + 1) > end)
 		return fail_open(ctx, c, C_NOT_IP);
 	__u16 proto = eth->h_proto;
-	__u16 vlan = 0;
+	__u32 path = 0;
 	void *l3 = eth + 1;
 #pragma unroll
 	for (int i = 0; i < MAX_VLAN; i++) {
@@ -244,7 +254,13 @@ int swarmguard(struct xdp_md *ctx)
 			break;
 		if (l3 + 4 > end)
 			return fail_open(ctx, c, C_NOT_IP);
-		vlan = bpf_ntohs(*(__u16 *)l3) & 0x0fff;
+		__u32 id = bpf_ntohs(*(__u16 *)l3) & 0x0fff;
+		if (i == 0)
+			path = id;
+		else if (i == 1)
+			path = path << 12 | id;
+		else
+			path = mix_path(path, 1, id);
 		proto = *(__u16 *)(l3 + 2);
 		l3 += 4;
 	}
@@ -300,7 +316,8 @@ int swarmguard(struct xdp_md *ctx)
 	}
 	struct flow_key k = {};
 	k.proto = l4proto;
-	k.vlan = vlan;
+	k.path_lo = path & 0xffff;
+	k.path_hi = path >> 16;
 	if (less(src.a, sport, dst.a, dport)) {
 		__builtin_memcpy(k.lo, src.a, 16);
 		__builtin_memcpy(k.hi, dst.a, 16);

@@ -41,9 +41,9 @@ type xdpFlowKey struct {
 	Hi     [16]uint8
 	LoPort uint16
 	HiPort uint16
-	Vlan   uint16
+	PathLo uint16
 	Proto  uint8
-	Pad    uint8
+	PathHi uint8
 }
 
 // loadXdp returns the embedded CollectionSpec for xdp.

@@ -1,6 +1,9 @@
 package classifier
 
-import "net/netip"
+import (
+	"math"
+	"net/netip"
+)
 
 // Label is a flow's or host's class.
 type Label uint8
@@ -62,24 +65,31 @@ type FlowState struct {
 	Bytes       [2]uint64 // L4 payload bytes per direction
 	Pkts        [2]uint32
 	PayloadPkts [2]uint32
-	LastTick    uint32    // last packet, in ticks of 2^20 ns (~1.05 ms) after First
-	Evidence    uint32    // Ev* bits
-	P           float32   // last probability of p2p
-	Turn        [4]uint16 // TCP: payload bytes of the first four turns (a turn: payload in one direction until the other speaks); UDP: the uTP recognizer's reference timestamp
-	Small       [2]uint16 // payload packets <= SmallSize per direction (saturating)
-	Large       [2]uint16 // payload packets >= LargeSize per direction (saturating)
-	MaxLen      [2]uint16
-	UTPConn     uint16 // uTP connection id seen first
-	UTPSeq      uint16 // last uTP seq_nr seen from the initiator
-	DecidedAt   uint16 // packet number at which the label became final
-	Label       Label
-	Flags       uint8
-	Deep        uint8    // payload packets deep-parsed so far
-	Turns       uint8    // number of turns begun (saturating at 255)
-	LastDir     uint8    // direction of the last payload packet + 1 (0: none yet)
-	HSMatch     [2]uint8 // bytes of the plaintext handshake prefix matched so far per direction
-	Coherent    uint8    // uTP: top bit the reference direction, then answered, then the reference side's advances
-	More        uint8    // More* flags
+	LastTick    uint32 // last packet, in ticks of 2^20 ns (~1.05 ms) after First
+	Evidence    uint32 // Ev* bits
+	// TunnelID, VLAN and Tunnel are the engine's, not the classifier's: the
+	// identifier of the tunnel the flow's first packet came by (PPPoE
+	// session, VNI, TEID, MPLS label, GRE key or ERSPAN session), its
+	// innermost VLAN id, and what the tunnel is (shard's tunnel kinds).
+	// Records show them.
+	TunnelID  uint32
+	P         uint16    // last probability of p2p, in 65535ths (records read it: Prob)
+	Turn      [4]uint16 // TCP: payload bytes of the first four turns (a turn: payload in one direction until the other speaks); UDP: the uTP recognizer's reference timestamp
+	Small     [2]uint16 // payload packets <= SmallSize per direction (saturating)
+	Large     [2]uint16 // payload packets >= LargeSize per direction (saturating)
+	VLAN      uint16    // engine's: see TunnelID
+	UTPConn   uint16    // uTP connection id seen first
+	UTPSeq    uint16    // last uTP seq_nr seen from the initiator
+	DecidedAt uint16    // packet number at which the label became final
+	Label     Label
+	Flags     uint8
+	Deep      uint8    // payload packets deep-parsed so far
+	Turns     uint8    // number of turns begun (saturating at 255)
+	LastDir   uint8    // direction of the last payload packet + 1 (0: none yet)
+	HSMatch   [2]uint8 // bytes of the plaintext handshake prefix matched so far per direction
+	Coherent  uint8    // uTP: top bit the reference direction, then answered, then the reference side's advances
+	More      uint8    // More* flags
+	Tunnel    uint8    // see TunnelID
 }
 
 // Begin resets s for a new flow first seen at now, with the protocol and
@@ -94,6 +104,12 @@ func (s *FlowState) Begin(now int64, proto uint8, loPort, hiPort uint16) {
 		s.More |= MoreHighPorts
 	}
 }
+
+// Prob is P as a probability.
+func (s *FlowState) Prob() float64 { return float64(s.P) / 65535 }
+
+// SetProb stores probability p in P.
+func (s *FlowState) SetProb(p float64) { s.P = uint16(math.Round(min(max(p, 0), 1) * 65535)) }
 
 // TCP reports whether the flow is TCP.
 func (s *FlowState) TCP() bool { return s.More&MoreTCP != 0 }
@@ -185,9 +201,6 @@ func (s *FlowState) Account(dir uint8, payload int, tcpFlags uint8, now int64) {
 		s.Small[dir]++
 	} else if payload >= LargeSize && s.Large[dir] != 0xffff {
 		s.Large[dir]++
-	}
-	if payload > int(s.MaxLen[dir]) {
-		s.MaxLen[dir] = uint16(min(payload, 0xffff))
 	}
 	if s.More&MoreTCP == 0 {
 		return // turns are TCP's: a UDP flow keeps uTP state in Turn

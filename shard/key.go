@@ -14,22 +14,29 @@ import (
 // Key identifies a flow independently of direction: the endpoint that sorts
 // lower (address bytes, then port) is always Lo. Addresses are kept as 16
 // bytes (IPv4 as IPv4-mapped IPv6), so the key is a comparable value of fixed
-// size that hashes and compares without reflection.
+// size that hashes and compares without reflection. The flow is the
+// innermost 5-tuple of an encapsulated frame; its subscriber path
+// (packet.Meta.Path: VLAN tags, PPPoE session, VNI, GRE key; 24 bits) is
+// part of the key, split over PathLo and PathHi around Proto so that the
+// key keeps its 40 bytes and its layout.
 type Key struct {
 	LoAddr, HiAddr packet.Addr16
 	LoPort, HiPort uint16
-	VLAN           uint16
+	PathLo         uint16 // the path's low 16 bits (a single VLAN id is all of it)
 	Proto          uint8
-	_              uint8 // always 0: the last word is compared and hashed whole
+	PathHi         uint8 // the path's high 8 bits
 }
 
-// Tail packs the key's last eight bytes as they lie in memory: ports, VLAN
+// Path is the key's subscriber path (24 bits).
+func (k *Key) Path() uint32 { return uint32(k.PathLo) | uint32(k.PathHi)<<16 }
+
+// Tail packs the key's last eight bytes as they lie in memory: ports, path
 // and protocol in one word, so that Equal and Hash read it with one load.
-func Tail(loPort, hiPort, vlan uint16, proto uint8) uint64 {
-	return uint64(loPort) | uint64(hiPort)<<16 | uint64(vlan)<<32 | uint64(proto)<<48
+func Tail(loPort, hiPort uint16, path uint32, proto uint8) uint64 {
+	return uint64(loPort) | uint64(hiPort)<<16 | uint64(path&0xffff)<<32 | uint64(proto)<<48 | uint64(path>>16&0xff)<<56
 }
 
-// tail is Tail(k.LoPort, k.HiPort, k.VLAN, k.Proto) read as one word. The
+// tail is Tail(k.LoPort, k.HiPort, k.Path(), k.Proto) read as one word. The
 // fields are little-endian in memory on every platform Go's unsafe layout
 // gives this order for, which a test checks against Tail.
 func (k *Key) tail() uint64 { return *(*uint64)(unsafe.Pointer(&k.LoPort)) }
@@ -44,12 +51,12 @@ func (k *Key) Set(m *packet.Meta) (dir uint8) {
 	} else {
 		k.LoAddr, k.HiAddr, k.LoPort, k.HiPort = m.Dst, m.Src, m.DstPort, m.SrcPort
 	}
-	k.VLAN = m.VLAN
+	k.PathLo, k.PathHi = uint16(m.Path), uint8(m.Path>>16)
 	k.Proto = m.Proto
 	return dir
 }
 
-// Compare orders keys: addresses, ports, VLAN, protocol.
+// Compare orders keys: addresses, ports, path, protocol.
 func (k *Key) Compare(o *Key) int {
 	switch {
 	case k.LoAddr[0] != o.LoAddr[0]:
@@ -64,8 +71,8 @@ func (k *Key) Compare(o *Key) int {
 		return cmp.Compare(k.LoPort, o.LoPort)
 	case k.HiPort != o.HiPort:
 		return cmp.Compare(k.HiPort, o.HiPort)
-	case k.VLAN != o.VLAN:
-		return cmp.Compare(k.VLAN, o.VLAN)
+	case k.Path() != o.Path():
+		return cmp.Compare(k.Path(), o.Path())
 	}
 	return cmp.Compare(k.Proto, o.Proto)
 }

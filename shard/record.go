@@ -11,12 +11,17 @@ import (
 
 // FlowRecord is the decision record of one flow (JSON lines, README).
 type FlowRecord struct {
-	Type           string  `json:"type"`
-	Pcap           string  `json:"pcap,omitempty"`
-	Proto          string  `json:"proto"`
-	A              string  `json:"a"`
-	B              string  `json:"b"`
-	VLAN           uint16  `json:"vlan,omitempty"`
+	Type  string `json:"type"`
+	Pcap  string `json:"pcap,omitempty"`
+	Proto string `json:"proto"`
+	A     string `json:"a"`
+	B     string `json:"b"`
+	VLAN  uint16 `json:"vlan,omitempty"` // innermost VLAN id
+	// Path is the subscriber path of the flow key when it is more than the
+	// VLAN id (two tags, a PPPoE session, VNI or GRE key folded in).
+	Path           uint32  `json:"path,omitempty"`
+	Tunnel         string  `json:"tunnel,omitempty"`    // pppoe, mpls, gre, erspan, gtpu, vxlan, geneve, ipip, teredo, ppp
+	TunnelID       uint32  `json:"tunnel_id,omitempty"` // PPPoE session, MPLS label, GRE key, ERSPAN session, TEID, VNI
 	Label          string  `json:"label"`
 	P              float64 `json:"p"`
 	Packets        uint32  `json:"packets"`
@@ -55,11 +60,15 @@ func NewFlowRecord(pcap string, f *Flow, m *classifier.Model, h *classifier.Host
 		proto = "tcp"
 	}
 	r := FlowRecord{
-		Type: "flow", Pcap: pcap, Proto: proto, A: a, B: b, VLAN: f.Key.VLAN,
-		Label: f.Label.String(), P: round3(float64(f.P)),
+		Type: "flow", Pcap: pcap, Proto: proto, A: a, B: b, VLAN: f.VLAN,
+		Tunnel: tunnelName(f), TunnelID: f.TunnelID,
+		Label: f.Label.String(), P: round3(f.Prob()),
 		Packets: f.Packets(), PayloadPackets: f.Payloads(), Bytes: f.Bytes[0] + f.Bytes[1], DecidedAt: f.DecidedAt,
 		Redecided: f.More&classifier.MoreRedecided != 0,
 		first:     f.First, key: f.Key,
+	}
+	if p := f.Key.Path(); p != uint32(f.VLAN) {
+		r.Path = p
 	}
 	if reasons {
 		r.Reasons = m.Reasons(&f.FlowState, h)

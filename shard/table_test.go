@@ -137,12 +137,12 @@ func TestTwoChoicesFillTheTable(t *testing.T) {
 // layout is little-endian: amd64, arm64), and HashWords of a key's words
 // is its Hash, which lets the fast path hash from header fields.
 func TestTailAndHashWords(t *testing.T) {
-	k := Key{LoPort: 0x1234, HiPort: 0xabcd, VLAN: 0x0fed, Proto: 17}
+	k := Key{LoPort: 0x1234, HiPort: 0xabcd, PathLo: 0x0fed, PathHi: 0xa5, Proto: 17}
 	k.LoAddr[1], k.HiAddr[0], k.HiAddr[1] = 0xffff0a000001, 1, 0xffff0a000002
-	if got, want := k.tail(), Tail(0x1234, 0xabcd, 0x0fed, 17); got != want {
+	if got, want := k.tail(), Tail(0x1234, 0xabcd, 0xa50fed, 17); got != want {
 		t.Fatalf("tail %#x, Tail %#x", got, want)
 	}
-	if k.Hash() != HashWords(k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], Tail(k.LoPort, k.HiPort, k.VLAN, k.Proto)) {
+	if k.Hash() != HashWords(k.LoAddr[0], k.LoAddr[1], k.HiAddr[0], k.HiAddr[1], Tail(k.LoPort, k.HiPort, k.Path(), k.Proto)) {
 		t.Fatal("Hash and HashWords differ")
 	}
 	tb := NewTable(TableConfig{Capacity: 64})

@@ -42,6 +42,7 @@ type Stats struct {
 	NotIP     uint64
 	OtherL4   uint64
 	Malformed uint64
+	TooDeep   uint64 // frames with more encapsulation than packet.MaxEncap: counted, not followed
 	Decided   uint64 // packets that ended at the cached final label
 	Inspected uint64 // packets the recognizers looked at
 	Dropped   uint64 // packets of p2p flows
@@ -54,6 +55,7 @@ func (s *Stats) add(o *Stats) {
 	s.NotIP += o.NotIP
 	s.OtherL4 += o.OtherL4
 	s.Malformed += o.Malformed
+	s.TooDeep += o.TooDeep
 	s.Decided += o.Decided
 	s.Inspected += o.Inspected
 	s.Dropped += o.Dropped
@@ -166,6 +168,9 @@ func (w *Worker) decode(link packet.LinkType, frame []byte, b *decoded) bool {
 	case packet.OtherL4:
 		w.Stats.OtherL4++
 		return false
+	case packet.TooDeep:
+		w.Stats.TooDeep++
+		return false
 	default:
 		w.Stats.Malformed++
 		return false
@@ -220,6 +225,7 @@ func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict 
 	score := false
 	if created {
 		w.delta.FlowStart(init, resp, f.Key.Proto)
+		setTunnel(f, m)
 	}
 	// A peer announced by a tracker, DHT or PEX answer: strong evidence from
 	// the first packet. The answer reaches the snapshot at the next merge, so
@@ -455,7 +461,7 @@ func (w *Worker) redecideFlow(f *Flow) {
 // shows the scoring to Observe.
 func (w *Worker) score(f *Flow, h *classifier.HostFeatures) float64 {
 	p := w.model.Score(&f.FlowState, h)
-	f.P = float32(p)
+	f.SetProb(p)
 	if w.observe != nil {
 		lo, hi := w.hosts(f)
 		w.observe(f, lo, hi)

@@ -75,9 +75,6 @@ func ReadLabels(name string, r io.Reader) (*Labels, error) {
 		if err := json.Unmarshal([]byte(line), &l); err != nil {
 			return nil, fmt.Errorf("labels: %s:%d: %w", name, n, err)
 		}
-		if l.Tunnel != "" {
-			continue // the label names the inner flow of a tunnel swarmguard does not open
-		}
 		ls.ByKey[Key{l.Pcap, l.Proto, l.A, l.B, l.VLAN}] = l
 		ls.Pcaps[l.Pcap] = true
 	}

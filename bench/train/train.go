@@ -114,7 +114,7 @@ func Collect(sources []Source, model *classifier.Model, posWeight float64) (*Dat
 				if f.Key.Proto == 6 {
 					proto = "tcp"
 				}
-				y, ok := src.Truth(pcap, proto, a, b, f.Key.VLAN)
+				y, ok := src.Truth(pcap, proto, a, b, f.VLAN)
 				if !ok || (src.PayloadOnly && y == 1 && f.Payloads() == 0) {
 					return
 				}

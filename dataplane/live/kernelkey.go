@@ -17,6 +17,6 @@ func kernelKey(k *shard.Key) bpf.FlowKey {
 	binary.BigEndian.PutUint64(f.Lo[8:16], k.LoAddr[1])
 	binary.BigEndian.PutUint64(f.Hi[0:8], k.HiAddr[0])
 	binary.BigEndian.PutUint64(f.Hi[8:16], k.HiAddr[1])
-	f.LoPort, f.HiPort, f.Vlan, f.Proto = k.LoPort, k.HiPort, k.VLAN, k.Proto
+	f.LoPort, f.HiPort, f.PathLo, f.Proto, f.PathHi = k.LoPort, k.HiPort, k.PathLo, k.Proto, k.PathHi
 	return f
 }

@@ -20,7 +20,7 @@ import (
 
 // keyOf is the kernel key of the flow between a and b (either order).
 func keyOf(a, b netip.AddrPort, proto uint8, vlan uint16) bpf.FlowKey {
-	m := packet.Meta{Src: words(a.Addr()), Dst: words(b.Addr()), SrcPort: a.Port(), DstPort: b.Port(), Proto: proto, VLAN: vlan}
+	m := packet.Meta{Src: words(a.Addr()), Dst: words(b.Addr()), SrcPort: a.Port(), DstPort: b.Port(), Proto: proto, VLAN: vlan, Path: uint32(vlan)}
 	var k shard.Key
 	k.Set(&m)
 	return kernelKey(&k)
@@ -84,6 +84,11 @@ func (k *kernel) keysAgree(tb testing.TB, frame []byte) (bool, shard.Key) {
 	if len(frame) < 14 || packet.Decode(packet.LinkEthernet, frame, &m) != packet.OK {
 		return true, key
 	}
+	if m.Encap&^(packet.EncapVLAN|packet.EncapQinQ) != 0 {
+		// Tunnels: the decoder keys the inner flow; the program does not
+		// open tunnels yet (issue 10's XDP part) and keys the outer one.
+		return true, key
+	}
 	key.Set(&m)
 	kk := kernelKey(&key)
 	if err := k.o.SetBypass(kk, bpf.Drop); err != nil {
@@ -97,7 +102,8 @@ func (k *kernel) keysAgree(tb testing.TB, frame []byte) (bool, shard.Key) {
 }
 
 // corpusFrames are the Ethernet frames of a few bundled captures, and each
-// again with an 802.1Q tag (VLAN 10) and with a QinQ pair (outer 20, inner 30).
+// again with an 802.1Q tag (VLAN 10), with a QinQ pair (outer 20, inner 30)
+// and with three tags (a folded path).
 func corpusFrames(tb testing.TB) [][]byte {
 	var out [][]byte
 	for _, name := range []string{"bittorrent.pcap", "bittorrent_utp.pcap", "443-curl.pcap", "http_ipv6.pcap"} {
@@ -117,7 +123,8 @@ func corpusFrames(tb testing.TB) [][]byte {
 				break
 			}
 			f = append([]byte(nil), f...)
-			out = append(out, f, tag(f, 0x8100, 10), tag(tag(f, 0x8100, 30), 0x88a8, 20))
+			out = append(out, f, tag(f, 0x8100, 10), tag(tag(f, 0x8100, 30), 0x88a8, 20),
+				tag(tag(tag(f, 0x8100, 40), 0x8100, 30), 0x88a8, 20))
 		}
 		r.Close()
 	}
@@ -154,8 +161,8 @@ func TestKernelKeyIsShardKey(t *testing.T) {
 	t.Logf("%d frames with a flow checked", checked)
 }
 
-// A decision taken on VLAN 10 is not applied to the same 5-tuple on VLAN 20
-// or untagged.
+// A decision taken on VLAN 10 is not applied to the same 5-tuple on VLAN 20,
+// untagged, or behind an S-VLAN with the same C-VLAN id.
 func TestBypassIsPerVLAN(t *testing.T) {
 	k := loadKernel(t)
 	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.9:51413")
@@ -172,6 +179,7 @@ func TestBypassIsPerVLAN(t *testing.T) {
 		{"vlan 10, other direction", tag(tcpFrame(b, a), 0x8100, 10), true},
 		{"vlan 20", tag(f, 0x8100, 20), false},
 		{"untagged", f, false},
+		{"s-vlan 21, c-vlan 10", tag(tag(f, 0x8100, 10), 0x88a8, 21), false},
 	} {
 		if got := k.run(t, c.frame) == xdpDrop; got != c.drop {
 			t.Errorf("%s: dropped %v, want %v", c.name, got, c.drop)

@@ -23,12 +23,17 @@ const (
 	LinkIPv6     LinkType = 229
 	LinkLinuxSL2 LinkType = 276 // Linux cooked capture v2 (20-byte header)
 	LinkLoop     LinkType = 108 // OpenBSD loopback: like LinkNull in network order
+	LinkPPP      LinkType = 9   // PPP: optional 0xff 0x03, then a 1- or 2-byte protocol
+	LinkPPPHDLC  LinkType = 50  // PPP in HDLC-like framing (0xff 0x03 protocol)
+	LinkPPPoE    LinkType = 51  // PPPoE session header, no Ethernet
+	LinkCHDLC    LinkType = 104 // Cisco HDLC: address, control, EtherType
 )
 
 // Supported reports whether Decode understands frames of this link type.
 func (l LinkType) Supported() bool {
 	switch l {
-	case LinkNull, LinkEthernet, LinkRaw, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkLinuxSL2, LinkLoop:
+	case LinkNull, LinkEthernet, LinkRaw, LinkLinuxSLL, LinkIPv4, LinkIPv6, LinkLinuxSL2, LinkLoop,
+		LinkPPP, LinkPPPHDLC, LinkPPPoE, LinkCHDLC:
 		return true
 	}
 	return false
@@ -48,13 +53,16 @@ const (
 	OK        Result = iota // TCP or UDP with ports and payload
 	Fragment                // a non-first IPv4/IPv6 fragment: addresses only
 	NotIP                   // ARP, LLDP, ... : nothing to classify
-	OtherL4                 // ICMP, GRE, ESP, ... : addresses only
+	OtherL4                 // ICMP, ESP, ... : addresses only
 	Malformed               // a header is cut short or inconsistent
+	TooDeep                 // more encapsulation than MaxEncap: counted, not followed
 )
 
 // Limits that bound the work done on hostile input.
 const (
-	MaxVLANTags     = 2 // QinQ
+	MaxVLANTags     = 4 // QinQ and deeper stacks
+	MaxEncap        = 4 // tunnels (PPPoE, MPLS, GRE, GTP-U, VXLAN, Geneve, IP-in-IP, Teredo) one frame may cross
+	MaxMPLSLabels   = 8
 	MaxIPv6ExtHdrs  = 6
 	ethHeaderLen    = 14
 	vlanTagLen      = 4
@@ -126,9 +134,24 @@ type Meta struct {
 	Proto            uint8 // IP protocol number
 	TCPFlags         uint8
 	VLAN             uint16 // innermost VLAN id, 0 when untagged
-	WireLen          int    // IP datagram length as the IP header states it
-	PayloadLen       int    // L4 payload length on the wire (from the IP/UDP lengths)
-	Payload          []byte // L4 payload as captured: at most PayloadLen bytes, fewer if the capture was cut
+	// Path identifies the subscriber path the frame came by, as far as it is
+	// the same both ways: its VLAN tags (one tag: its id; two: outer<<12 |
+	// inner), folded with the PPPoE session, VXLAN/Geneve VNI and GRE key
+	// into 24 bits. It is part of the flow key: two subscribers with the
+	// same inner address on different paths are two hosts.
+	Path  uint32
+	Encap Encap // the encapsulations crossed; the fields below are valid for those set
+	// Outer context: the outermost VLAN id, the PPPoE session, the innermost
+	// MPLS label, the GTP-U TEID, the VXLAN/Geneve VNI, the GRE key or ERSPAN
+	// session, and the innermost IP tunnel's outer addresses.
+	OuterVLAN             uint16
+	Session               uint16
+	Label, TEID, VNI, Key uint32
+	TunnelSrc, TunnelDst  Addr16
+	depth                 uint8  // tunnels crossed so far
+	WireLen               int    // IP datagram length as the IP header states it
+	PayloadLen            int    // L4 payload length on the wire (from the IP/UDP lengths)
+	Payload               []byte // L4 payload as captured: at most PayloadLen bytes, fewer if the capture was cut
 }
 
 // v4mapped is the high bits of the low word of an IPv4-mapped address.
@@ -143,8 +166,17 @@ func (m *Meta) DstAddr() netip.Addr { return m.Dst.Netip() }
 // Decode parses one frame of the given link type into m and reports how far it got.
 // m is overwritten; its Payload aliases frame.
 func Decode(link LinkType, frame []byte, m *Meta) Result {
-	m.VLAN, m.TCPFlags = 0, 0
+	m.VLAN, m.TCPFlags, m.Path, m.Encap, m.depth = 0, 0, 0, 0, 0
 	switch link {
+	case LinkPPP, LinkPPPHDLC:
+		return decodePPP(frame, m)
+	case LinkPPPoE:
+		return decodePPPoE(frame, m)
+	case LinkCHDLC:
+		if len(frame) < 4 {
+			return Malformed
+		}
+		return decodeEtherType(binary.BigEndian.Uint16(frame[2:4]), frame[4:], m)
 	case LinkEthernet:
 		return decodeEthernet(frame, m)
 	case LinkRaw:
@@ -187,11 +219,34 @@ func decodeEthernet(b []byte, m *Meta) Result {
 		if i == MaxVLANTags || len(b) < vlanTagLen {
 			return Malformed
 		}
-		m.VLAN = binary.BigEndian.Uint16(b[0:2]) & 0x0fff
+		m.tag(binary.BigEndian.Uint16(b[0:2]) & 0x0fff)
 		et = binary.BigEndian.Uint16(b[2:4])
 		b = b[vlanTagLen:]
 	}
 	return decodeEtherType(et, b, m)
+}
+
+// tag notes one VLAN tag, outermost first. The path of one tag is its id,
+// of two tags outer<<12 | inner (an S-VLAN and C-VLAN pair exactly); more
+// tags, or tags inside a tunnel, are folded in.
+func (m *Meta) tag(id uint16) {
+	switch {
+	case m.Encap == 0:
+		m.Path = uint32(id)
+		m.OuterVLAN = id
+	case m.Encap == EncapVLAN:
+		m.Path = m.Path<<12 | uint32(id)
+		m.Encap |= EncapQinQ
+	default:
+		if m.Encap&EncapVLAN == 0 {
+			m.OuterVLAN = id
+		} else {
+			m.Encap |= EncapQinQ
+		}
+		m.Path = mixPath(m.Path, EncapVLAN, uint32(id))
+	}
+	m.Encap |= EncapVLAN
+	m.VLAN = id
 }
 
 func decodeEtherType(et uint16, b []byte, m *Meta) Result {
@@ -201,16 +256,21 @@ func decodeEtherType(et uint16, b []byte, m *Meta) Result {
 	case etherTypeIPv6:
 		return decodeIPv6(b, m)
 	case etherTypeVLAN, etherTypeQinQ, etherTypeQinQ2:
-		// A tag after a cooked header: Linux strips the outer tag only.
+		// A tag after a cooked header, or inside a tunnel's Ethernet frame
+		// (decodeEthernet walks the others).
 		if len(b) < vlanTagLen {
 			return Malformed
 		}
-		m.VLAN = binary.BigEndian.Uint16(b[0:2]) & 0x0fff
+		m.tag(binary.BigEndian.Uint16(b[0:2]) & 0x0fff)
 		next := binary.BigEndian.Uint16(b[2:4])
 		if next == etherTypeVLAN || next == etherTypeQinQ || next == etherTypeQinQ2 {
 			return Malformed
 		}
 		return decodeEtherType(next, b[vlanTagLen:], m)
+	case etherTypePPPoE:
+		return decodePPPoE(b, m)
+	case etherTypeMPLS, etherTypeMPLSMulti:
+		return decodeMPLS(b, m)
 	}
 	return NotIP
 }
@@ -308,8 +368,14 @@ func decodeIPv6(b []byte, m *Meta) Result {
 	}
 }
 
+// decodeL4 reads the TCP or UDP header; IP-in-IP (4in4, 6in4, 4in6, 6in6),
+// GRE and the UDP tunnels carry another frame, which it decodes instead.
 func decodeL4(b []byte, wire int, m *Meta) Result {
 	switch m.Proto {
+	case protoIPIP, protoIPv6:
+		return m.innerIP(b, EncapIPinIP)
+	case protoGRE:
+		return decodeGRE(b, m)
 	case ProtoTCP:
 		if len(b) < tcpMinLen {
 			return Malformed
@@ -336,6 +402,9 @@ func decodeL4(b []byte, wire int, m *Meta) Result {
 		}
 		m.PayloadLen = max(0, ulen-udpHeaderLen)
 		m.Payload = b[udpHeaderLen:min(len(b), udpHeaderLen+m.PayloadLen)]
+		if m.SrcPort|m.DstPort >= 2152 && udpTunnelPort(m.SrcPort, m.DstPort) {
+			return decodeUDPTunnel(m)
+		}
 		return OK
 	}
 	return OtherL4
