@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/swarmguard/swarmguard/bench/tracker"
 	"github.com/swarmguard/swarmguard/bench/udpmesh"
+	"github.com/swarmguard/swarmguard/bench/wrap"
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
@@ -50,6 +52,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdPing(args[1:], stdout, stderr)
 	case "accuracy":
 		return cmdAccuracy(args[1:], stdout, stderr)
+	case "wrap":
+		return cmdWrap(args[1:], stdout, stderr)
 	case "udpmesh":
 		return cmdUDPMesh(args[1:], stderr)
 	}
@@ -124,4 +128,22 @@ func cmdUDPMesh(args []string, stderr io.Writer) error {
 		o.To = strings.Split(*to, ",")
 	}
 	return udpmesh.Run(o)
+}
+
+// cmdWrap wraps a capture's frames in an encapsulation (bench/wrap).
+func cmdWrap(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench wrap")
+	kind := fs.String("encap", "", "one of "+strings.Join(wrap.Kinds(), ", "))
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 || !slices.Contains(wrap.Kinds(), *kind) {
+		return usageErr("bench wrap: want --encap KIND IN.pcap OUT.pcap, KIND one of %s", strings.Join(wrap.Kinds(), ", "))
+	}
+	st, err := wrap.File(*kind, fs.Arg(0), fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrapped %d frames in %s (%d skipped: not Ethernet/IP, or tagged already)\n", st.Wrapped, *kind, st.Skipped)
+	return nil
 }
