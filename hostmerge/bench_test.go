@@ -19,9 +19,9 @@ func BenchmarkDeltaFlow(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		a, r := hosts[i%len(hosts)], hosts[(i*7+1)%len(hosts)]
-		d.FlowStart(a, r, 6)
-		d.PeerEvidence(a.Addr(), r.Addr(), classifier.EvHandshake, false)
-		d.FlowEnd(a.Addr(), r.Addr(), classifier.P2P, true, 1000, 2000, false)
+		flowStart(d, a, r, 6)
+		d.PeerEvidence(Host{Addr: a.Addr()}, Host{Addr: r.Addr()}, classifier.EvHandshake, false)
+		d.FlowEnd(Host{Addr: a.Addr()}, Host{Addr: r.Addr()}, classifier.P2P, true, 1000, 2000, false)
 		if i%4096 == 4095 {
 			d.Reset()
 		}
@@ -39,7 +39,7 @@ func BenchmarkMerge(b *testing.B) {
 		for j := 0; j < 4096; j++ {
 			a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(j >> 8 & 3), byte(j)}), 1000)
 			r := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(j >> 4), byte(j * 13)}), uint16(j))
-			d.FlowStart(a, r, 6)
+			flowStart(d, a, r, 6)
 		}
 		m.Merge(int64(i+1)*int64(Tick), d)
 	}

@@ -1,7 +1,6 @@
 package hostmerge
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/swarmguard/swarmguard/classifier"
@@ -40,8 +39,8 @@ func (c *counters) scale(k float64) {
 
 // remote is one contact of a host with a peer.
 type remote struct {
-	host  netip.Addr
-	peer  uint64 // hash of the remote address
+	host  Host
+	peer  uint64 // hash of the remote host
 	port  uint16
 	proto uint8
 	kind  uint8
@@ -57,7 +56,7 @@ const (
 
 // prediction is a peer a discovery answer announced to host.
 type prediction struct {
-	host netip.Addr
+	host Host
 	peer netip.AddrPort
 }
 
@@ -77,7 +76,7 @@ type Delta struct {
 }
 
 type slot struct {
-	addr netip.Addr
+	addr Host
 	used bool
 	c    counters
 }
@@ -115,17 +114,17 @@ func (d *Delta) Reset() {
 }
 
 // each calls fn for every host of the delta.
-func (d *Delta) each(fn func(a netip.Addr, c *counters)) {
+func (d *Delta) each(fn func(a Host, c *counters)) {
 	for _, i := range d.used {
 		fn(d.slots[i].addr, &d.slots[i].c)
 	}
 }
 
-func (d *Delta) bump(a netip.Addr, fn func(c *counters)) {
-	if !isHost(a) {
+func (d *Delta) bump(a Host, fn func(c *counters)) {
+	if !isHost(a.Addr) {
 		return
 	}
-	h := addrHash(a)
+	h := hostHash(a)
 	for i := uint64(0); i < maxProbe; i++ {
 		j := (h + i) & d.mask
 		s := &d.slots[j]
@@ -143,18 +142,18 @@ func (d *Delta) bump(a netip.Addr, fn func(c *counters)) {
 	d.Dropped++
 }
 
-// FlowStart records a new flow from init to resp.
-func (d *Delta) FlowStart(init, resp netip.AddrPort, proto uint8) {
-	d.bump(init.Addr(), func(c *counters) { c.newFlows++ })
-	d.bump(resp.Addr(), func(c *counters) { c.inbound++ })
-	if !isHost(init.Addr()) {
+// FlowStart records a new flow from init to resp's port.
+func (d *Delta) FlowStart(init, resp Host, port uint16, proto uint8) {
+	d.bump(init, func(c *counters) { c.newFlows++ })
+	d.bump(resp, func(c *counters) { c.inbound++ })
+	if !isHost(init.Addr) {
 		return
 	}
 	if len(d.remotes) >= d.max {
 		d.Dropped++
 		return
 	}
-	d.remotes = append(d.remotes, remote{host: init.Addr(), peer: addrHash(resp.Addr()), port: resp.Port(), proto: proto})
+	d.remotes = append(d.remotes, remote{host: init, peer: hostHash(resp), port: port, proto: proto})
 }
 
 // PeerEvidence records that a flow between a and b carries strong evidence:
@@ -163,7 +162,7 @@ func (d *Delta) FlowStart(init, resp netip.AddrPort, proto uint8) {
 // key exchange. Hosts count the distinct peers such flows reach, so many
 // flows to one server, or a few chance matches, weigh little; recording
 // the same flow again changes nothing.
-func (d *Delta) PeerEvidence(a, b netip.Addr, ev uint32, mse bool) {
+func (d *Delta) PeerEvidence(a, b Host, ev uint32, mse bool) {
 	kinds := [3]struct {
 		on   bool
 		kind uint8
@@ -176,14 +175,14 @@ func (d *Delta) PeerEvidence(a, b netip.Addr, ev uint32, mse bool) {
 			d.Dropped++
 			return
 		}
-		d.remotes = append(d.remotes, remote{host: a, peer: addrHash(b), kind: k.kind}, remote{host: b, peer: addrHash(a), kind: k.kind})
+		d.remotes = append(d.remotes, remote{host: a, peer: hostHash(b), kind: k.kind}, remote{host: b, peer: hostHash(a), kind: k.kind})
 	}
 }
 
 // FlowEnd records what a flow amounted to when it was decided or left the
 // table: its label, whether the other side answered (a spoofed packet is
 // never confirmed), its bytes as seen from the initiator, and an unanswered SYN.
-func (d *Delta) FlowEnd(init, resp netip.Addr, label classifier.Label, confirmed bool, up, down uint64, unanswered bool) {
+func (d *Delta) FlowEnd(init, resp Host, label classifier.Label, confirmed bool, up, down uint64, unanswered bool) {
 	p2p, conf := 0.0, 0.0
 	if label == classifier.P2P {
 		p2p = 1
@@ -210,13 +209,13 @@ func (d *Delta) FlowEnd(init, resp netip.Addr, label classifier.Label, confirmed
 
 // FlowConfirmed records that a flow already labelled p2p got its answer
 // from the other side after the decision (a flow decided at its first packet).
-func (d *Delta) FlowConfirmed(a, b netip.Addr) {
+func (d *Delta) FlowConfirmed(a, b Host) {
 	d.bump(a, func(c *counters) { c.confirmed++ })
 	d.bump(b, func(c *counters) { c.confirmed++ })
 }
 
 // Predict records peers announced to host by a tracker, DHT or PEX answer.
-func (d *Delta) Predict(host netip.Addr, peers *classifier.Peers) {
+func (d *Delta) Predict(host Host, peers *classifier.Peers) {
 	for i := 0; i < peers.N; i++ {
 		if len(d.predicted) >= d.max {
 			d.Dropped++
@@ -230,16 +229,6 @@ const (
 	evBT        = classifier.EvHandshake | classifier.EvExtension | classifier.EvDHT | classifier.EvUTP | classifier.EvUDPTracker | classifier.EvHTTPTracker | classifier.EvLSD | classifier.EvBTAgent | classifier.EvPredicted
 	evDiscovery = classifier.EvDHT | classifier.EvUTP | classifier.EvUDPTracker | classifier.EvHTTPTracker | classifier.EvLSD
 )
-
-func addrHash(a netip.Addr) uint64 {
-	// Big-endian words put an address's last byte (what differs within a
-	// subnet) in the low bits, which a multiply spreads over all the
-	// product's bits; the fold brings the high bits down for the shard
-	// and slot indexes, which use the low ones. TestAddrHashSpread.
-	b := a.As16()
-	h := (binary.BigEndian.Uint64(b[8:16]) ^ binary.BigEndian.Uint64(b[0:8])*0x9e3779b97f4a7c15) * 0xc2b2ae3d27d4eb4f
-	return h ^ h>>29
-}
 
 // isHost excludes group and placeholder addresses (LSD's multicast group,
 // broadcast, 0.0.0.0): they are destinations, not hosts with behaviour.

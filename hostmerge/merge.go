@@ -62,14 +62,14 @@ type host struct {
 // published Snapshot.
 type Merger struct {
 	cfg      Config
-	hosts    [numShards]map[netip.Addr]*host // by shardOf, like the snapshot
+	hosts    [numShards]map[Host]*host // by shardOf, like the snapshot
 	nhosts   int
 	pred     [numShards]map[predKey]int64 // expiry, ns; sharded by host like the snapshot
 	snap     atomic.Pointer[Snapshot]
 	refresh  int // next shard refreshed to show decay on idle hosts
 	lastTick int64
 	npred    int
-	sum      map[netip.Addr]counters
+	sum      map[Host]counters
 	gen      uint64 // merges so far: the generation of the next snapshot
 	turns    []Turn // hosts that turned p2p in the last turnGens generations
 	// Evicted counts hosts and predictions dropped to stay within bounds.
@@ -79,7 +79,7 @@ type Merger struct {
 // Turn is a host whose label became p2p at snapshot generation Gen.
 type Turn struct {
 	Gen  uint64
-	Host netip.Addr
+	Host Host
 }
 
 // turnGens is how many generations a snapshot keeps turns for (6.4 s of
@@ -91,7 +91,7 @@ const (
 )
 
 type predKey struct {
-	host netip.Addr
+	host Host
 	peer netip.AddrPort
 }
 
@@ -106,10 +106,10 @@ func NewMerger(c Config) *Merger {
 	if c.PredictTTL <= 0 {
 		c.PredictTTL = Long
 	}
-	m := &Merger{cfg: c, sum: make(map[netip.Addr]counters)}
+	m := &Merger{cfg: c, sum: make(map[Host]counters)}
 	for i := range m.pred {
 		m.pred[i] = make(map[predKey]int64)
-		m.hosts[i] = make(map[netip.Addr]*host)
+		m.hosts[i] = make(map[Host]*host)
 	}
 	s := &Snapshot{}
 	for i := range s.hosts {
@@ -165,7 +165,7 @@ func newHost(now int64) *host {
 	return h
 }
 
-func (m *Merger) host(a netip.Addr, now int64) *host {
+func (m *Merger) host(a Host, now int64) *host {
 	sh := m.hosts[shardOf(a)]
 	h := sh[a]
 	if h == nil {
@@ -187,7 +187,7 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 	// not depend on how many workers there are or in which order they come.
 	clear(m.sum)
 	for _, d := range deltas {
-		d.each(func(a netip.Addr, c *counters) {
+		d.each(func(a Host, c *counters) {
 			s := m.sum[a]
 			s.add(c)
 			m.sum[a] = s
@@ -285,8 +285,8 @@ func (m *Merger) bound(now int64, predDirty *[numShards]bool) {
 	}
 }
 
-func shardOf(a netip.Addr) int {
-	return int(addrHash(a) % numShards)
+func shardOf(a Host) int {
+	return int(hostHash(a) % numShards)
 }
 
 // publish copies the dirty shards into a new snapshot; clean shards are
@@ -312,7 +312,7 @@ func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool, refresh i
 		if !dirty[i] {
 			continue
 		}
-		sh := &hostShard{idx: make(map[netip.Addr]int32, len(m.hosts[i])), views: make([]View, 0, len(m.hosts[i]))}
+		sh := &hostShard{idx: make(map[Host]int32, len(m.hosts[i])), views: make([]View, 0, len(m.hosts[i]))}
 		for a, h := range m.hosts[i] {
 			if h.changed || i == refresh {
 				h.decay(now)

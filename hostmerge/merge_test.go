@@ -16,13 +16,13 @@ func TestPortPeerRatioAndFanout(t *testing.T) {
 	m := NewMerger(Config{Model: classifier.DefaultModel()})
 	d := NewDelta(0)
 	for i := 0; i < 40; i++ {
-		d.FlowStart(ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), uint16(20000+i*7)), 6)
-		d.FlowStart(ap("10.0.0.2:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 1, byte(i)}), 22), 6)
-		d.FlowStart(ap("10.0.0.3:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 2, 1}), uint16(1+i)), 6)
+		flowStart(d, ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), uint16(20000+i*7)), 6)
+		flowStart(d, ap("10.0.0.2:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 1, byte(i)}), 22), 6)
+		flowStart(d, ap("10.0.0.3:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 2, 1}), uint16(1+i)), 6)
 	}
 	m.Merge(int64(time.Second), d)
 	s := m.Snapshot()
-	p2p, hscan, vscan := s.Host(netip.MustParseAddr("10.0.0.1")), s.Host(netip.MustParseAddr("10.0.0.2")), s.Host(netip.MustParseAddr("10.0.0.3"))
+	p2p, hscan, vscan := s.Host(Host{Addr: netip.MustParseAddr("10.0.0.1")}), s.Host(Host{Addr: netip.MustParseAddr("10.0.0.2")}), s.Host(Host{Addr: netip.MustParseAddr("10.0.0.3")})
 	const ppr = classifier.FHostPPR - classifier.FirstHostFeature
 	if p2p.Peers < 36 || p2p.Peers > 44 || p2p.X[ppr] < 0.8 {
 		t.Fatalf("p2p-like host: peers %d ports %d ppr feature %.2f", p2p.Peers, p2p.Ports, p2p.X[ppr])
@@ -35,9 +35,9 @@ func TestPortPeerRatioAndFanout(t *testing.T) {
 // Folding is the same whatever the number and order of deltas.
 func TestMergeIsOrderIndependent(t *testing.T) {
 	events := func(d *Delta, i int) {
-		d.FlowStart(ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 6881), 17)
-		d.PeerEvidence(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.EvDHT, i%3 == 0)
-		d.FlowEnd(netip.MustParseAddr("10.0.0.1"), netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), classifier.P2P, true, uint64(1000*i), 77, false)
+		flowStart(d, ap("10.0.0.1:40000"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 6881), 17)
+		d.PeerEvidence(Host{Addr: netip.MustParseAddr("10.0.0.1")}, Host{Addr: netip.AddrFrom4([4]byte{10, 9, 0, byte(i)})}, classifier.EvDHT, i%3 == 0)
+		d.FlowEnd(Host{Addr: netip.MustParseAddr("10.0.0.1")}, Host{Addr: netip.AddrFrom4([4]byte{10, 9, 0, byte(i)})}, classifier.P2P, true, uint64(1000*i), 77, false)
 	}
 	one, many := NewMerger(Config{Model: classifier.DefaultModel()}), NewMerger(Config{Model: classifier.DefaultModel()})
 	for tick := 1; tick <= 5; tick++ {
@@ -51,8 +51,8 @@ func TestMergeIsOrderIndependent(t *testing.T) {
 		one.Merge(now, d)
 		many.Merge(now, ds[2], ds[0], ds[1])
 	}
-	a := one.Snapshot().Host(netip.MustParseAddr("10.0.0.1"))
-	b := many.Snapshot().Host(netip.MustParseAddr("10.0.0.1"))
+	a := one.Snapshot().Host(Host{Addr: netip.MustParseAddr("10.0.0.1")})
+	b := many.Snapshot().Host(Host{Addr: netip.MustParseAddr("10.0.0.1")})
 	if a != b {
 		t.Fatalf("views differ:\n%+v\n%+v", a, b)
 	}
@@ -70,20 +70,20 @@ func TestPredictionsExpireAndAreBounded(t *testing.T) {
 	}
 	peers.N = 5
 	host := netip.MustParseAddr("10.0.0.1")
-	d.Predict(host, &peers)
+	d.Predict(Host{Addr: host}, &peers)
 	m.Merge(int64(time.Second), d)
 	s := m.Snapshot()
-	if !s.Predicted(host, peers.Addr[0], int64(2*time.Second)) || s.Predicted(host, peers.Addr[4], int64(2*time.Second)) {
+	if !s.Predicted(Host{Addr: host}, peers.Addr[0], int64(2*time.Second)) || s.Predicted(Host{Addr: host}, peers.Addr[4], int64(2*time.Second)) {
 		t.Fatal("first three predictions should be kept, the rest dropped")
 	}
 	if m.EvictedPredictions != 2 {
 		t.Fatalf("evicted %d", m.EvictedPredictions)
 	}
-	if s.Predicted(netip.MustParseAddr("10.0.0.2"), peers.Addr[0], int64(2*time.Second)) {
+	if s.Predicted(Host{Addr: netip.MustParseAddr("10.0.0.2")}, peers.Addr[0], int64(2*time.Second)) {
 		t.Fatal("prediction leaked to another host")
 	}
 	m.Merge(int64(2*time.Minute), NewDelta(0))
-	if m.Snapshot().Predicted(host, peers.Addr[0], int64(2*time.Minute)) {
+	if m.Snapshot().Predicted(Host{Addr: host}, peers.Addr[0], int64(2*time.Minute)) {
 		t.Fatal("prediction outlived its TTL")
 	}
 }
@@ -91,15 +91,15 @@ func TestPredictionsExpireAndAreBounded(t *testing.T) {
 func TestOldSnapshotStaysValid(t *testing.T) {
 	m := NewMerger(Config{Model: classifier.DefaultModel()})
 	d := NewDelta(0)
-	d.FlowStart(ap("10.0.0.1:1"), ap("10.0.0.2:2"), 6)
+	flowStart(d, ap("10.0.0.1:1"), ap("10.0.0.2:2"), 6)
 	m.Merge(1, d)
 	old := m.Snapshot()
-	before := old.Host(netip.MustParseAddr("10.0.0.1"))
+	before := old.Host(Host{Addr: netip.MustParseAddr("10.0.0.1")})
 	for i := 0; i < 10; i++ {
-		d.FlowStart(ap("10.0.0.1:1"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 2), 6)
+		flowStart(d, ap("10.0.0.1:1"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 2), 6)
 		m.Merge(int64(i+2)*int64(Tick), d)
 	}
-	if old.Host(netip.MustParseAddr("10.0.0.1")) != before {
+	if old.Host(Host{Addr: netip.MustParseAddr("10.0.0.1")}) != before {
 		t.Fatal("a published snapshot changed")
 	}
 }
@@ -109,7 +109,7 @@ func TestHostsAreBounded(t *testing.T) {
 	for tick := 0; tick < 30; tick++ {
 		d := NewDelta(0)
 		for i := 0; i < 50; i++ {
-			d.FlowStart(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(tick), 0, byte(i)}), 1), ap("10.0.0.2:2"), 6)
+			flowStart(d, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(tick), 0, byte(i)}), 1), ap("10.0.0.2:2"), 6)
 		}
 		m.Merge(int64(tick)*int64(10*time.Minute), d)
 	}
@@ -125,7 +125,7 @@ func TestHostsAreBounded(t *testing.T) {
 func TestAddrHashSpread(t *testing.T) {
 	var shards [numShards]int
 	for i := 0; i < 1<<16; i++ {
-		shards[shardOf(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))]++
+		shards[shardOf(Host{Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})})]++
 	}
 	for s, n := range shards {
 		if n < 1<<16/numShards*9/10 || n > 1<<16/numShards*11/10 {
@@ -145,4 +145,9 @@ func TestAddrHashSpread(t *testing.T) {
 	if empty > 1650 {
 		t.Errorf("%d of 4096 slots empty for 4096 consecutive addresses (random: ~1507)", empty)
 	}
+}
+
+// flowStart records a flow from a to b on no path.
+func flowStart(d *Delta, a, b netip.AddrPort, proto uint8) {
+	d.FlowStart(Host{Addr: a.Addr()}, Host{Addr: b.Addr()}, b.Port(), proto)
 }

@@ -29,7 +29,7 @@ type View struct {
 // views, so that a lookup hands out a pointer and the map's slots stay
 // small (a View is ~100 bytes; a worker looks up two per scoring).
 type hostShard struct {
-	idx   map[netip.Addr]int32
+	idx   map[Host]int32
 	views []View
 }
 type predShard struct{ m map[predKey]int64 }
@@ -46,11 +46,11 @@ type Snapshot struct {
 }
 
 // Host returns the view of a, or the zero view for a host never seen.
-func (s *Snapshot) Host(a netip.Addr) View { return *s.HostView(a) }
+func (s *Snapshot) Host(a Host) View { return *s.HostView(a) }
 
 // HostView is Host without the copy, for the packet path. The view belongs
 // to the snapshot, which is immutable: read it, never write it.
-func (s *Snapshot) HostView(a netip.Addr) *View {
+func (s *Snapshot) HostView(a Host) *View {
 	sh := s.hosts[shardOf(a)]
 	if i, ok := sh.idx[a]; ok {
 		return &sh.views[i]
@@ -60,14 +60,14 @@ func (s *Snapshot) HostView(a netip.Addr) *View {
 
 // Predicted reports whether a discovery answer announced peer to host and
 // the announcement is still within its TTL at time now.
-func (s *Snapshot) Predicted(host netip.Addr, peer netip.AddrPort, now int64) bool {
+func (s *Snapshot) Predicted(host Host, peer netip.AddrPort, now int64) bool {
 	exp, ok := s.pred[shardOf(host)].m[predKey{host: host, peer: peer}]
 	return ok && exp > now
 }
 
 // TurnedSince calls fn for every host that turned p2p after generation gen
 // (within the last 64 generations).
-func (s *Snapshot) TurnedSince(gen uint64, fn func(a netip.Addr)) {
+func (s *Snapshot) TurnedSince(gen uint64, fn func(h Host)) {
 	for _, t := range s.turns {
 		if t.Gen > gen {
 			fn(t.Host)
@@ -76,7 +76,7 @@ func (s *Snapshot) TurnedSince(gen uint64, fn func(a netip.Addr)) {
 }
 
 // Range calls fn for every host of the snapshot, with its view to read.
-func (s *Snapshot) Range(fn func(a netip.Addr, v *View)) {
+func (s *Snapshot) Range(fn func(h Host, v *View)) {
 	for _, sh := range s.hosts {
 		for a, i := range sh.idx {
 			fn(a, &sh.views[i])

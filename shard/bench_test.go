@@ -229,7 +229,7 @@ func BenchmarkRedecideScan(b *testing.B) {
 		f.Label = classifier.Normal
 		f.Flags |= classifier.FlagFinal
 	}
-	turned := packet.AddrWords(netip.MustParseAddr("192.0.2.1"))
+	turned := hostmerge.Host{Addr: netip.MustParseAddr("192.0.2.1")}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

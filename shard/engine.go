@@ -1,12 +1,10 @@
 package shard
 
 import (
-	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/swarmguard/swarmguard/hostmerge"
-	"github.com/swarmguard/swarmguard/shard/packet"
 )
 
 // EngineConfig configures an Engine. Zero fields take the defaults of each
@@ -111,7 +109,7 @@ func (w *Worker) Poll() {
 	}
 	w.snap = l.merger.Snapshot()
 	if w.snap.Gen != w.snapGen {
-		w.snap.TurnedSince(w.snapGen, func(a netip.Addr) { w.turn(packet.AddrWords(a)) })
+		w.snap.TurnedSince(w.snapGen, w.turn)
 		w.snapGen = w.snap.Gen
 	}
 	w.redecideStep(redecideChunk)

@@ -51,7 +51,7 @@ func TestIdleFlowLeavesWithinOneTick(t *testing.T) {
 		if left == 0 {
 			t.Fatal("Leave not called")
 		}
-		if v := e.Merger().Snapshot().Host(src); v.Unanswered < 1 {
+		if v := e.Merger().Snapshot().Host(hostmerge.Host{Addr: src}); v.Unanswered < 1 {
 			t.Errorf("capacity %d: host view after the tick has %.2f unanswered SYNs, want 1", capacity, v.Unanswered)
 		}
 		if _, fs := e.Stats(); fs.Expired != 1 || fs.Active != 0 {
@@ -94,11 +94,11 @@ func TestRedecidePassInSteps(t *testing.T) {
 	if steps < 4 {
 		t.Fatalf("table of %d buckets: too small to test steps", w.table.Buckets())
 	}
-	w.turn(packet.AddrWords(a))
+	w.turn(hostmerge.Host{Addr: a})
 	for range steps / 2 {
 		w.redecideStep(redecideChunk)
 	}
-	w.turn(packet.AddrWords(b)) // mid-pass
+	w.turn(hostmerge.Host{Addr: b}) // mid-pass
 	for range steps * 2 {
 		w.redecideStep(redecideChunk)
 	}
@@ -107,7 +107,7 @@ func TestRedecidePassInSteps(t *testing.T) {
 	}
 	// A step, then the rest at once (the offline tick): still once each.
 	w.Stats.Redecided = 0
-	w.turn(packet.AddrWords(a))
+	w.turn(hostmerge.Host{Addr: a})
 	w.redecideStep(redecideChunk)
 	w.redecideAll()
 	if w.Stats.Redecided != 3000 {

@@ -2,7 +2,6 @@ package shard
 
 import (
 	"math"
-	"net/netip"
 	"sort"
 
 	"github.com/swarmguard/swarmguard/classifier"
@@ -41,6 +40,7 @@ type HostRecord struct {
 	Type    string              `json:"type"`
 	Pcap    string              `json:"pcap,omitempty"`
 	Host    string              `json:"host"`
+	Path    uint32              `json:"path,omitempty"` // the subscriber path of a private address (hostmerge.Host)
 	Label   string              `json:"label"`
 	P       float64             `json:"p"`
 	Peers   uint32              `json:"peers"`
@@ -76,10 +76,11 @@ func NewFlowRecord(pcap string, f *Flow, m *classifier.Model, h *classifier.Host
 	return r
 }
 
-// NewHostRecord builds the record of host a from its snapshot view.
-func NewHostRecord(pcap string, a netip.Addr, v *hostmerge.View, m *classifier.Model, reasons bool) HostRecord {
+// NewHostRecord builds the record of host h from its snapshot view.
+func NewHostRecord(pcap string, h hostmerge.Host, v *hostmerge.View, m *classifier.Model, reasons bool) HostRecord {
+	a := h.Addr
 	if !reasons {
-		return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports}
+		return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Path: h.Path, Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports}
 	}
 	var rs []classifier.Reason
 	for i, x := range v.X {
@@ -97,7 +98,7 @@ func NewHostRecord(pcap string, a netip.Addr, v *hostmerge.View, m *classifier.M
 	if rs == nil {
 		rs = []classifier.Reason{}
 	}
-	return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports, Reasons: rs}
+	return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Path: h.Path, Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports, Reasons: rs}
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

@@ -3,7 +3,6 @@ package shard
 import (
 	"errors"
 	"io"
-	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -26,7 +25,7 @@ type Options struct {
 	NoReasons bool
 	// ObserveHost, if set, sees every host of the final snapshot (v is the
 	// snapshot's own view: read it, never keep or write it).
-	ObserveHost func(pcap string, a netip.Addr, v *hostmerge.View)
+	ObserveHost func(pcap string, h hostmerge.Host, v *hostmerge.View)
 }
 
 // Result is what an offline run of one capture produced.
@@ -152,13 +151,16 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 		res.Stats.add(&l.w.Stats)
 	}
 	sortFlows(res.Flows)
-	e.Merger().Snapshot().Range(func(a netip.Addr, v *hostmerge.View) {
+	e.Merger().Snapshot().Range(func(h hostmerge.Host, v *hostmerge.View) {
 		if opt.ObserveHost != nil {
-			opt.ObserveHost(pcap, a, v)
+			opt.ObserveHost(pcap, h, v)
 		}
-		res.Hosts = append(res.Hosts, NewHostRecord(pcap, a, v, opt.Worker.Model, !opt.NoReasons))
+		res.Hosts = append(res.Hosts, NewHostRecord(pcap, h, v, opt.Worker.Model, !opt.NoReasons))
 	})
-	sort.Slice(res.Hosts, func(i, j int) bool { return res.Hosts[i].Host < res.Hosts[j].Host })
+	sort.Slice(res.Hosts, func(i, j int) bool {
+		a, b := &res.Hosts[i], &res.Hosts[j]
+		return a.Host < b.Host || a.Host == b.Host && a.Path < b.Path
+	})
 	return res, nil
 }
 

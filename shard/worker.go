@@ -70,7 +70,7 @@ type Worker struct {
 	snap     *hostmerge.Snapshot // the newest host snapshot as of the last Poll
 	snapGen  uint64              // the generation of the last snapshot whose turns were acted on
 	turns    []pendingTurn       // hosts turned p2p the re-decision pass still looks for
-	turned   []packet.Addr16     // their addresses, for the pass's current step
+	turned   []turnedHost        // those hosts, for the pass's current step
 	cursor   int                 // the pass's next bucket
 	link     *tickLink           // the hand-over to the engine's clock
 	model    *classifier.Model
@@ -222,16 +222,17 @@ func verdict(f *Flow) Verdict {
 // inspection, host events and scoring.
 func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict {
 	init, resp := w.endpoints(f)
+	ih, rh := hostOf(f, init.Addr()), hostOf(f, resp.Addr())
 	score := false
 	if created {
-		w.delta.FlowStart(init, resp, f.Key.Proto)
+		w.delta.FlowStart(ih, rh, resp.Port(), f.Key.Proto)
 		setTunnel(f, m)
 	}
 	// A peer announced by a tracker, DHT or PEX answer: strong evidence from
 	// the first packet. The answer reaches the snapshot at the next merge, so
 	// flows opened within the same tick are checked again on later packets
 	// (a SYN's retransmission, the first payload).
-	if f.Evidence&classifier.EvPredicted == 0 && w.snap != nil && w.snap.Predicted(init.Addr(), resp, w.now) {
+	if f.Evidence&classifier.EvPredicted == 0 && w.snap != nil && w.snap.Predicted(ih, resp, w.now) {
 		f.Evidence |= classifier.EvPredicted
 		score = true
 	}
@@ -241,9 +242,9 @@ func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict 
 		changed := w.inspect(f, dir, m)
 		if w.scratch.Peers.N > 0 {
 			// Peers are announced to the receiver of this packet.
-			w.delta.Predict(m.DstAddr(), &w.scratch.Peers)
+			w.delta.Predict(hostOf(f, m.DstAddr()), &w.scratch.Peers)
 		}
-		w.reportPeer(f, init.Addr(), resp.Addr(), changed)
+		w.reportPeer(f, ih, rh, changed)
 		score = true
 	} else if f.Packets()%w.rescore == 0 || !wasExhausted && w.budget.Exhausted(&f.FlowState, w.now) {
 		score = true // rescore now and then, and once as the budget runs out
@@ -258,7 +259,7 @@ func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict 
 // BitTorrent signatures once the other side answered (an LSD announce is
 // never answered), again when they grow, and the MSE exchange once whole.
 // Hosts count the distinct peers so reached.
-func (w *Worker) reportPeer(f *Flow, a, b netip.Addr, changed bool) {
+func (w *Worker) reportPeer(f *Flow, a, b hostmerge.Host, changed bool) {
 	mse := false
 	if f.Flags&classifier.FlagMSEReported == 0 && classifier.MSEExchanged(&f.FlowState) {
 		f.Flags |= classifier.FlagMSEReported
@@ -290,7 +291,7 @@ func (w *Worker) harvest(f *Flow, m *packet.Meta, dir uint8) {
 	}
 	w.inspect(f, dir, m)
 	if w.scratch.Peers.N > 0 {
-		w.delta.Predict(m.DstAddr(), &w.scratch.Peers)
+		w.delta.Predict(hostOf(f, m.DstAddr()), &w.scratch.Peers)
 	}
 }
 
@@ -301,6 +302,10 @@ func (w *Worker) inspect(f *Flow, dir uint8, m *packet.Meta) bool {
 	p.Payload, p.Dst, p.SrcPort, p.DstPort, p.Proto, p.IPv6 = m.Payload, m.DstAddr(), m.SrcPort, m.DstPort, m.Proto, m.IPv6
 	return classifier.Inspect(&f.FlowState, dir, p, &w.budget, &w.scratch)
 }
+
+// hostOf is the host of address a of flow f: the address, scoped to the
+// flow's subscriber path when it is one many subscribers reuse.
+func hostOf(f *Flow, a netip.Addr) hostmerge.Host { return hostmerge.HostOf(a, f.Key.Path()) }
 
 func (w *Worker) endpoints(f *Flow) (init, resp netip.AddrPort) {
 	i := f.Initiator()
@@ -322,8 +327,8 @@ func (w *Worker) hosts(f *Flow) (lo, hi *classifier.HostFeatures) {
 	if w.snap == nil {
 		return &w.noHost, &w.noHost
 	}
-	return &w.snap.HostView(f.Key.LoAddr.Netip()).HostFeatures,
-		&w.snap.HostView(f.Key.HiAddr.Netip()).HostFeatures
+	return &w.snap.HostView(hostOf(f, f.Key.LoAddr.Netip())).HostFeatures,
+		&w.snap.HostView(hostOf(f, f.Key.HiAddr.Netip())).HostFeatures
 }
 
 // decide scores f and makes its label final when the evidence is enough.
@@ -367,15 +372,23 @@ func (w *Worker) calm(f *Flow) bool {
 	if w.snap == nil {
 		return false
 	}
-	return w.snap.HostView(f.Key.LoAddr.Netip()).Label == classifier.Normal &&
-		w.snap.HostView(f.Key.HiAddr.Netip()).Label == classifier.Normal
+	return w.snap.HostView(hostOf(f, f.Key.LoAddr.Netip())).Label == classifier.Normal &&
+		w.snap.HostView(hostOf(f, f.Key.HiAddr.Netip())).Label == classifier.Normal
 }
 
 // pendingTurn is a host that turned p2p, with the buckets of the table the
 // re-decision pass must still look into for it.
 type pendingTurn struct {
-	addr packet.Addr16
+	host turnedHost
 	left int
+}
+
+// turnedHost is a turned host as the pass compares it with flow keys: its
+// address words and, for a host scoped to a path, that path.
+type turnedHost struct {
+	addr   packet.Addr16
+	path   uint32
+	scoped bool
 }
 
 // redecideChunk is the buckets (8 flows each) one re-decision step scans:
@@ -385,8 +398,9 @@ const redecideChunk = 1024
 
 // turn queues hosts that turned p2p for the re-decision pass: each stays
 // until the pass has looked into every bucket once since it joined.
-func (w *Worker) turn(a packet.Addr16) {
-	w.turns = append(w.turns, pendingTurn{addr: a, left: w.table.Buckets()})
+func (w *Worker) turn(h hostmerge.Host) {
+	t := turnedHost{addr: packet.AddrWords(h.Addr), path: h.Path, scoped: h.Path != 0}
+	w.turns = append(w.turns, pendingTurn{host: t, left: w.table.Buckets()})
 }
 
 // redecideStep runs the re-decision pass over up to buckets buckets. The
@@ -403,7 +417,7 @@ func (w *Worker) redecideStep(buckets int) {
 	n := 0 // no further than the pass still has to go for any turn
 	w.turned = w.turned[:0]
 	for _, t := range w.turns {
-		w.turned = append(w.turned, t.addr)
+		w.turned = append(w.turned, t.host)
 		n = max(n, t.left)
 	}
 	n = min(n, buckets)
@@ -434,7 +448,7 @@ func (w *Worker) redecideFlow(f *Flow) {
 	}
 	hit := false
 	for _, a := range w.turned {
-		if f.Key.LoAddr == a || f.Key.HiAddr == a {
+		if (f.Key.LoAddr == a.addr || f.Key.HiAddr == a.addr) && (!a.scoped || f.Key.Path() == a.path) {
 			hit = true
 			break
 		}
@@ -491,14 +505,14 @@ func (w *Worker) flowEnd(f *Flow, confirmed, unanswered bool) {
 	if f.More&classifier.MoreRedecided != 0 {
 		up, down = 0, 0
 	}
-	w.delta.FlowEnd(init.Addr(), resp.Addr(), f.Label, confirmed, up, down, unanswered)
+	w.delta.FlowEnd(hostOf(f, init.Addr()), hostOf(f, resp.Addr()), f.Label, confirmed, up, down, unanswered)
 }
 
 // confirm reports the late answer of a p2p flow to the host delta.
 func (w *Worker) confirm(f *Flow) {
 	f.More |= classifier.MoreConfirmed
 	init, resp := w.endpoints(f)
-	w.delta.FlowConfirmed(init.Addr(), resp.Addr())
+	w.delta.FlowConfirmed(hostOf(f, init.Addr()), hostOf(f, resp.Addr()))
 }
 
 // leave scores a flow one last time as it leaves the table and hands it on.

@@ -258,11 +258,11 @@ func CollectHosts(sources []Source, model *classifier.Model, d *Data) ([]HostRow
 	for _, src := range sources {
 		for _, file := range src.Files {
 			pcap := filepath.Base(file)
-			opt := shard.Options{Worker: shard.Config{Model: model}, ObserveHost: func(_ string, a netip.Addr, v *hostmerge.View) {
+			opt := shard.Options{Worker: shard.Config{Model: model}, ObserveHost: func(_ string, h hostmerge.Host, v *hostmerge.View) {
 				var r HostRow
 				copy(r.X[:nh], v.X[:])
 				r.X[nh] = float32(math.Log1p(v.P2P))
-				if d.btHosts[pcap][a] {
+				if d.btHosts[pcap][h.Addr] {
 					r.Y = 1
 				}
 				rows = append(rows, r)

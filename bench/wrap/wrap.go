@@ -137,13 +137,14 @@ func File(kind, in, out string) (Stats, error) {
 // wrapper wraps frames of one capture, remembering each flow's initiator.
 type wrapper struct {
 	kind string
+	vni  uint32 // VXLAN's (default VXLANVNI)
 	init map[shard.Key]packet.Addr16
 	buf  gopacket.SerializeBuffer
 	seq  uint32
 }
 
 func newWrapper(kind string) *wrapper {
-	return &wrapper{kind: kind, init: map[shard.Key]packet.Addr16{}, buf: gopacket.NewSerializeBuffer()}
+	return &wrapper{kind: kind, vni: VXLANVNI, init: map[shard.Key]packet.Addr16{}, buf: gopacket.NewSerializeBuffer()}
 }
 
 // wrap returns frame inside w's encapsulation (cut where frame was cut) and
@@ -236,7 +237,7 @@ func (w *wrapper) wrap(lt packet.LinkType, frame []byte) ([]byte, int, bool, err
 	case VXLAN:
 		wholeEthernet()
 		ls = []gopacket.SerializableLayer{eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), udp(49152+uint16(len(w.init)%1000), 4789),
-			&layers.VXLAN{ValidIDFlag: true, VNI: VXLANVNI}}
+			&layers.VXLAN{ValidIDFlag: true, VNI: w.vni}}
 	case Geneve:
 		wholeEthernet()
 		ls = []gopacket.SerializableLayer{eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), udp(49152+uint16(len(w.init)%1000), 6081),

@@ -3,10 +3,18 @@ package wrap
 import (
 	"errors"
 	"io"
+	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/dataplane"
@@ -265,4 +273,103 @@ func TestCorpusTunnels(t *testing.T) {
 			t.Errorf("%s: no frame decoded through %v to %s", c.file, c.encap, c.inner)
 		}
 	}
+}
+
+// Two subscribers with the same private address in two VXLAN VNIs are two
+// hosts: 192.168.1.3 torrenting in VNI 5000 (nDPI's bittorrent.pcap) and
+// 192.168.1.3 browsing in VNI 6001 (chrome.pcap, its client 192.168.1.178
+// renamed). Only the first is p2p, and none of the second's flows is.
+func TestSameAddressInTwoVNIsIsTwoHosts(t *testing.T) {
+	type rec struct {
+		ts    time.Time
+		data  []byte
+		wire  int
+		first bool
+	}
+	var recs []rec
+	wrapAll := func(name string, vni uint32, rename func([]byte), first bool) {
+		w := newWrapper(VXLAN)
+		w.vni = vni
+		r := open(t, corpus(name))
+		var t0 time.Time
+		for {
+			f, lt, ts, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if t0.IsZero() {
+				t0 = ts
+			}
+			f = append([]byte(nil), f...)
+			rename(f)
+			data, wire, ok, err := w.wrap(lt, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				// Both captures start at the same instant.
+				recs = append(recs, rec{time.Unix(1700000000, 0).Add(ts.Sub(t0)), data, wire, first})
+			}
+		}
+	}
+	wrapAll("bittorrent.pcap", 5000, func([]byte) {}, true)
+	from, to := netip.MustParseAddr("192.168.1.178").As4(), netip.MustParseAddr("192.168.1.3").As4()
+	wrapAll("chrome.pcap", 6001, func(f []byte) {
+		if len(f) >= 34 && f[12] == 0x08 && f[13] == 0 {
+			for _, off := range []int{26, 30} {
+				if [4]byte(f[off:off+4]) == from {
+					copy(f[off:], to[:])
+				}
+			}
+		}
+	}, false)
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].ts.Before(recs[j].ts) })
+	out := filepath.Join(t.TempDir(), "two-subscribers.pcap")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := pcapgo.NewWriterNanos(f)
+	if err := pw.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := pw.WritePacket(gopacket.CaptureInfo{Timestamp: r.ts, CaptureLength: len(r.data), Length: r.wire}, r.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	res, err := dataplane.ClassifyFile(out, shard.Options{Worker: shard.Config{Model: classifier.DefaultModel()}})
+	if err != nil || res.Err != nil {
+		t.Fatal(err, res.Err)
+	}
+	var torrenting, browsing *shard.HostRecord
+	for i, h := range res.Hosts {
+		if h.Host == "192.168.1.3" {
+			if h.Label == "p2p" {
+				torrenting = &res.Hosts[i]
+			} else {
+				browsing = &res.Hosts[i]
+			}
+		}
+	}
+	if torrenting == nil || browsing == nil || torrenting.Path == browsing.Path {
+		t.Fatalf("want 192.168.1.3 twice, p2p on one path and not on the other; hosts: %+v", res.Hosts)
+	}
+	browsed := 0
+	for _, fl := range res.Flows {
+		if fl.TunnelID == 6001 {
+			browsed++
+			if fl.Label == "p2p" {
+				t.Errorf("the browsing subscriber's flow %s %s %s is p2p", fl.Proto, fl.A, fl.B)
+			}
+		}
+	}
+	if browsed < 3 {
+		t.Fatalf("only %d flows of the browsing subscriber", browsed)
+	}
+	t.Logf("torrenting %+v; browsing %+v (%d flows)", *torrenting, *browsing, browsed)
 }

@@ -578,7 +578,7 @@ func TestIdleUndecidedFlowLeavesLive(t *testing.T) {
 	}
 	// The expiry's flow-end went into the delta merged at the same tick.
 	time.Sleep(3 * hostmerge.Tick)
-	if v := r.engine.Merger().Snapshot().Host(src); v.Unanswered < 0.5 {
+	if v := r.engine.Merger().Snapshot().Host(hostmerge.Host{Addr: src}); v.Unanswered < 0.5 {
 		t.Errorf("host %s: %.2f unanswered SYNs in the snapshot, want 1", src, v.Unanswered)
 	}
 	t.Logf("flow left %v after its last packet (idle limit %v, tick %v)", left, idle, hostmerge.Tick)
