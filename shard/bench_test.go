@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/netip"
@@ -238,3 +239,68 @@ func BenchmarkRedecideScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(w.table.Stats.Active), "ns/flow")
 }
+
+// encapFrames is frames with every Ethernet frame put inside wrap.
+func encapFrames(frames []frame, wrap func([]byte) []byte) []frame {
+	out := make([]frame, len(frames))
+	for i, f := range frames {
+		out[i] = f
+		if f.link == packet.LinkEthernet && len(f.data) >= 14 {
+			out[i].data = wrap(f.data)
+		}
+	}
+	return out
+}
+
+// pppoeFrame puts an Ethernet frame's IP packet in PPPoE session 0x1234.
+func pppoeFrame(f []byte) []byte {
+	ppp := uint16(0x0021)
+	if binary.BigEndian.Uint16(f[12:14]) == 0x86dd {
+		ppp = 0x0057
+	}
+	b := append([]byte(nil), f[:12]...)
+	b = append(b, 0x88, 0x64, 0x11, 0, 0x12, 0x34)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(f)-14+2))
+	b = binary.BigEndian.AppendUint16(b, ppp)
+	return append(b, f[14:]...)
+}
+
+// vxlanFrame puts an Ethernet frame in VXLAN VNI 5000 between two VTEPs.
+func vxlanFrame(f []byte) []byte {
+	b := make([]byte, 14+20+8+8, 14+20+8+8+len(f))
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+8+len(f)))
+	copy(ip[12:], []byte{10, 200, 0, 1, 10, 200, 0, 2})
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 50000)
+	binary.BigEndian.PutUint16(udp[2:], 4789)
+	binary.BigEndian.PutUint16(udp[4:], uint16(8+8+len(f)))
+	vx := udp[8:]
+	vx[0] = 0x08
+	binary.BigEndian.PutUint32(vx[4:], 5000<<8)
+	return append(b, f...)
+}
+
+// benchDecided is BenchmarkDecidedFlowPackets over frames.
+func benchDecided(b *testing.B, frames []frame) {
+	w, _ := warm(frames)
+	decideAll(w)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i, j := 0, 0; i < b.N; i, j = i+1, j+1 {
+		if j == len(frames) {
+			j = 0
+		}
+		f := &frames[j]
+		w.Packet(f.link, f.data, f.ts)
+	}
+}
+
+// BenchmarkDecidedFlowPPPoE and BenchmarkDecidedFlowVXLAN are the decided
+// path for the corpus inside PPPoE and VXLAN: the full decoder (the fast
+// path takes bare frames only), then the same lookup and cached label.
+func BenchmarkDecidedFlowPPPoE(b *testing.B) { benchDecided(b, encapFrames(loadFrames(b), pppoeFrame)) }
+func BenchmarkDecidedFlowVXLAN(b *testing.B) { benchDecided(b, encapFrames(loadFrames(b), vxlanFrame)) }

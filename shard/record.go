@@ -80,7 +80,7 @@ func NewFlowRecord(pcap string, f *Flow, m *classifier.Model, h *classifier.Host
 func NewHostRecord(pcap string, h hostmerge.Host, v *hostmerge.View, m *classifier.Model, reasons bool) HostRecord {
 	a := h.Addr
 	if !reasons {
-		return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Path: h.Path, Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports}
+		return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Path: uint32(h.Path), Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports}
 	}
 	var rs []classifier.Reason
 	for i, x := range v.X {
@@ -98,7 +98,7 @@ func NewHostRecord(pcap string, h hostmerge.Host, v *hostmerge.View, m *classifi
 	if rs == nil {
 		rs = []classifier.Reason{}
 	}
-	return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Path: h.Path, Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports, Reasons: rs}
+	return HostRecord{Type: "host", Pcap: pcap, Host: a.String(), Path: uint32(h.Path), Label: v.Label.String(), P: round3(float64(v.P)), Peers: v.Peers, Ports: v.Ports, Reasons: rs}
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

@@ -399,7 +399,7 @@ const redecideChunk = 1024
 // turn queues hosts that turned p2p for the re-decision pass: each stays
 // until the pass has looked into every bucket once since it joined.
 func (w *Worker) turn(h hostmerge.Host) {
-	t := turnedHost{addr: packet.AddrWords(h.Addr), path: h.Path, scoped: h.Path != 0}
+	t := turnedHost{addr: packet.AddrWords(h.Addr), path: uint32(h.Path), scoped: h.Path != 0}
 	w.turns = append(w.turns, pendingTurn{host: t, left: w.table.Buckets()})
 }
 
