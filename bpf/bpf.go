@@ -26,11 +26,12 @@ const (
 	FailOpenForward
 	FailOpenPass
 	NotIP
+	Tunnel // tunnelled frames: to a worker, no bypass or ban on the outer header
 	NumCounters
 )
 
 var counterNames = [NumCounters]string{"rx", "ban_drop", "bypass_forward", "bypass_pass", "bypass_drop",
-	"to_xsk", "xsk_missing", "failopen_forward", "failopen_pass", "not_ip"}
+	"to_xsk", "xsk_missing", "failopen_forward", "failopen_pass", "not_ip", "tunnel"}
 
 func (c Counter) String() string {
 	if c < NumCounters {

@@ -36,6 +36,7 @@ enum counter {
 	C_FAILOPEN_FWD,   // heartbeat stale (or no socket): forwarded in the kernel
 	C_FAILOPEN_PASS,  // heartbeat stale (or no socket): passed (monitor mode)
 	C_NOT_IP,         // not IPv4/IPv6: forwarded/passed like fail-open
+	C_TUNNEL,         // tunnelled (PPPoE, MPLS, IP-in-IP, GRE, GTP-U, VXLAN, Geneve, Teredo): to a worker
 	C_MAX,
 };
 
@@ -207,6 +208,28 @@ static __always_inline __u64 mix(__u64 h)
 	return h;
 }
 
+// tunnel_hash steers a tunnelled frame: a hash the same both ways of the
+// tunnel, so that every inner flow's two directions reach one worker (the
+// inner 5-tuple is userspace's to read; VXLAN's outer source port differs
+// per direction, MPLS labels too). For IP tunnels the sorted outer
+// addresses; for PPPoE and MPLS the sorted MACs and the PPPoE session.
+static __always_inline __u32 tunnel_hash(struct flow_key *k, struct ethhdr *eth, __u32 session)
+{
+	__u64 a = 0, b = 0;
+	if (k) {
+		__u64 *w = (__u64 *)k;
+		return (__u32)mix(mix(mix(mix(0x9e3779b97f4a7c15ULL ^ w[0]) ^ w[1]) ^ w[2]) ^ w[3]);
+	}
+	__builtin_memcpy(&a, eth->h_source, 6);
+	__builtin_memcpy(&b, eth->h_dest, 6);
+	if (a > b) {
+		__u64 t = a;
+		a = b;
+		b = t;
+	}
+	return (__u32)mix(mix(a ^ 0x9e3779b97f4a7c15ULL) ^ b ^ ((__u64)session << 48));
+}
+
 // hash of the symmetric key: the same for both directions of a flow.
 static __always_inline __u32 key_hash(struct flow_key *k)
 {
@@ -216,6 +239,28 @@ static __always_inline __u32 key_hash(struct flow_key *k)
 	for (int i = 0; i < 5; i++)
 		h = mix(h ^ w[i]);
 	return (__u32)h;
+}
+
+// fail_open is what happens to packets no worker will read.
+static __always_inline int fail_open(struct xdp_md *ctx, struct config *c, __u32 ctr_fwd_or_pass);
+
+// to_worker redirects to the socket of the worker that owns hash h on this
+// rx queue, or fails open when nobody reads the sockets.
+static __always_inline int to_worker(struct xdp_md *ctx, struct config *c, __u64 *hb, __u64 now, __u32 h)
+{
+	// Nobody reads the sockets: the kernel takes over.
+	if (now - *hb > c->failopen_ns)
+		return fail_open(ctx, c, C_FAILOPEN_FWD);
+	__u32 per = c->per_queue ? c->per_queue : 1;
+	__u32 ifidx = ctx->ingress_ifindex;
+	__u32 *base = bpf_map_lookup_elem(&port_base, &ifidx);
+	__u32 slot = (base ? *base : 0) + ctx->rx_queue_index * per + h % per;
+	if (slot >= MAX_SOCKETS || !bpf_map_lookup_elem(&xsks, &slot)) {
+		count(C_XSK_MISSING);
+		return fail_open(ctx, c, C_FAILOPEN_FWD);
+	}
+	count(C_TO_XSK);
+	return bpf_redirect_map(&xsks, slot, XDP_PASS);
 }
 
 // fail_open is what happens to packets no worker will read.
@@ -269,6 +314,13 @@ int swarmguard(struct xdp_md *ctx)
 	__u8 l4proto = 0;
 	void *l4 = 0;
 	int fragment = 0;
+	if (proto == bpf_htons(ETH_P_PPP_SES) || proto == bpf_htons(ETH_P_MPLS_UC) || proto == bpf_htons(ETH_P_MPLS_MC)) {
+		__u32 session = 0;
+		if (proto == bpf_htons(ETH_P_PPP_SES) && l3 + 4 <= end)
+			session = bpf_ntohs(*(__u16 *)(l3 + 2));
+		count(C_TUNNEL);
+		return to_worker(ctx, c, hb, now, tunnel_hash(0, eth, session));
+	}
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > end)
@@ -313,6 +365,22 @@ int swarmguard(struct xdp_md *ctx)
 	if (!fragment && (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) && l4 + 4 <= end) {
 		sport = bpf_ntohs(*(__u16 *)l4);
 		dport = bpf_ntohs(*(__u16 *)(l4 + 2));
+	}
+	// Tunnels carry flows userspace opens (shard/packet): no bypass or ban
+	// applies to the outer header; the worker decides.
+	if (!fragment && (l4proto == IPPROTO_IPIP || l4proto == IPPROTO_IPV6 || l4proto == IPPROTO_GRE ||
+			  (l4proto == IPPROTO_UDP && (sport == 2152 || dport == 2152 || dport == 4789 || dport == 6081 ||
+						      sport == 3544 || dport == 3544)))) {
+		struct flow_key t = {};
+		if (less(src.a, 0, dst.a, 0)) {
+			__builtin_memcpy(t.lo, src.a, 16);
+			__builtin_memcpy(t.hi, dst.a, 16);
+		} else {
+			__builtin_memcpy(t.lo, dst.a, 16);
+			__builtin_memcpy(t.hi, src.a, 16);
+		}
+		count(C_TUNNEL);
+		return to_worker(ctx, c, hb, now, tunnel_hash(&t, eth, 0));
 	}
 	struct flow_key k = {};
 	k.proto = l4proto;
@@ -364,18 +432,5 @@ int swarmguard(struct xdp_md *ctx)
 		}
 	}
 
-	// Nobody reads the sockets: the kernel takes over.
-	if (now - *hb > c->failopen_ns)
-		return fail_open(ctx, c, C_FAILOPEN_FWD);
-
-	__u32 per = c->per_queue ? c->per_queue : 1;
-	__u32 ifidx = ctx->ingress_ifindex;
-	__u32 *base = bpf_map_lookup_elem(&port_base, &ifidx);
-	__u32 slot = (base ? *base : 0) + ctx->rx_queue_index * per + key_hash(&k) % per;
-	if (slot >= MAX_SOCKETS || !bpf_map_lookup_elem(&xsks, &slot)) {
-		count(C_XSK_MISSING);
-		return fail_open(ctx, c, C_FAILOPEN_FWD);
-	}
-	count(C_TO_XSK);
-	return bpf_redirect_map(&xsks, slot, XDP_PASS);
+	return to_worker(ctx, c, hb, now, key_hash(&k));
 }

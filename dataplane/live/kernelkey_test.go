@@ -219,3 +219,76 @@ func FuzzKernelKey(f *testing.F) {
 		}
 	})
 }
+
+// Tunnelled frames go to a worker whatever the bypass and ban maps say of
+// their outer header: the worker opens the tunnel and decides the inner
+// flow (the program does not open tunnels yet). PPPoE and MPLS frames,
+// which used to be forwarded unseen as "not IP", are among them.
+func TestTunnelledFramesGoToWorkers(t *testing.T) {
+	k := loadKernel(t)
+	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.9:51413")
+	inner := tcpFrame(a, b)
+	outer := func(proto byte, l4 []byte) []byte { // IPv4 10.200.0.1 -> 10.200.0.2 around l4
+		f := make([]byte, 14+20, 14+20+len(l4))
+		binary.BigEndian.PutUint16(f[12:], 0x0800)
+		ip := f[14:]
+		ip[0], ip[8], ip[9] = 0x45, 64, proto
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+len(l4)))
+		copy(ip[12:], []byte{10, 200, 0, 1, 10, 200, 0, 2})
+		return append(f, l4...)
+	}
+	udp := func(sp, dp uint16, p []byte) []byte {
+		u := make([]byte, 8, 8+len(p))
+		binary.BigEndian.PutUint16(u[0:], sp)
+		binary.BigEndian.PutUint16(u[2:], dp)
+		binary.BigEndian.PutUint16(u[4:], uint16(8+len(p)))
+		return append(u, p...)
+	}
+	pppoe := append(append(append([]byte{}, inner[:12]...), 0x88, 0x64, 0x11, 0, 0x12, 0x34, 0, byte(len(inner)-14+2), 0, 0x21), inner[14:]...)
+	mpls := append(append(append([]byte{}, inner[:12]...), 0x88, 0x47, 0, 0x3e, 0x81, 64), inner[14:]...)
+	frames := map[string][]byte{
+		"pppoe": pppoe,
+		"mpls":  mpls,
+		"ipip":  outer(4, inner[14:]),
+		"gre":   outer(47, append([]byte{0, 0, 0x08, 0}, inner[14:]...)),
+		"vxlan": outer(17, udp(50000, 4789, append([]byte{0x08, 0, 0, 0, 0, 0x13, 0x88, 0}, inner...))),
+		"gtpu":  outer(17, udp(2152, 2152, append([]byte{0x30, 0xff, 0, byte(len(inner) - 14), 0, 0, 0x11, 0x11}, inner[14:]...))),
+	}
+	// Drop entries under every key the outer headers could give, and bans
+	// on the tunnel endpoints: none of it may touch a tunnelled frame.
+	for _, key := range []bpf.FlowKey{keyOf(a, b, 6, 0), keyOf(netip.MustParseAddrPort("10.200.0.1:0"), netip.MustParseAddrPort("10.200.0.2:0"), 4, 0),
+		keyOf(netip.MustParseAddrPort("10.200.0.1:0"), netip.MustParseAddrPort("10.200.0.2:0"), 47, 0),
+		keyOf(netip.MustParseAddrPort("10.200.0.1:50000"), netip.MustParseAddrPort("10.200.0.2:4789"), 17, 0),
+		keyOf(netip.MustParseAddrPort("10.200.0.1:2152"), netip.MustParseAddrPort("10.200.0.2:2152"), 17, 0)} {
+		if err := k.o.SetBypass(key, bpf.Drop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.o.Ban(netip.MustParseAddr("10.200.0.1"), bpf.Monotonic()+uint64(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := k.o.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range frames {
+		var m packet.Meta
+		if r := packet.Decode(packet.LinkEthernet, f, &m); r != packet.OK || m.SrcPort != 40000 {
+			t.Fatalf("%s: the decoder reads %d %+v, not the inner flow", name, r, m)
+		}
+		if got := k.run(t, f); got == xdpDrop {
+			t.Errorf("%s: dropped by the outer header's entries", name)
+		}
+	}
+	after, err := k.o.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after[bpf.Tunnel] - before[bpf.Tunnel]; n != uint64(len(frames)) {
+		t.Errorf("%d tunnelled frames counted, want %d", n, len(frames))
+	}
+	// The bare frame still meets its drop entry.
+	if k.run(t, inner) != xdpDrop {
+		t.Error("the bare frame escaped its drop entry")
+	}
+}
