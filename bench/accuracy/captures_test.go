@@ -11,8 +11,9 @@ import (
 
 // The real-client captures' must-show (testdata/captures, made by
 // bench/capture/capture.sh: Transmission swarms plain, encrypted and hidden,
-// a qBittorrent hidden swarm, a hidden swarm of six different clients, and
-// busy normal hosts with peer-like fan-out):
+// a qBittorrent hidden swarm, a hidden swarm of six different clients, a
+// Transmission swarm inside a VXLAN overlay, and busy normal hosts with
+// peer-like fan-out):
 //   - every BitTorrent peer flow with >= 4 payload packets is p2p,
 //   - >= 99.9% of the BitTorrent payload bytes are in flows labelled p2p,
 //   - every BitTorrent host is p2p,
@@ -21,7 +22,7 @@ import (
 //     relay, resolver, crawler, voice, video and game hosts): 0 bytes.
 func TestRealClientCaptures(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "captures", "*.pcap"))
-	want := map[string]bool{"plain.pcap": true, "encrypted.pcap": true, "hidden.pcap": true, "hidden-lt.pcap": true, "hidden-mix.pcap": true, "busy.pcap": true}
+	want := map[string]bool{"plain.pcap": true, "encrypted.pcap": true, "hidden.pcap": true, "hidden-lt.pcap": true, "hidden-mix.pcap": true, "vxlan-swarm.pcap": true, "busy.pcap": true}
 	for _, f := range files {
 		delete(want, filepath.Base(f))
 	}

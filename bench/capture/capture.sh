@@ -11,6 +11,8 @@
 #              exchange) instead of transmission-daemon
 #   hidden-mix as hidden, one swarm of six different clients: transmission-daemon (seeds), qbittorrent-nox,
 #              rtorrent, aria2c, deluged and libtorrent through python3-libtorrent (ltpeer.py)
+#   vxlan-swarm transmission-daemon peers (MSE required, HTTPS tracker) and an HTTPS download, all inside
+#              a VXLAN overlay (VNI 77, 192.168.77.0/24) between namespaces, recorded on the underlay
 #   busy       no BitTorrent at all: hosts that behave like peers without being BitTorrent. A TURN relay
 #              (coturn) carrying turnutils_uclient sessions to a peer, a recursive resolver (unbound)
 #              hammered by clients, a crawler fetching from five web servers, an SRTP-like voice mesh
@@ -31,9 +33,9 @@
 set -euo pipefail
 OUT=${1:?usage: capture.sh OUTDIR [plain|encrypted|hidden ...]}
 shift
-SCENARIOS=${*:-plain encrypted hidden hidden-lt hidden-mix busy}
+SCENARIOS=${*:-plain encrypted hidden hidden-lt hidden-mix vxlan-swarm busy}
 [ "$(id -u)" = 0 ] || { echo "capture.sh: needs root (network namespaces)" >&2; exit 2; }
-for b in ip tcpdump transmission-daemon transmission-remote transmission-show qbittorrent-nox mktorrent opentracker nginx sshd dnsmasq iperf3 curl dig scp openssl ethtool cmp \
+for b in ip bridge tcpdump transmission-daemon transmission-remote transmission-show qbittorrent-nox mktorrent opentracker nginx sshd dnsmasq iperf3 curl dig scp openssl ethtool cmp \
     rtorrent aria2c deluged deluge-console /usr/bin/python3 turnserver turnutils_uclient turnutils_peer unbound; do
   command -v "$b" >/dev/null || { echo "capture.sh: $b missing (make captures installs it)" >&2; exit 2; }
 done
@@ -215,6 +217,61 @@ DL
   fi
 }
 
+# vxlan_scenario: a swarm and a web download inside a VXLAN overlay, recorded
+# on the underlay bridge. Each overlay host has an underlay address on br0
+# and a vx0 (VNI 77) flooding unknown destinations to the others (head-end
+# replication) and learning where each MAC is, so a frame crosses once.
+vxlan_scenario() {
+  echo "== vxlan-swarm" >&2
+  local s=$SG_WORK/vxlan-swarm i
+  mkdir -p "$s" && chmod 755 "$s"
+  local names=(vxs vxt vx1 vx2 vx3 vxw) under=(10.77.0.81 10.77.0.82 10.77.0.83 10.77.0.84 10.77.0.85 10.77.0.86)
+  local over=(192.168.77.1 192.168.77.2 192.168.77.11 192.168.77.12 192.168.77.13 192.168.77.50)
+  for i in "${!names[@]}"; do
+    host "${names[$i]}" "${under[$i]}" sw br0
+    in_ns "${names[$i]}" ip link add vx0 type vxlan id 77 dstport 4789 local "${under[$i]}" dev eth0
+    for u in "${under[@]}"; do
+      [ "$u" = "${under[$i]}" ] || in_ns "${names[$i]}" bridge fdb append 00:00:00:00:00:00 dev vx0 dst "$u"
+    done
+    in_ns "${names[$i]}" ip addr add "${over[$i]}/24" dev vx0
+    in_ns "${names[$i]}" ip link set vx0 up
+    in_ns "${names[$i]}" ethtool -K vx0 tso off gso off gro off tx off >/dev/null 2>&1 || true
+  done
+  nginx_only vxs 192.168.77.1
+  bg vxt "$SG" bench tracker --tls --listen 192.168.77.2:443
+  head -c 3000000 /dev/urandom > "$s/payload-vx.bin"
+  mktorrent -l 16 -a https://192.168.77.2/announce -o "$s/t.torrent" "$s/payload-vx.bin" >/dev/null
+  bg sw tcpdump -i br0 -s 256 -U -n -w "$OUT/vxlan-swarm.pcap" 'udp port 4789' 2>/dev/null
+  local tcpdump_pid=${SG_PIDS[-1]}
+  sleep 1
+  for i in 1 2 3; do
+    local d=$s/vx$i
+    mkdir -p "$d/data" "$d/watch"
+    peer_settings "$d" 2 false $((20000 + RANDOM % 20000))
+    [ $i = 1 ] && cp "$s/payload-vx.bin" "$d/data/"
+    bg "vx$i" env TR_CURL_SSL_NO_VERIFY=1 transmission-daemon -f -g "$d" -e "$d/log"
+  done
+  sleep 2
+  for i in 1 2 3; do cp "$s/t.torrent" "$s/vx$i/watch/"; done
+  ( for n in 1 2 3; do in_ns vxw curl -sk --max-time 10 -o /dev/null "https://192.168.77.1/p$n.html" || true
+      in_ns vx2 curl -sk --max-time 10 -o /dev/null "https://192.168.77.1/p$n.html" || true; sleep 2; done ) & local n1=$!
+  local deadline=$((SECONDS+90)) done=0
+  while [ $SECONDS -lt $deadline ]; do
+    done=0
+    for i in 2 3; do [ "$(percent "vx$i")" = "100%" ] && done=$((done+1)); done
+    [ $done = 2 ] && break
+    sleep 2
+  done
+  wait $n1 || true
+  echo "   leechers complete: $done/2" >&2
+  sleep 2
+  for i in 1 2 3; do in_ns "vx$i" transmission-remote 127.0.0.1:9091 --exit >/dev/null 2>&1 || true; done
+  sleep 2
+  kill "$tcpdump_pid" 2>/dev/null || true
+  sleep 1
+  [ $done = 2 ] || { echo "capture.sh: vxlan-swarm: swarm did not complete" >&2; return 1; }
+}
+
 # busy_scenario: normal hosts with peer-like fan-out, no BitTorrent.
 busy_scenario() {
   echo "== busy" >&2
@@ -301,6 +358,7 @@ scenario() {
   [ "$name" = hidden-lt ] && { lt_scenario; return; }
   [ "$name" = hidden-mix ] && { mix_scenario; return; }
   [ "$name" = busy ] && { busy_scenario; return; }
+  [ "$name" = vxlan-swarm ] && { vxlan_scenario; return; }
   case $name in
     plain)     enc=0; discovery=true;  announce="-a http://10.77.0.1:6969/announce -a udp://10.77.0.1:6969/announce"; ports="51413 51413 51413 51413";;
     encrypted) enc=2; discovery=true;  announce="-a http://10.77.0.1:6969/announce -a udp://10.77.0.1:6969/announce"; ports="6881 6881 6881 6881";;

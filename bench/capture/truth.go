@@ -21,13 +21,17 @@ func IsBTHost(a netip.Addr) bool { return Client(a) != "" }
 
 // Client names the BitTorrent client a runs, "" for none: transmission-daemon
 // on 10.77.0.11-15 (.15 announces and vanishes), qbittorrent-nox on .21-24,
-// and the mixed swarm's transmission, qbittorrent, rtorrent, aria2, deluge
-// and python3-libtorrent on .31-36.
+// the mixed swarm's transmission, qbittorrent, rtorrent, aria2, deluge
+// and python3-libtorrent on .31-36, and transmission-daemon on the VXLAN
+// overlay's 192.168.77.11-13.
 func Client(a netip.Addr) string {
 	if !a.Is4() {
 		return ""
 	}
 	b := a.As4()
+	if b[0] == 192 && b[1] == 168 && b[2] == 77 && b[3] >= 11 && b[3] <= 13 {
+		return "transmission" // the VXLAN overlay's swarm
+	}
 	if b[0] != 10 || b[1] != 77 || b[2] != 0 {
 		return ""
 	}

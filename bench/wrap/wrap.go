@@ -329,3 +329,51 @@ func ipv4Checksums(b []byte) {
 		return
 	}
 }
+
+// Unwrap writes the inner Ethernet frames of in's VXLAN frames to out: the
+// bare capture of a swarm recorded on a VXLAN underlay, to wrap otherwise.
+func Unwrap(in, out string) (Stats, error) {
+	var st Stats
+	r, err := pcapsrc.Open(in)
+	if err != nil {
+		return st, err
+	}
+	defer r.Close()
+	f, err := os.Create(out)
+	if err != nil {
+		return st, fmt.Errorf("unwrap: %w", err)
+	}
+	w := pcapgo.NewWriterNanos(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		f.Close()
+		return st, fmt.Errorf("unwrap: %w", err)
+	}
+	for {
+		frame, lt, ts, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			f.Close()
+			return st, err
+		}
+		var m packet.Meta
+		const outer = 14 + 20 + 8 + 8 // Ethernet, IPv4 without options, UDP, VXLAN
+		if lt != packet.LinkEthernet || packet.Decode(lt, frame, &m) == packet.Malformed || m.Encap != packet.EncapVXLAN ||
+			len(frame) <= outer || frame[14] != 0x45 {
+			st.Skipped++
+			continue
+		}
+		inner := frame[outer:]
+		wire := 14 + int(binary.BigEndian.Uint16(frame[16:18])) - (outer - 14)
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(inner), Length: max(wire, len(inner))}, inner); err != nil {
+			f.Close()
+			return st, fmt.Errorf("unwrap: %w", err)
+		}
+		st.Wrapped++
+	}
+	if err := f.Close(); err != nil {
+		return st, fmt.Errorf("unwrap: %w", err)
+	}
+	return st, nil
+}

@@ -373,3 +373,66 @@ func TestSameAddressInTwoVNIsIsTwoHosts(t *testing.T) {
 	}
 	t.Logf("torrenting %+v; browsing %+v (%d flows)", *torrenting, *browsing, browsed)
 }
+
+// The VXLAN swarm capture.sh records (transmission-daemon, MSE required,
+// HTTPS tracker, inside VNI 77, recorded on the underlay): every peer flow
+// with >= 4 payload packets is p2p with its overlay addresses and the VNI
+// in the record, the overlay's HTTPS is not; and its bare capture
+// (unwrapped) wrapped in PPPoE, MPLS, GRE and GTP-U gives the same peer
+// flows p2p with each tunnel's id.
+func TestVXLANSwarmAndItsBareCaptureWrapped(t *testing.T) {
+	capture := filepath.Join("..", "..", "testdata", "captures", "vxlan-swarm.pcap")
+	classify := func(name string) *shard.Result {
+		r, err := dataplane.ClassifyFile(name, shard.Options{Worker: shard.Config{Model: classifier.DefaultModel()}})
+		if err != nil || r.Err != nil {
+			t.Fatal(err, r.Err)
+		}
+		return r
+	}
+	isPeer := func(f shard.FlowRecord) bool {
+		return strings.HasPrefix(f.A, "192.168.77.1") && len(f.A) > len("192.168.77.1:") && f.A[12] != ':' &&
+			strings.HasPrefix(f.B, "192.168.77.1") && f.B[12] != ':'
+	}
+	peers := map[string]bool{}
+	res := classify(capture)
+	for _, f := range res.Flows {
+		if f.Tunnel != "vxlan" || f.TunnelID != 77 {
+			t.Errorf("flow %s %s: tunnel %q %d, want vxlan 77", f.A, f.B, f.Tunnel, f.TunnelID)
+		}
+		switch {
+		case isPeer(f) && f.PayloadPackets >= 4:
+			if f.Label != "p2p" {
+				t.Errorf("peer flow %s %s is %s", f.A, f.B, f.Label)
+			}
+			peers[f.Proto+f.A+f.B] = true
+		case !isPeer(f) && f.Label == "p2p":
+			t.Errorf("normal flow %s %s is p2p", f.A, f.B)
+		}
+	}
+	if len(peers) < 2 {
+		t.Fatalf("only %d peer flows in %s", len(peers), capture)
+	}
+	bare := filepath.Join(t.TempDir(), "bare.pcap")
+	if _, err := Unwrap(capture, bare); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{PPPoE: "pppoe", MPLS: "mpls", GRE: "gre", GTPU: "gtpu"}
+	for _, kind := range []string{PPPoE, MPLS, GRE, GTPU} {
+		out := filepath.Join(t.TempDir(), kind+".pcap")
+		if _, err := File(kind, bare, out); err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, f := range classify(out).Flows {
+			if peers[f.Proto+f.A+f.B] {
+				got++
+				if f.Label != "p2p" || f.Tunnel != ids[kind] || f.TunnelID == 0 && kind != PPPoE {
+					t.Errorf("%s: peer flow %s %s: %s, tunnel %q %d", kind, f.A, f.B, f.Label, f.Tunnel, f.TunnelID)
+				}
+			}
+		}
+		if got != len(peers) {
+			t.Errorf("%s: %d of %d peer flows found", kind, got, len(peers))
+		}
+	}
+}
