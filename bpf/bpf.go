@@ -26,12 +26,13 @@ const (
 	FailOpenForward
 	FailOpenPass
 	NotIP
-	Tunnel // tunnelled frames: to a worker, no bypass or ban on the outer header
+	Tunnel     // tunnelled frames (the outer header never meets a bypass entry or ban)
+	TunnelOpen // ... opened in the kernel: bypass and bans apply to the inner flow
 	NumCounters
 )
 
 var counterNames = [NumCounters]string{"rx", "ban_drop", "bypass_forward", "bypass_pass", "bypass_drop",
-	"to_xsk", "xsk_missing", "failopen_forward", "failopen_pass", "not_ip", "tunnel"}
+	"to_xsk", "xsk_missing", "failopen_forward", "failopen_pass", "not_ip", "tunnel", "tunnel_open"}
 
 func (c Counter) String() string {
 	if c < NumCounters {

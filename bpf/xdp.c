@@ -24,6 +24,12 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_V6_EXT 6 // shard/packet.MaxIPv6ExtHdrs: the kernel keys the flows userspace keys
 #define MAX_SOCKETS 256
 
+// shard/packet's Encap bits, the kinds mix_path folds in.
+#define ENCAP_VLAN 1
+#define ENCAP_PPPOE 8
+#define ENCAP_GRE 32
+#define ENCAP_VXLAN 256
+
 // Counter indexes (per CPU). Keep in sync with bpf.Counter in Go.
 enum counter {
 	C_RX = 0,         // every packet seen
@@ -36,7 +42,8 @@ enum counter {
 	C_FAILOPEN_FWD,   // heartbeat stale (or no socket): forwarded in the kernel
 	C_FAILOPEN_PASS,  // heartbeat stale (or no socket): passed (monitor mode)
 	C_NOT_IP,         // not IPv4/IPv6: forwarded/passed like fail-open
-	C_TUNNEL,         // tunnelled (PPPoE, MPLS, IP-in-IP, GRE, GTP-U, VXLAN, Geneve, Teredo): to a worker
+	C_TUNNEL,         // tunnelled (PPPoE, MPLS, IP-in-IP, GRE, GTP-U, VXLAN, Geneve, Teredo)
+	C_TUNNEL_OPEN,    // ... and opened here: bypass and bans apply to the inner flow
 	C_MAX,
 };
 
@@ -305,72 +312,163 @@ int swarmguard(struct xdp_md *ctx)
 		else if (i == 1)
 			path = path << 12 | id;
 		else
-			path = mix_path(path, 1, id);
+			path = mix_path(path, ENCAP_VLAN, id);
 		proto = *(__u16 *)(l3 + 2);
 		l3 += 4;
+	}
+
+	// One tunnel of the simple kinds is opened here as shard/packet opens
+	// it (the same path and inner key): a PPPoE session, and below IPv4
+	// IP-in-IP, GRE (IP inside), GTP-U G-PDUs without optional fields and
+	// VXLAN. Anything else tunnelled goes to a worker, which opens it.
+	int tunnelled = 0;
+	if (proto == bpf_htons(ETH_P_PPP_SES)) {
+		if (l3 + 8 > end)
+			return fail_open(ctx, c, C_NOT_IP);
+		__u8 *p = l3;
+		__u16 ppp = bpf_ntohs(*(__u16 *)(l3 + 6));
+		if (p[0] != 0x11 || p[1] != 0 || (ppp != 0x0021 && ppp != 0x0057))
+			return fail_open(ctx, c, C_NOT_IP); // discovery, LCP, ...: not IP
+		path = mix_path(path, ENCAP_PPPOE, bpf_ntohs(*(__u16 *)(l3 + 2)));
+		proto = ppp == 0x0021 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+		l3 += 8;
+		tunnelled = 1;
+	} else if (proto == bpf_htons(ETH_P_MPLS_UC) || proto == bpf_htons(ETH_P_MPLS_MC)) {
+		count(C_TUNNEL);
+		return to_worker(ctx, c, hb, now, tunnel_hash(0, eth, 0));
 	}
 
 	struct addr16 src = {}, dst = {};
 	__u8 l4proto = 0;
 	void *l4 = 0;
 	int fragment = 0;
-	if (proto == bpf_htons(ETH_P_PPP_SES) || proto == bpf_htons(ETH_P_MPLS_UC) || proto == bpf_htons(ETH_P_MPLS_MC)) {
-		__u32 session = 0;
-		if (proto == bpf_htons(ETH_P_PPP_SES) && l3 + 4 <= end)
-			session = bpf_ntohs(*(__u16 *)(l3 + 2));
-		count(C_TUNNEL);
-		return to_worker(ctx, c, hb, now, tunnel_hash(0, eth, session));
-	}
-	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = l3;
-		if ((void *)(ip + 1) > end)
-			return fail_open(ctx, c, C_NOT_IP);
-		src.a[10] = src.a[11] = dst.a[10] = dst.a[11] = 0xff;
-		__builtin_memcpy(&src.a[12], &ip->saddr, 4);
-		__builtin_memcpy(&dst.a[12], &ip->daddr, 4);
-		l4proto = ip->protocol;
-		l4 = l3 + ip->ihl * 4;
-		fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = l3;
-		if ((void *)(ip6 + 1) > end)
-			return fail_open(ctx, c, C_NOT_IP);
-		__builtin_memcpy(src.a, &ip6->saddr, 16);
-		__builtin_memcpy(dst.a, &ip6->daddr, 16);
-		l4proto = ip6->nexthdr;
-		l4 = ip6 + 1;
-#pragma unroll
-		for (int i = 0; i < MAX_V6_EXT; i++) {
-			if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING && l4proto != IPPROTO_DSTOPTS &&
-			    l4proto != IPPROTO_FRAGMENT && l4proto != IPPROTO_AH)
-				break;
-			if (l4 + 8 > end)
-				break;
-			__u8 next = *(__u8 *)l4;
-			if (l4proto == IPPROTO_FRAGMENT) {
-				fragment = (*(__u16 *)(l4 + 2) & bpf_htons(0xfff8)) != 0;
-				l4 += 8;
-			} else if (l4proto == IPPROTO_AH) {
-				l4 += (*(__u8 *)(l4 + 1) + 2) * 4;
-			} else {
-				l4 += (*(__u8 *)(l4 + 1) + 1) * 8;
-			}
-			l4proto = next;
-		}
-	} else {
-		return fail_open(ctx, c, C_NOT_IP);
-	}
-
 	__u16 sport = 0, dport = 0;
-	if (!fragment && (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) && l4 + 4 <= end) {
-		sport = bpf_ntohs(*(__u16 *)l4);
-		dport = bpf_ntohs(*(__u16 *)(l4 + 2));
-	}
-	// Tunnels carry flows userspace opens (shard/packet): no bypass or ban
-	// applies to the outer header; the worker decides.
-	if (!fragment && (l4proto == IPPROTO_IPIP || l4proto == IPPROTO_IPV6 || l4proto == IPPROTO_GRE ||
-			  (l4proto == IPPROTO_UDP && (sport == 2152 || dport == 2152 || dport == 4789 || dport == 6081 ||
-						      sport == 3544 || dport == 3544)))) {
+#pragma unroll
+	for (int pass = 0; pass < 2; pass++) {
+		int wire = 0; // L4 bytes on the wire (IPv4)
+		if (proto == bpf_htons(ETH_P_IP)) {
+			struct iphdr *ip = l3;
+			if ((void *)(ip + 1) > end)
+				return fail_open(ctx, c, C_NOT_IP);
+			__builtin_memset(&src, 0, sizeof(src));
+			__builtin_memset(&dst, 0, sizeof(dst));
+			src.a[10] = src.a[11] = dst.a[10] = dst.a[11] = 0xff;
+			__builtin_memcpy(&src.a[12], &ip->saddr, 4);
+			__builtin_memcpy(&dst.a[12], &ip->daddr, 4);
+			l4proto = ip->protocol;
+			l4 = l3 + ip->ihl * 4;
+			wire = (int)bpf_ntohs(ip->tot_len) - ip->ihl * 4;
+			fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
+		} else if (proto == bpf_htons(ETH_P_IPV6)) {
+			struct ipv6hdr *ip6 = l3;
+			if ((void *)(ip6 + 1) > end)
+				return fail_open(ctx, c, C_NOT_IP);
+			__builtin_memcpy(src.a, &ip6->saddr, 16);
+			__builtin_memcpy(dst.a, &ip6->daddr, 16);
+			l4proto = ip6->nexthdr;
+			l4 = ip6 + 1;
+			wire = -1; // IPv6 outer: tunnels inside go to a worker
+#pragma unroll
+			for (int i = 0; i < MAX_V6_EXT; i++) {
+				if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING && l4proto != IPPROTO_DSTOPTS &&
+				    l4proto != IPPROTO_FRAGMENT && l4proto != IPPROTO_AH)
+					break;
+				if (l4 + 8 > end)
+					break;
+				__u8 next = *(__u8 *)l4;
+				if (l4proto == IPPROTO_FRAGMENT) {
+					fragment = (*(__u16 *)(l4 + 2) & bpf_htons(0xfff8)) != 0;
+					l4 += 8;
+				} else if (l4proto == IPPROTO_AH) {
+					l4 += (*(__u8 *)(l4 + 1) + 2) * 4;
+				} else {
+					l4 += (*(__u8 *)(l4 + 1) + 1) * 8;
+				}
+				l4proto = next;
+			}
+		} else {
+			return fail_open(ctx, c, C_NOT_IP);
+		}
+
+		sport = dport = 0;
+		if (!fragment && (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) && l4 + 4 <= end) {
+			sport = bpf_ntohs(*(__u16 *)l4);
+			dport = bpf_ntohs(*(__u16 *)(l4 + 2));
+		}
+		int tunnel = !fragment && (l4proto == IPPROTO_IPIP || l4proto == IPPROTO_IPV6 || l4proto == IPPROTO_GRE ||
+					   (l4proto == IPPROTO_UDP && (sport == 2152 || dport == 2152 || dport == 4789 || dport == 6081 ||
+								       sport == 3544 || dport == 3544)));
+		if (!tunnel)
+			break;
+		if (pass == 0 && !tunnelled && wire >= 0) {
+			void *next = 0;
+			__u16 inner = 0;
+			if (l4proto == IPPROTO_IPIP || l4proto == IPPROTO_IPV6) {
+				next = l4;
+				inner = 1; // by the version nibble, as the decoder reads it
+			} else if (l4proto == IPPROTO_GRE && l4 + 4 <= end) {
+				__u16 flags = bpf_ntohs(*(__u16 *)l4);
+				__u16 gp = *(__u16 *)(l4 + 2);
+				int hl = 4 + ((flags & 0xc000) ? 4 : 0);
+				if ((flags & 7) == 0 && (gp == bpf_htons(ETH_P_IP) || gp == bpf_htons(ETH_P_IPV6))) {
+					if (flags & 0x2000) {
+						if (l4 + hl + 4 > end)
+							return fail_open(ctx, c, C_NOT_IP);
+						path = mix_path(path, ENCAP_GRE, bpf_ntohl(*(__u32 *)(l4 + hl)));
+						hl += 4;
+					}
+					if (flags & 0x1000)
+						hl += 4;
+					next = l4 + hl;
+					inner = 1;
+				}
+			} else if (l4proto == IPPROTO_UDP && l4 + 16 <= end) {
+				int ulen = bpf_ntohs(*(__u16 *)(l4 + 4));
+				if (ulen < 8 || ulen > wire)
+					ulen = wire;
+				__u8 *p = l4 + 8;
+				if ((sport == 2152 || dport == 2152) && p[0] == 0x30 && p[1] == 0xff &&
+				    (int)bpf_ntohs(*(__u16 *)(p + 2)) == ulen - 16) {
+					// A G-PDU without sequence, N-PDU or extensions; the TEID
+					// differs per direction and is no part of the path.
+					next = p + 8;
+					inner = 1;
+				} else if (dport == 4789 && ulen >= 16 && p[0] == 0x08 && (p[1] | p[2] | p[3] | p[7]) == 0) {
+					// (the header within the datagram's own length, as the decoder bounds it)
+					__u32 vni = bpf_ntohl(*(__u32 *)(p + 4)) >> 8;
+					path = mix_path(path, ENCAP_VXLAN, vni);
+					struct ethhdr *ie = (void *)(p + 8);
+					if ((void *)(ie + 1) > end)
+						return fail_open(ctx, c, C_NOT_IP);
+					inner = ie->h_proto;
+					next = ie + 1;
+#pragma unroll
+					for (int i = 0; i < MAX_VLAN; i++) {
+						if (inner != bpf_htons(ETH_P_8021Q) && inner != bpf_htons(ETH_P_8021AD) && inner != bpf_htons(0x9100))
+							break;
+						if (next + 4 > end)
+							return fail_open(ctx, c, C_NOT_IP);
+						path = mix_path(path, ENCAP_VLAN, bpf_ntohs(*(__u16 *)next) & 0x0fff);
+						inner = *(__u16 *)(next + 2);
+						next += 4;
+					}
+				}
+			}
+			if (next && inner == 1) {
+				// IP by its version nibble.
+				if (next + 1 > end)
+					return fail_open(ctx, c, C_NOT_IP);
+				__u8 v = *(__u8 *)next >> 4;
+				inner = v == 4 ? bpf_htons(ETH_P_IP) : v == 6 ? bpf_htons(ETH_P_IPV6) : 0;
+			}
+			if (next && (inner == bpf_htons(ETH_P_IP) || inner == bpf_htons(ETH_P_IPV6))) {
+				l3 = next;
+				proto = inner;
+				tunnelled = 1;
+				continue;
+			}
+		}
+		// A tunnel this program does not open: the worker does.
 		struct flow_key t = {};
 		if (less(src.a, 0, dst.a, 0)) {
 			__builtin_memcpy(t.lo, src.a, 16);
@@ -382,6 +480,11 @@ int swarmguard(struct xdp_md *ctx)
 		count(C_TUNNEL);
 		return to_worker(ctx, c, hb, now, tunnel_hash(&t, eth, 0));
 	}
+	if (tunnelled) {
+		count(C_TUNNEL);
+		count(C_TUNNEL_OPEN);
+	}
+
 	struct flow_key k = {};
 	k.proto = l4proto;
 	k.path_lo = path & 0xffff;

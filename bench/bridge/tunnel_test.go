@@ -19,11 +19,11 @@ import (
 
 // TestTunnelledSwarmThroughBridge replays nDPI's bittorrent.pcap and a
 // browser's chrome.pcap, both inside PPPoE and then inside VXLAN, through
-// the live bridge: the workers open the tunnels, the BitTorrent flows are
-// p2p and dropped in the worker, and the browser's flows pass. Before,
-// PPPoE frames were forwarded unseen as "not IP". (No ban here: these
-// flows are p2p from their first packet, before any answer, and a ban
-// needs an answered flow.)
+// the live bridge: the BitTorrent flows are p2p and dropped, from their
+// bypass entries in the kernel once it opens the tunnel, and the browser's
+// flows pass. Before, PPPoE frames were forwarded unseen as "not IP". (No
+// ban here: these flows are p2p from their first packet, before any
+// answer, and a ban needs an answered flow.)
 func TestTunnelledSwarmThroughBridge(t *testing.T) {
 	for _, kind := range []string{wrap.PPPoE, wrap.VXLAN} {
 		t.Run(kind, func(t *testing.T) { tunnelThroughBridge(t, kind) })
@@ -88,7 +88,7 @@ func tunnelThroughBridge(t *testing.T, kind string) {
 		switch {
 		case rec.Label == "p2p":
 			p2p++
-			if rec.Action != live.ActDropTunnel && rec.Action != live.ActBan {
+			if rec.Action != live.ActDrop && rec.Action != live.ActBan {
 				t.Errorf("p2p flow %s %s: action %s", rec.A, rec.B, rec.Action)
 			}
 			if rec.Ban != "" {
@@ -97,13 +97,14 @@ func tunnelThroughBridge(t *testing.T, kind string) {
 		case rec.A == "" || rec.B == "":
 		default:
 			normal++
-			if rec.Action != live.ActPassTunnel {
+			if rec.Action != live.ActBypass {
 				t.Errorf("normal flow %s %s: action %s", rec.A, rec.B, rec.Action)
 			}
 		}
 	}
-	if p2p < 15 || normal < 3 || st.Kernel[bpf.Tunnel] == 0 || st.Worker.Dropped == 0 {
+	if p2p < 15 || normal < 3 || st.Kernel[bpf.TunnelOpen] == 0 || st.Kernel[bpf.BypassDrop] == 0 {
 		t.Fatalf("%s: %d p2p (%d banning), %d normal records; kernel %v; worker %+v\n%s", kind, p2p, banned, normal, st.Kernel, st.Worker, recs.b.String())
 	}
-	t.Logf("%s: %d p2p flows dropped in the worker (%d banning their peer), %d normal flows passed; %d tunnelled frames", kind, p2p, banned, normal, st.Kernel[bpf.Tunnel])
+	t.Logf("%s: %d p2p flows dropped (%d banning their peer), %d normal flows passed; %d tunnelled frames opened in the kernel, %d dropped there by bypass entries, %d dropped by workers",
+		kind, p2p, banned, normal, st.Kernel[bpf.TunnelOpen], st.Kernel[bpf.BypassDrop], st.Worker.Dropped)
 }

@@ -27,10 +27,6 @@ const (
 	ActBan    = "drop+ban"
 	ActAllow  = "allow" // p2p but allow-listed
 	ActLog    = "log"   // p2p, monitor-only
-	// A tunnelled flow's packets all reach its worker (the kernel does not
-	// open tunnels yet): the worker passes or drops them itself.
-	ActPassTunnel = "pass"
-	ActDropTunnel = "drop-in-worker"
 )
 
 // apply turns a final label into kernel state and a record.
@@ -43,10 +39,10 @@ func (r *Runner) apply(d *decision) {
 	if r.cfg.Monitor != "" {
 		normal = bpf.Pass
 	}
-	tunnel := f.Tunnel != 0
+	// A tunnelled flow's entry serves when the program opens its tunnel
+	// (PPPoE, IPv4 IP-in-IP, GRE, GTP-U, VXLAN); other tunnels reach the
+	// worker, which passes or drops the flow itself.
 	switch {
-	case f.Label != classifier.P2P && tunnel:
-		rec.Action = ActPassTunnel
 	case f.Label != classifier.P2P:
 		rec.Action = ActBypass
 		if !r.harness.NoBypass {
@@ -59,11 +55,7 @@ func (r *Runner) apply(d *decision) {
 		rec.Action = ActLog
 	default:
 		rec.Action = ActDrop
-		if tunnel {
-			rec.Action = ActDropTunnel
-		} else {
-			r.bypass(k, bpf.Drop)
-		}
+		r.bypass(k, bpf.Drop)
 		// Only flow-level evidence bans: the other side answered, so no
 		// single spoofed packet can get anybody banned; and only a peer
 		// flow: a tracker's or DHT node's server is not a peer.
