@@ -23,12 +23,15 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define MAX_VLAN 4
 #define MAX_V6_EXT 6 // shard/packet.MaxIPv6ExtHdrs: the kernel keys the flows userspace keys
 #define MAX_SOCKETS 256
+#define MAX_OFF 4095 // parse offsets are bounded (a mask) for the verifier; frames are shorter
 
 // shard/packet's Encap bits, the kinds mix_path folds in.
 #define ENCAP_VLAN 1
 #define ENCAP_PPPOE 8
 #define ENCAP_GRE 32
 #define ENCAP_VXLAN 256
+#define ENCAP_GENEVE 512
+#define MAX_MPLS 8 // shard/packet.MaxMPLSLabels
 
 // Counter indexes (per CPU). Keep in sync with bpf.Counter in Go.
 enum counter {
@@ -281,6 +284,133 @@ static __always_inline int fail_open(struct xdp_md *ctx, struct config *c, __u32
 	return bpf_redirect_map(&peer_port, ctx->ingress_ifindex, XDP_PASS);
 }
 
+// ip_out is what parse_ip reads of an IP header and the ports after it.
+struct ip_out {
+	struct addr16 src, dst;
+	__u32 l4off;     // offset of the L4 header in the frame
+	__s32 wire;      // L4 bytes on the wire (IPv4); -1 for IPv6
+	__u16 sport, dport;
+	__u8 l4proto;
+	__u8 fragment;   // a non-first fragment: no ports
+	__u16 pad;
+};
+
+// parse_ip reads the IPv4 (v6 == 0) or IPv6 header at offset off of the
+// frame, IPv6's extension headers, and the TCP/UDP ports. A global function:
+// the verifier checks it once, not once for every VLAN stack and tunnel the
+// caller came through. Returns 0, or -1 when the header is cut short.
+__attribute__((noinline)) int parse_ip(struct xdp_md *ctx, __u32 off, __u32 v6, struct ip_out *o)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	if (!o)
+		return -1;
+	off &= MAX_OFF; // a bound the verifier sees (headers lie within the first 4 KiB)
+	void *l3 = data + off;
+	void *l4;
+	__u8 l4proto;
+	int fragment = 0;
+	if (!v6) {
+		struct iphdr *ip = l3;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		__builtin_memset(&o->src, 0, sizeof(o->src));
+		__builtin_memset(&o->dst, 0, sizeof(o->dst));
+		o->src.a[10] = o->src.a[11] = o->dst.a[10] = o->dst.a[11] = 0xff;
+		__builtin_memcpy(&o->src.a[12], &ip->saddr, 4);
+		__builtin_memcpy(&o->dst.a[12], &ip->daddr, 4);
+		l4proto = ip->protocol;
+		l4 = l3 + ip->ihl * 4;
+		o->wire = (int)bpf_ntohs(ip->tot_len) - ip->ihl * 4;
+		fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
+	} else {
+		struct ipv6hdr *ip6 = l3;
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		__builtin_memcpy(o->src.a, &ip6->saddr, 16);
+		__builtin_memcpy(o->dst.a, &ip6->daddr, 16);
+		l4proto = ip6->nexthdr;
+		l4 = ip6 + 1;
+		o->wire = -1; // tunnels in IPv6 go to a worker
+		for (int i = 0; i < MAX_V6_EXT; i++) {
+			if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING && l4proto != IPPROTO_DSTOPTS &&
+			    l4proto != IPPROTO_FRAGMENT && l4proto != IPPROTO_AH)
+				break;
+			if (l4 + 8 > end)
+				break;
+			__u8 next = *(__u8 *)l4;
+			if (l4proto == IPPROTO_FRAGMENT) {
+				fragment = (*(__u16 *)(l4 + 2) & bpf_htons(0xfff8)) != 0;
+				l4 += 8;
+			} else if (l4proto == IPPROTO_AH) {
+				l4 += (*(__u8 *)(l4 + 1) + 2) * 4;
+			} else {
+				l4 += (*(__u8 *)(l4 + 1) + 1) * 8;
+			}
+			l4proto = next;
+		}
+	}
+	o->l4proto = l4proto;
+	o->fragment = fragment;
+	o->sport = o->dport = 0;
+	if (!fragment && (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) && l4 + 4 <= end) {
+		o->sport = bpf_ntohs(*(__u16 *)l4);
+		o->dport = bpf_ntohs(*(__u16 *)(l4 + 2));
+	}
+	o->l4off = (__u32)(l4 - data);
+	return 0;
+}
+
+// decide_flow applies the bypass map and the bans to flow k (endpoints src
+// and dst) and sends it on.
+static __always_inline int decide_flow(struct xdp_md *ctx, struct flow_key *kp, struct addr16 *srcp,
+					   struct addr16 *dstp, __u64 now)
+{
+	__u32 zero = 0;
+	struct config *c = bpf_map_lookup_elem(&cfg, &zero);
+	__u64 *hb = bpf_map_lookup_elem(&heartbeat, &zero);
+	if (!c || !hb || !kp || !srcp || !dstp)
+		return XDP_PASS;
+	struct flow_key k = *kp;
+	struct addr16 src = *srcp, dst = *dstp;
+	__u64 len = ctx->data_end - ctx->data;
+	// A decided flow checks its endpoints' bans only when the ban map has
+	// changed since it last did (the epoch): decided packets skip two lookups.
+	__u64 *epoch = bpf_map_lookup_elem(&ban_epoch, &zero);
+	__u64 ep = epoch ? *epoch : 0;
+	struct bypass_val *bv = bpf_map_lookup_elem(&bypass, &k);
+	if (!bv || bv->ban_epoch != ep || ep == 0) {
+		if (banned(&src, now) || banned(&dst, now)) {
+			count(C_BAN_DROP);
+			return XDP_DROP;
+		}
+		if (bv)
+			bv->ban_epoch = ep;
+	}
+	if (bv) {
+		__sync_fetch_and_add(&bv->packets, 1);
+		__sync_fetch_and_add(&bv->bytes, len);
+		bv->last_ns = now;
+		switch (bv->action) {
+		case BYPASS_DROP:
+			count(C_BYPASS_DROP);
+			return XDP_DROP;
+		case BYPASS_PASS:
+			count(C_BYPASS_PASS);
+			return XDP_PASS;
+		case BYPASS_FORWARD:
+			if (c->mode == MODE_MONITOR) {
+				count(C_BYPASS_PASS);
+				return XDP_PASS;
+			}
+			count(C_BYPASS_FWD);
+			return bpf_redirect_map(&peer_port, ctx->ingress_ifindex, XDP_PASS);
+		}
+	}
+
+	return to_worker(ctx, c, hb, now, key_hash(&k));
+}
+
 SEC("xdp")
 int swarmguard(struct xdp_md *ctx)
 {
@@ -334,8 +464,51 @@ int swarmguard(struct xdp_md *ctx)
 		l3 += 8;
 		tunnelled = 1;
 	} else if (proto == bpf_htons(ETH_P_MPLS_UC) || proto == bpf_htons(ETH_P_MPLS_MC)) {
-		count(C_TUNNEL);
-		return to_worker(ctx, c, hb, now, tunnel_hash(0, eth, 0));
+		// A label stack (labels differ per direction: no part of the path),
+		// then IP by its nibble, or Ethernet after a pseudowire control
+		// word (nibble 0) or without one.
+		int bos = 0;
+		for (int i = 0; i < MAX_MPLS; i++) {
+			if (l3 + 4 > end)
+				break;
+			__u32 e = bpf_ntohl(*(__u32 *)l3);
+			l3 += 4;
+			if (e & 0x100) {
+				bos = 1;
+				break;
+			}
+		}
+		if (!bos || l3 + 1 > end)
+			return fail_open(ctx, c, C_NOT_IP); // the decoder calls it malformed
+		__u8 v = *(__u8 *)l3 >> 4;
+		if (v == 4) {
+			proto = bpf_htons(ETH_P_IP);
+		} else if (v == 6) {
+			proto = bpf_htons(ETH_P_IPV6);
+		} else {
+			if (v == 0)
+				l3 += 4;
+			struct ethhdr *ie = l3;
+			if ((void *)(ie + 1) > end)
+				return fail_open(ctx, c, C_NOT_IP);
+			proto = ie->h_proto;
+			l3 = ie + 1;
+			for (int i = 0; i < MAX_VLAN; i++) {
+				if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD) && proto != bpf_htons(0x9100))
+					break;
+				if (l3 + 4 > end)
+					return fail_open(ctx, c, C_NOT_IP);
+				path = mix_path(path, ENCAP_VLAN, bpf_ntohs(*(__u16 *)l3) & 0x0fff);
+				proto = *(__u16 *)(l3 + 2);
+				l3 += 4;
+			}
+			if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6)) {
+				// Another tunnel inside, or ARP: the worker's to read.
+				count(C_TUNNEL);
+				return to_worker(ctx, c, hb, now, tunnel_hash(0, eth, 0));
+			}
+		}
+		tunnelled = 1;
 	}
 
 	struct addr16 src = {}, dst = {};
@@ -345,56 +518,20 @@ int swarmguard(struct xdp_md *ctx)
 	__u16 sport = 0, dport = 0;
 #pragma unroll
 	for (int pass = 0; pass < 2; pass++) {
-		int wire = 0; // L4 bytes on the wire (IPv4)
-		if (proto == bpf_htons(ETH_P_IP)) {
-			struct iphdr *ip = l3;
-			if ((void *)(ip + 1) > end)
-				return fail_open(ctx, c, C_NOT_IP);
-			__builtin_memset(&src, 0, sizeof(src));
-			__builtin_memset(&dst, 0, sizeof(dst));
-			src.a[10] = src.a[11] = dst.a[10] = dst.a[11] = 0xff;
-			__builtin_memcpy(&src.a[12], &ip->saddr, 4);
-			__builtin_memcpy(&dst.a[12], &ip->daddr, 4);
-			l4proto = ip->protocol;
-			l4 = l3 + ip->ihl * 4;
-			wire = (int)bpf_ntohs(ip->tot_len) - ip->ihl * 4;
-			fragment = (ip->frag_off & bpf_htons(0x1fff)) != 0;
-		} else if (proto == bpf_htons(ETH_P_IPV6)) {
-			struct ipv6hdr *ip6 = l3;
-			if ((void *)(ip6 + 1) > end)
-				return fail_open(ctx, c, C_NOT_IP);
-			__builtin_memcpy(src.a, &ip6->saddr, 16);
-			__builtin_memcpy(dst.a, &ip6->daddr, 16);
-			l4proto = ip6->nexthdr;
-			l4 = ip6 + 1;
-			wire = -1; // IPv6 outer: tunnels inside go to a worker
-#pragma unroll
-			for (int i = 0; i < MAX_V6_EXT; i++) {
-				if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING && l4proto != IPPROTO_DSTOPTS &&
-				    l4proto != IPPROTO_FRAGMENT && l4proto != IPPROTO_AH)
-					break;
-				if (l4 + 8 > end)
-					break;
-				__u8 next = *(__u8 *)l4;
-				if (l4proto == IPPROTO_FRAGMENT) {
-					fragment = (*(__u16 *)(l4 + 2) & bpf_htons(0xfff8)) != 0;
-					l4 += 8;
-				} else if (l4proto == IPPROTO_AH) {
-					l4 += (*(__u8 *)(l4 + 1) + 2) * 4;
-				} else {
-					l4 += (*(__u8 *)(l4 + 1) + 1) * 8;
-				}
-				l4proto = next;
-			}
-		} else {
+		if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 			return fail_open(ctx, c, C_NOT_IP);
-		}
-
-		sport = dport = 0;
-		if (!fragment && (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) && l4 + 4 <= end) {
-			sport = bpf_ntohs(*(__u16 *)l4);
-			dport = bpf_ntohs(*(__u16 *)(l4 + 2));
-		}
+		struct ip_out o = {};
+		if (l3 < data || l3 > end || parse_ip(ctx, (__u32)(l3 - data), proto == bpf_htons(ETH_P_IPV6), &o) != 0)
+			return fail_open(ctx, c, C_NOT_IP);
+		o.l4off &= MAX_OFF;
+		src = o.src;
+		dst = o.dst;
+		l4proto = o.l4proto;
+		fragment = o.fragment;
+		sport = o.sport;
+		dport = o.dport;
+		int wire = o.wire;
+		l4 = data + o.l4off;
 		int tunnel = !fragment && (l4proto == IPPROTO_IPIP || l4proto == IPPROTO_IPV6 || l4proto == IPPROTO_GRE ||
 					   (l4proto == IPPROTO_UDP && (sport == 2152 || dport == 2152 || dport == 4789 || dport == 6081 ||
 								       sport == 3544 || dport == 3544)));
@@ -452,6 +589,35 @@ int swarmguard(struct xdp_md *ctx)
 						inner = *(__u16 *)(next + 2);
 						next += 4;
 					}
+				} else if (dport == 6081 && ulen >= 16 && (p[0] >> 6) == 0 && p[7] == 0) {
+					// Geneve: options (4-byte words), then Ethernet or IP, all
+					// within the datagram as the decoder bounds it.
+					int n = 8 + 4 * (p[0] & 0x3f);
+					__u16 gp = *(__u16 *)(p + 2);
+					if (n <= ulen - 8 && (void *)p + n <= end &&
+					    (gp == bpf_htons(0x6558) || gp == bpf_htons(ETH_P_IP) || gp == bpf_htons(ETH_P_IPV6))) {
+						path = mix_path(path, ENCAP_GENEVE, bpf_ntohl(*(__u32 *)(p + 4)) >> 8);
+						next = (void *)p + n;
+						if (gp != bpf_htons(0x6558)) {
+							inner = 1;
+						} else {
+							struct ethhdr *ie = next;
+							if ((void *)(ie + 1) > end)
+								return fail_open(ctx, c, C_NOT_IP);
+							inner = ie->h_proto;
+							next = ie + 1;
+							for (int i = 0; i < MAX_VLAN; i++) {
+								if (inner != bpf_htons(ETH_P_8021Q) && inner != bpf_htons(ETH_P_8021AD) &&
+								    inner != bpf_htons(0x9100))
+									break;
+								if (next + 4 > end)
+									return fail_open(ctx, c, C_NOT_IP);
+								path = mix_path(path, ENCAP_VLAN, bpf_ntohs(*(__u16 *)next) & 0x0fff);
+								inner = *(__u16 *)(next + 2);
+								next += 4;
+							}
+						}
+					}
 				}
 			}
 			if (next && inner == 1) {
@@ -501,39 +667,5 @@ int swarmguard(struct xdp_md *ctx)
 		k.hi_port = sport;
 	}
 
-	// A decided flow checks its endpoints' bans only when the ban map has
-	// changed since it last did (the epoch): decided packets skip two lookups.
-	__u64 *epoch = bpf_map_lookup_elem(&ban_epoch, &zero);
-	__u64 ep = epoch ? *epoch : 0;
-	struct bypass_val *bv = bpf_map_lookup_elem(&bypass, &k);
-	if (!bv || bv->ban_epoch != ep || ep == 0) {
-		if (banned(&src, now) || banned(&dst, now)) {
-			count(C_BAN_DROP);
-			return XDP_DROP;
-		}
-		if (bv)
-			bv->ban_epoch = ep;
-	}
-	if (bv) {
-		__sync_fetch_and_add(&bv->packets, 1);
-		__sync_fetch_and_add(&bv->bytes, (__u64)(end - data));
-		bv->last_ns = now;
-		switch (bv->action) {
-		case BYPASS_DROP:
-			count(C_BYPASS_DROP);
-			return XDP_DROP;
-		case BYPASS_PASS:
-			count(C_BYPASS_PASS);
-			return XDP_PASS;
-		case BYPASS_FORWARD:
-			if (c->mode == MODE_MONITOR) {
-				count(C_BYPASS_PASS);
-				return XDP_PASS;
-			}
-			count(C_BYPASS_FWD);
-			return bpf_redirect_map(&peer_port, ctx->ingress_ifindex, XDP_PASS);
-		}
-	}
-
-	return to_worker(ctx, c, hb, now, key_hash(&k));
+	return decide_flow(ctx, &k, &src, &dst, now);
 }

@@ -161,9 +161,10 @@ func tag(f []byte, tpid, id uint16) []byte {
 
 // The kernel's bypass key and the Go flow key are one definition: for
 // every frame of real traffic (untagged, tagged, QinQ; IPv4 and IPv6), and
-// for each again inside the tunnels the program opens (PPPoE, IPv4 IP-in-IP,
-// GRE with a key, GTP-U, VXLAN with an inner tag), a bypass entry written
-// under the Go key is the entry the program finds.
+// for each again inside the tunnels the program opens (PPPoE, MPLS with IP
+// and with a pseudowire, IPv4 IP-in-IP, GRE with a key, GTP-U, VXLAN and
+// Geneve with an inner tag), a bypass entry written under the Go key is the
+// entry the program finds.
 func TestKernelKeyIsShardKey(t *testing.T) {
 	k := loadKernel(t)
 	checked, tunnelled := 0, 0
@@ -180,7 +181,8 @@ func TestKernelKeyIsShardKey(t *testing.T) {
 			continue // tagged: its untagged twin is wrapped below
 		}
 		for name, w := range map[string][]byte{"pppoe": pppoeWrap(f), "ipip": ipWrap(f, 0), "gre": ipWrap(f, 47),
-			"gtpu": udpWrap(f, 2152, 2152), "vxlan": udpWrap(tag(f, 0x8100, 7), 50000, 4789)} {
+			"gtpu": udpWrap(f, 2152, 2152), "vxlan": udpWrap(tag(f, 0x8100, 7), 50000, 4789),
+			"geneve": udpWrap(tag(f, 0x8100, 9), 50000, 6081), "mpls": mplsWrap(f, false), "mpls-pw": mplsWrap(tag(f, 0x8100, 8), true)} {
 			if w == nil {
 				continue
 			}
@@ -233,14 +235,17 @@ func ipWrap(f []byte, proto byte) []byte {
 	return outerIPv4(proto, inner)
 }
 
-// udpWrap puts a bare frame in IPv4 UDP sp -> dp: GTP-U (its IP packet) or
-// VXLAN VNI 5000 (the whole frame).
+// udpWrap puts a bare frame in IPv4 UDP sp -> dp: GTP-U (its IP packet),
+// VXLAN VNI 5000 or Geneve VNI 6000 with one option word (the whole frame).
 func udpWrap(f []byte, sp, dp uint16) []byte {
 	var p []byte
-	if dp == 2152 {
+	switch dp {
+	case 2152:
 		p = append([]byte{0x30, 0xff, 0, 0, 0, 0, 0x11, 0x11}, f[14:]...)
 		binary.BigEndian.PutUint16(p[2:], uint16(len(f)-14))
-	} else {
+	case 6081:
+		p = append([]byte{0x01, 0, 0x65, 0x58, 0, 0x17, 0x70, 0, 0x01, 0x02, 0x03, 0x00}, f...)
+	default:
 		p = append([]byte{0x08, 0, 0, 0, 0, 0x13, 0x88, 0}, f...)
 	}
 	u := make([]byte, 8, 8+len(p))
@@ -248,6 +253,17 @@ func udpWrap(f []byte, sp, dp uint16) []byte {
 	binary.BigEndian.PutUint16(u[2:], dp)
 	binary.BigEndian.PutUint16(u[4:], uint16(8+len(p)))
 	return outerIPv4(17, append(u, p...))
+}
+
+// mplsWrap puts a bare frame's IP packet under two labels, or (pw) the
+// whole frame after a control word.
+func mplsWrap(f []byte, pw bool) []byte {
+	b := append([]byte(nil), f[:12]...)
+	b = append(b, 0x88, 0x47, 0, 0x7d, 0, 64, 0, 0x3e, 0x81, 64)
+	if pw {
+		return append(append(b, 0, 0, 0, 0), f...)
+	}
+	return append(b, f[14:]...)
 }
 
 func outerIPv4(proto byte, l4 []byte) []byte {
@@ -317,6 +333,9 @@ func FuzzKernelKey(f *testing.F) {
 			f.Add(ipWrap(fr, 47))
 			f.Add(udpWrap(fr, 2152, 2152))
 			f.Add(udpWrap(tag(fr, 0x8100, 7), 50000, 4789))
+			f.Add(udpWrap(fr, 50000, 6081))
+			f.Add(mplsWrap(fr, false))
+			f.Add(mplsWrap(fr, true))
 		}
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
@@ -326,11 +345,11 @@ func FuzzKernelKey(f *testing.F) {
 	})
 }
 
-// Tunnelled frames: the program opens a PPPoE session, IPv4 IP-in-IP, GRE,
-// GTP-U and VXLAN as the decoder does, so a drop entry under the decoder's
-// inner key drops them, and entries under their outer headers and a ban of
-// a tunnel endpoint do not; MPLS goes to a worker, which opens it. (Before,
-// PPPoE and MPLS frames were forwarded unseen as "not IP".)
+// Tunnelled frames: the program opens a PPPoE session, MPLS, IPv4 IP-in-IP,
+// GRE, GTP-U and VXLAN as the decoder does, so a drop entry under the
+// decoder's inner key drops them, and entries under their outer headers and
+// a ban of a tunnel endpoint do not. (Before, PPPoE and MPLS frames were
+// forwarded unseen as "not IP".)
 func TestTunnelledFramesInTheKernel(t *testing.T) {
 	k := loadKernel(t)
 	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.9:51413")
@@ -366,7 +385,7 @@ func TestTunnelledFramesInTheKernel(t *testing.T) {
 		{"vxlan", outer(17, udp(50000, 4789, append([]byte{0x08, 0, 0, 0, 0, 0x13, 0x88, 0}, inner...))), true},
 		{"vxlan, inner vlan", outer(17, udp(50000, 4789, append([]byte{0x08, 0, 0, 0, 0, 0x13, 0x88, 0}, vlanInner...))), true},
 		{"gtpu", outer(17, udp(2152, 2152, append([]byte{0x30, 0xff, 0, byte(len(inner) - 14), 0, 0, 0x11, 0x11}, inner[14:]...))), true},
-		{"mpls", mpls, false},
+		{"mpls", mpls, true},
 	}
 	// Drop entries under the keys the outer headers give, and a ban of the
 	// tunnel endpoint: none of it may touch a tunnelled frame.
