@@ -288,7 +288,7 @@ static __always_inline int fail_open(struct xdp_md *ctx, struct config *c, __u32
 struct ip_out {
 	struct addr16 src, dst;
 	__u32 l4off;     // offset of the L4 header in the frame
-	__s32 wire;      // L4 bytes on the wire (IPv4); -1 for IPv6
+	__s32 wire;      // L4 bytes on the wire
 	__u16 sport, dport;
 	__u8 l4proto;
 	__u8 fragment;   // a non-first fragment: no ports
@@ -331,7 +331,7 @@ __attribute__((noinline)) int parse_ip(struct xdp_md *ctx, __u32 off, __u32 v6, 
 		__builtin_memcpy(o->dst.a, &ip6->daddr, 16);
 		l4proto = ip6->nexthdr;
 		l4 = ip6 + 1;
-		o->wire = -1; // tunnels in IPv6 go to a worker
+		int plen = bpf_ntohs(ip6->payload_len);
 		for (int i = 0; i < MAX_V6_EXT; i++) {
 			if (l4proto != IPPROTO_HOPOPTS && l4proto != IPPROTO_ROUTING && l4proto != IPPROTO_DSTOPTS &&
 			    l4proto != IPPROTO_FRAGMENT && l4proto != IPPROTO_AH)
@@ -349,6 +349,7 @@ __attribute__((noinline)) int parse_ip(struct xdp_md *ctx, __u32 off, __u32 v6, 
 			}
 			l4proto = next;
 		}
+		o->wire = plen - (int)(l4 - (void *)(ip6 + 1)); // what the decoder has left after the extensions
 	}
 	o->l4proto = l4proto;
 	o->fragment = fragment;
@@ -359,6 +360,29 @@ __attribute__((noinline)) int parse_ip(struct xdp_md *ctx, __u32 off, __u32 v6, 
 	}
 	o->l4off = (__u32)(l4 - data);
 	return 0;
+}
+
+// inner_eth reads the Ethernet frame a tunnel carries at p, and its VLAN
+// tags (folded into *path as shard/packet folds tags inside tunnels); it
+// returns where its payload starts and sets *proto, or 0 when cut short.
+static __always_inline void *inner_eth(void *p, void *end, __u16 *proto, __u32 *path)
+{
+	struct ethhdr *ie = p;
+	if ((void *)(ie + 1) > end)
+		return 0;
+	__u16 et = ie->h_proto;
+	void *next = ie + 1;
+	for (int i = 0; i < MAX_VLAN; i++) {
+		if (et != bpf_htons(ETH_P_8021Q) && et != bpf_htons(ETH_P_8021AD) && et != bpf_htons(0x9100))
+			break;
+		if (next + 4 > end)
+			return 0;
+		*path = mix_path(*path, ENCAP_VLAN, bpf_ntohs(*(__u16 *)next) & 0x0fff);
+		et = *(__u16 *)(next + 2);
+		next += 4;
+	}
+	*proto = et;
+	return next;
 }
 
 // decide_flow applies the bypass map and the bans to flow k (endpoints src
@@ -547,28 +571,56 @@ int swarmguard(struct xdp_md *ctx)
 				__u16 flags = bpf_ntohs(*(__u16 *)l4);
 				__u16 gp = *(__u16 *)(l4 + 2);
 				int hl = 4 + ((flags & 0xc000) ? 4 : 0);
-				if ((flags & 7) == 0 && (gp == bpf_htons(ETH_P_IP) || gp == bpf_htons(ETH_P_IPV6))) {
-					if (flags & 0x2000) {
-						if (l4 + hl + 4 > end)
-							return fail_open(ctx, c, C_NOT_IP);
-						path = mix_path(path, ENCAP_GRE, bpf_ntohl(*(__u32 *)(l4 + hl)));
-						hl += 4;
-					}
-					if (flags & 0x1000)
-						hl += 4;
-					next = l4 + hl;
+				int ok = (flags & 7) == 0 && (gp == bpf_htons(ETH_P_IP) || gp == bpf_htons(ETH_P_IPV6) ||
+							       gp == bpf_htons(0x6558) || gp == bpf_htons(0x88be) || gp == bpf_htons(0x22eb));
+				if (ok && (flags & 0x2000)) {
+					if (l4 + hl + 4 > end)
+						return fail_open(ctx, c, C_NOT_IP);
+					path = mix_path(path, ENCAP_GRE, bpf_ntohl(*(__u32 *)(l4 + hl)));
+					hl += 4;
+				}
+				if (flags & 0x1000)
+					hl += 4;
+				void *b = l4 + hl;
+				if (ok && (gp == bpf_htons(ETH_P_IP) || gp == bpf_htons(ETH_P_IPV6))) {
+					next = b;
 					inner = 1;
+				} else if (ok && (gp == bpf_htons(0x6558) || (gp == bpf_htons(0x88be) && !(flags & 0x1000)))) {
+					next = inner_eth(b, end, &inner, &path); // bridged Ethernet, ERSPAN type I
+				} else if (ok && gp == bpf_htons(0x88be) && b + 8 <= end && (*(__u8 *)b >> 4) == 1) {
+					next = inner_eth(b + 8, end, &inner, &path); // ERSPAN type II
+				} else if (ok && gp == bpf_htons(0x22eb) && b + 12 <= end && (*(__u8 *)b >> 4) == 2) {
+					int n = (*(__u8 *)(b + 11) & 1) ? 20 : 12; // ERSPAN type III, platform subheader
+					next = inner_eth(b + n, end, &inner, &path);
 				}
 			} else if (l4proto == IPPROTO_UDP && l4 + 16 <= end) {
 				int ulen = bpf_ntohs(*(__u16 *)(l4 + 4));
 				if (ulen < 8 || ulen > wire)
 					ulen = wire;
 				__u8 *p = l4 + 8;
-				if ((sport == 2152 || dport == 2152) && p[0] == 0x30 && p[1] == 0xff &&
+				if ((sport == 2152 || dport == 2152) && (p[0] >> 5) == 1 && (p[0] & 0x10) && p[1] == 0xff &&
 				    (int)bpf_ntohs(*(__u16 *)(p + 2)) == ulen - 16) {
-					// A G-PDU without sequence, N-PDU or extensions; the TEID
-					// differs per direction and is no part of the path.
-					next = p + 8;
+					// A G-PDU; the TEID differs per direction and is no part of
+					// the path. Sequence, N-PDU and extension headers (at most
+					// four) are skipped as the decoder skips them.
+					int n = 8;
+					if (p[0] & 0x07) {
+						n = 12;
+						if ((void *)p + 12 > end)
+							return fail_open(ctx, c, C_NOT_IP);
+						__u8 nx = p[11];
+						for (int i = 0; i < 5 && nx; i++) {
+							__u8 *e = (void *)p + n;
+							if (i == 4 || (void *)(e + 1) > end || e[0] == 0 || n + 4 * e[0] > ulen - 8)
+								return fail_open(ctx, c, C_NOT_IP);
+							n += 4 * e[0];
+							n &= 0xfff;
+							if ((void *)p + n > end)
+								return fail_open(ctx, c, C_NOT_IP);
+							nx = *((__u8 *)p + n - 1);
+						}
+					}
+					next = (void *)p + n;
 					inner = 1;
 				} else if (dport == 4789 && ulen >= 16 && p[0] == 0x08 && (p[1] | p[2] | p[3] | p[7]) == 0) {
 					// (the header within the datagram's own length, as the decoder bounds it)

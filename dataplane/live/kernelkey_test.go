@@ -182,7 +182,9 @@ func TestKernelKeyIsShardKey(t *testing.T) {
 		}
 		for name, w := range map[string][]byte{"pppoe": pppoeWrap(f), "ipip": ipWrap(f, 0), "gre": ipWrap(f, 47),
 			"gtpu": udpWrap(f, 2152, 2152), "vxlan": udpWrap(tag(f, 0x8100, 7), 50000, 4789),
-			"geneve": udpWrap(tag(f, 0x8100, 9), 50000, 6081), "mpls": mplsWrap(f, false), "mpls-pw": mplsWrap(tag(f, 0x8100, 8), true)} {
+			"geneve": udpWrap(tag(f, 0x8100, 9), 50000, 6081), "mpls": mplsWrap(f, false), "mpls-pw": mplsWrap(tag(f, 0x8100, 8), true),
+			"ip6ip": ip6Wrap(f), "gre-eth": greEthWrap(f, 0x6558, nil), "erspan2": greEthWrap(f, 0x88be, []byte{0x10, 0x07, 0, 42, 0, 0, 0, 0}),
+			"erspan3": greEthWrap(f, 0x22eb, []byte{0x20, 0x07, 0, 42, 0, 0, 0, 1, 0, 0, 0, 0}), "gtpu-ext": gtpExtWrap(f)} {
 			if w == nil {
 				continue
 			}
@@ -251,6 +253,50 @@ func udpWrap(f []byte, sp, dp uint16) []byte {
 	u := make([]byte, 8, 8+len(p))
 	binary.BigEndian.PutUint16(u[0:], sp)
 	binary.BigEndian.PutUint16(u[2:], dp)
+	binary.BigEndian.PutUint16(u[4:], uint16(8+len(p)))
+	return outerIPv4(17, append(u, p...))
+}
+
+// ip6Wrap puts a bare frame's IP packet directly in IPv6 (4in6 or 6in6)
+// behind a destination-options header.
+func ip6Wrap(f []byte) []byte {
+	nh := byte(4)
+	if f[14]>>4 == 6 {
+		nh = 41
+	}
+	ext := []byte{nh, 0, 1, 4, 0, 0, 0, 0} // PadN
+	pay := append(ext, f[14:]...)
+	b := make([]byte, 14+40, 14+40+len(pay))
+	copy(b, []byte{2, 0, 0, 0, 0, 0xb, 2, 0, 0, 0, 0, 0xa})
+	binary.BigEndian.PutUint16(b[12:], 0x86dd)
+	ip := b[14:]
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(pay)))
+	ip[6], ip[7] = 60, 64
+	ip[8], ip[23] = 0xfd, 1
+	ip[24], ip[39] = 0xfd, 2
+	return append(b, pay...)
+}
+
+// greEthWrap puts a whole frame in IPv4 GRE of protocol proto after hdr
+// (bridged Ethernet, ERSPAN II or III), sequenced when hdr is set.
+func greEthWrap(f []byte, proto uint16, hdr []byte) []byte {
+	g := []byte{0, 0, byte(proto >> 8), byte(proto)}
+	if hdr != nil {
+		g[0] = 0x10
+		g = append(g, 0, 0, 0, 7)
+	}
+	return outerIPv4(47, append(append(g, hdr...), f...))
+}
+
+// gtpExtWrap puts a bare frame's IP packet in a GTP-U G-PDU with a
+// sequence number and one extension header (a PDU session container).
+func gtpExtWrap(f []byte) []byte {
+	p := append([]byte{0x34, 0xff, 0, 0, 0, 0, 0x11, 0x11, 0, 1, 0, 0x85, 1, 0x10, 0x05, 0}, f[14:]...)
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)-8))
+	u := make([]byte, 8, 8+len(p))
+	binary.BigEndian.PutUint16(u[0:], 2152)
+	binary.BigEndian.PutUint16(u[2:], 2152)
 	binary.BigEndian.PutUint16(u[4:], uint16(8+len(p)))
 	return outerIPv4(17, append(u, p...))
 }
@@ -336,6 +382,9 @@ func FuzzKernelKey(f *testing.F) {
 			f.Add(udpWrap(fr, 50000, 6081))
 			f.Add(mplsWrap(fr, false))
 			f.Add(mplsWrap(fr, true))
+			f.Add(ip6Wrap(fr))
+			f.Add(greEthWrap(fr, 0x88be, []byte{0x10, 0x07, 0, 42, 0, 0, 0, 0}))
+			f.Add(gtpExtWrap(fr))
 		}
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
