@@ -670,6 +670,27 @@ int swarmguard(struct xdp_md *ctx)
 							}
 						}
 					}
+				} else if (sport == 3544 || dport == 3544) {
+					// Teredo: an optional authentication header and origin
+					// indication, then an IPv6 packet filling the datagram;
+					// lengths as the decoder bounds them.
+					int pl = ulen - 8;
+					int cap = (int)((void *)end - (void *)p);
+					int lp = cap < pl ? cap : pl;
+					int n = 0;
+					if (lp >= 13 && p[0] == 0 && p[1] == 1)
+						n = 13 + p[2] + p[3];
+					n &= 0x3ff;
+					__u8 *q = (void *)p + n;
+					if (lp >= n + 8 && (void *)(q + 2) <= end && q[0] == 0 && q[1] == 0)
+						n += 8;
+					n &= 0x3ff;
+					q = (void *)p + n;
+					if (lp >= n + 40 && (void *)(q + 6) <= end && (q[0] >> 4) == 6 &&
+					    40 + (int)bpf_ntohs(*(__u16 *)(q + 4)) == pl - n) {
+						next = q;
+						inner = 1;
+					}
 				}
 			}
 			if (next && inner == 1) {

@@ -184,7 +184,8 @@ func TestKernelKeyIsShardKey(t *testing.T) {
 			"gtpu": udpWrap(f, 2152, 2152), "vxlan": udpWrap(tag(f, 0x8100, 7), 50000, 4789),
 			"geneve": udpWrap(tag(f, 0x8100, 9), 50000, 6081), "mpls": mplsWrap(f, false), "mpls-pw": mplsWrap(tag(f, 0x8100, 8), true),
 			"ip6ip": ip6Wrap(f), "gre-eth": greEthWrap(f, 0x6558, nil), "erspan2": greEthWrap(f, 0x88be, []byte{0x10, 0x07, 0, 42, 0, 0, 0, 0}),
-			"erspan3": greEthWrap(f, 0x22eb, []byte{0x20, 0x07, 0, 42, 0, 0, 0, 1, 0, 0, 0, 0}), "gtpu-ext": gtpExtWrap(f)} {
+			"erspan3": greEthWrap(f, 0x22eb, []byte{0x20, 0x07, 0, 42, 0, 0, 0, 1, 0, 0, 0, 0}), "gtpu-ext": gtpExtWrap(f),
+			"teredo": teredoWrap(f)} {
 			if w == nil {
 				continue
 			}
@@ -301,6 +302,20 @@ func gtpExtWrap(f []byte) []byte {
 	return outerIPv4(17, append(u, p...))
 }
 
+// teredoWrap puts a bare frame's IPv6 packet in Teredo (UDP 3544, after an
+// origin indication); nil for IPv4.
+func teredoWrap(f []byte) []byte {
+	if f[14]>>4 != 6 {
+		return nil
+	}
+	p := append([]byte{0, 0, 0x12, 0x34, 1, 2, 3, 4}, f[14:]...)
+	u := make([]byte, 8, 8+len(p))
+	binary.BigEndian.PutUint16(u[0:], 3544)
+	binary.BigEndian.PutUint16(u[2:], 50000)
+	binary.BigEndian.PutUint16(u[4:], uint16(8+len(p)))
+	return outerIPv4(17, append(u, p...))
+}
+
 // mplsWrap puts a bare frame's IP packet under two labels, or (pw) the
 // whole frame after a control word.
 func mplsWrap(f []byte, pw bool) []byte {
@@ -385,6 +400,9 @@ func FuzzKernelKey(f *testing.F) {
 			f.Add(ip6Wrap(fr))
 			f.Add(greEthWrap(fr, 0x88be, []byte{0x10, 0x07, 0, 42, 0, 0, 0, 0}))
 			f.Add(gtpExtWrap(fr))
+		}
+		if i%21 == 0 && fr[12] == 0x86 {
+			f.Add(teredoWrap(fr))
 		}
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
