@@ -18,9 +18,14 @@ type FlowRecord struct {
 	VLAN  uint16 `json:"vlan,omitempty"` // innermost VLAN id
 	// Path is the subscriber path of the flow key when it is more than the
 	// VLAN id (two tags, a PPPoE session, VNI or GRE key folded in).
-	Path           uint32  `json:"path,omitempty"`
-	Tunnel         string  `json:"tunnel,omitempty"`    // pppoe, mpls, gre, erspan, gtpu, vxlan, geneve, ipip, teredo, ppp
-	TunnelID       uint32  `json:"tunnel_id,omitempty"` // PPPoE session, MPLS label, GRE key, ERSPAN session, TEID, VNI
+	Path     uint32 `json:"path,omitempty"`
+	Tunnel   string `json:"tunnel,omitempty"`    // pppoe, mpls, gre, erspan, gtpu, vxlan, geneve, ipip, teredo, ppp
+	TunnelID uint32 `json:"tunnel_id,omitempty"` // PPPoE session, MPLS label, GRE key, ERSPAN session, TEID, VNI
+	// TunnelSrc and TunnelDst are the innermost IP tunnel's endpoints as the
+	// flow's first frame had them; OuterVLAN the outermost VLAN id.
+	TunnelSrc      string  `json:"tunnel_src,omitempty"`
+	TunnelDst      string  `json:"tunnel_dst,omitempty"`
+	OuterVLAN      uint16  `json:"outer_vlan,omitempty"`
 	Label          string  `json:"label"`
 	P              float64 `json:"p"`
 	Packets        uint32  `json:"packets"`
@@ -74,6 +79,14 @@ func NewFlowRecord(pcap string, f *Flow, m *classifier.Model, h *classifier.Host
 		r.Reasons = m.Reasons(&f.FlowState, h)
 	}
 	return r
+}
+
+// SetOuter adds a tunnelled flow's endpoints to its record.
+func (r *FlowRecord) SetOuter(o Outer) {
+	if o.Src.IsValid() && !o.Src.IsUnspecified() {
+		r.TunnelSrc, r.TunnelDst = o.Src.String(), o.Dst.String()
+	}
+	r.OuterVLAN = o.OuterVLAN
 }
 
 // NewHostRecord builds the record of host h from its snapshot view.

@@ -82,7 +82,11 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 			if opt.Observe != nil {
 				opt.Observe(pcap, f, &h)
 			}
-			l.flows = append(l.flows, NewFlowRecord(pcap, f, opt.Worker.Model, &h, !opt.NoReasons))
+			rec := NewFlowRecord(pcap, f, opt.Worker.Model, &h, !opt.NoReasons)
+			if o, ok := w.OuterOf(f); ok {
+				rec.SetOuter(o)
+			}
+			l.flows = append(l.flows, rec)
 		}
 		lanes[i] = l
 	}

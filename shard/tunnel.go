@@ -1,6 +1,10 @@
 package shard
 
-import "github.com/swarmguard/swarmguard/shard/packet"
+import (
+	"net/netip"
+
+	"github.com/swarmguard/swarmguard/shard/packet"
+)
 
 // The tunnel a flow's records name, with the identifier they give: of the
 // encapsulations a frame crossed, the one that says most about the
@@ -24,8 +28,11 @@ var tunnelOrder = [...]struct {
 // setTunnel keeps in a new flow what its first frame's encapsulation says:
 // its innermost VLAN id and its tunnel and the tunnel's identifier. The
 // flow's path is in its key already.
-func setTunnel(f *Flow, m *packet.Meta) {
+func (w *Worker) setTunnel(f *Flow, m *packet.Meta) {
 	f.VLAN = m.VLAN
+	if m.Encap&ipTunnels != 0 {
+		w.outer.put(f.Key.Hash(), m)
+	}
 	if m.Encap&^(packet.EncapVLAN|packet.EncapQinQ) == 0 {
 		return
 	}
@@ -43,4 +50,63 @@ func tunnelName(f *Flow) string {
 		return ""
 	}
 	return tunnelOrder[f.Tunnel-1].kind.String()
+}
+
+// Outer is where a tunnelled flow's first frame came from: the innermost IP
+// tunnel's endpoints and the outermost VLAN id.
+type Outer struct {
+	Src, Dst  netip.Addr
+	OuterVLAN uint16
+}
+
+// outerTable keeps the Outer of tunnelled flows beside the flow table,
+// whose 128-byte entries have no room for two more addresses: a fixed
+// open-addressed array keyed by the flow key's hash, filled when a flow
+// starts, never grown (a colliding flow overwrites the older entry, which
+// then shows no endpoints). Nothing on the packet path allocates.
+type outerTable struct {
+	e    []outerEntry
+	mask uint64
+}
+
+type outerEntry struct {
+	hash      uint64
+	src, dst  packet.Addr16
+	outerVLAN uint16
+}
+
+func newOuterTable(flows int) *outerTable {
+	n := 1024
+	for n < flows/4 {
+		n <<= 1
+	}
+	return &outerTable{e: make([]outerEntry, n), mask: uint64(n - 1)}
+}
+
+// put notes the tunnel endpoints of the flow with key hash h.
+func (t *outerTable) put(h uint64, m *packet.Meta) {
+	t.e[h&t.mask] = outerEntry{hash: h | 1, src: m.TunnelSrc, dst: m.TunnelDst, outerVLAN: m.OuterVLAN}
+}
+
+// get returns the endpoints noted for key hash h.
+func (t *outerTable) get(h uint64) (Outer, bool) {
+	e := &t.e[h&t.mask]
+	if e.hash != h|1 {
+		return Outer{}, false
+	}
+	return Outer{Src: e.src.Netip(), Dst: e.dst.Netip(), OuterVLAN: e.outerVLAN}, true
+}
+
+// ipTunnels are the encapsulations with outer IP endpoints.
+const ipTunnels = packet.EncapGRE | packet.EncapERSPAN | packet.EncapGTPU | packet.EncapVXLAN | packet.EncapGeneve |
+	packet.EncapIPinIP | packet.EncapTeredo
+
+// OuterOf returns the tunnel endpoints of a flow this worker owns, when its
+// first frame came through an IP tunnel. Call it from the worker's
+// goroutine (Leave and Decided run there).
+func (w *Worker) OuterOf(f *Flow) (Outer, bool) {
+	if f.Tunnel == 0 {
+		return Outer{}, false
+	}
+	return w.outer.get(f.Key.Hash())
 }

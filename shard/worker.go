@@ -69,6 +69,7 @@ type Worker struct {
 	delta    *hostmerge.Delta
 	snap     *hostmerge.Snapshot // the newest host snapshot as of the last Poll
 	snapGen  uint64              // the generation of the last snapshot whose turns were acted on
+	outer    *outerTable         // tunnel endpoints of tunnelled flows, beside the table
 	turns    []pendingTurn       // hosts turned p2p the re-decision pass still looks for
 	turned   []turnedHost        // those hosts, for the pass's current step
 	cursor   int                 // the pass's next bucket
@@ -113,6 +114,7 @@ func NewWorker(c Config) *Worker {
 		observe: c.Observe,
 		collect: c.Collect,
 	}
+	w.outer = newOuterTable(w.table.Capacity())
 	w.table.Leave = w.leave
 	return w
 }
@@ -226,7 +228,7 @@ func (w *Worker) slow(f *Flow, m *packet.Meta, dir uint8, created bool) Verdict 
 	score := false
 	if created {
 		w.delta.FlowStart(ih, rh, resp.Port(), f.Key.Proto)
-		setTunnel(f, m)
+		w.setTunnel(f, m)
 	}
 	// A peer announced by a tracker, DHT or PEX answer: strong evidence from
 	// the first packet. The answer reaches the snapshot at the next merge, so

@@ -136,7 +136,7 @@ func open(t *testing.T, name string) *pcapsrc.Reader {
 
 // A real BitTorrent capture classifies the same wrapped as bare: the same
 // flows (inner addresses) with the same labels, and each record names its
-// tunnel and the tunnel's id.
+// tunnel, and for IP tunnels the tunnel's endpoints.
 func TestWrappedSwarmSameLabels(t *testing.T) {
 	classify := func(name string) *shard.Result {
 		r, err := dataplane.ClassifyFile(name, shard.Options{Worker: shard.Config{Model: classifier.DefaultModel()}})
@@ -171,6 +171,14 @@ func TestWrappedSwarmSameLabels(t *testing.T) {
 			}
 			if f.Tunnel != tunnels[kind] {
 				t.Errorf("%s: record's tunnel %q, want %q", kind, f.Tunnel, tunnels[kind])
+			}
+			ends := map[string]bool{"10.200.0.1": true, "10.200.0.2": true, "fd00:200::1": true, "fd00:200::2": true}
+			ipTunnel := kind == GRE || kind == ERSPAN2 || kind == GTPU || kind == VXLAN || kind == Geneve || kind == IPinIP || kind == IP6inIP
+			if ipTunnel && (!ends[f.TunnelSrc] || !ends[f.TunnelDst] || f.TunnelSrc == f.TunnelDst) {
+				t.Errorf("%s: record's tunnel endpoints %q %q", kind, f.TunnelSrc, f.TunnelDst)
+			}
+			if !ipTunnel && f.TunnelSrc != "" {
+				t.Errorf("%s: tunnel endpoints %q on a tunnel without IP", kind, f.TunnelSrc)
 			}
 		}
 	}

@@ -35,6 +35,7 @@ func (r *Runner) apply(d *decision) {
 	lo, hi := f.Key.Endpoint(0), f.Key.Endpoint(1)
 	k := kernelKey(&f.Key)
 	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Start: time.Unix(0, f.First).UTC().Format(time.RFC3339Nano), FlowRecord: shard.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
+	rec.SetOuter(d.outer)
 	normal := bpf.Forward
 	if r.cfg.Monitor != "" {
 		normal = bpf.Pass

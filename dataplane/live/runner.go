@@ -54,8 +54,9 @@ type Stats struct {
 
 // decision is a flow whose label just became final, copied off the packet path.
 type decision struct {
-	flow shard.Flow
-	host classifier.HostFeatures
+	flow  shard.Flow
+	host  classifier.HostFeatures
+	outer shard.Outer
 }
 
 // rxBatch is the most descriptors one receive takes from an rx ring; the
@@ -186,7 +187,7 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 		qw := &qworker{id: q, w: w, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch)}
 		qw.w.Decided = func(f *shard.Flow, h *classifier.HostFeatures) {
 			select {
-			case r.decisions <- decision{flow: *f, host: *h}:
+			case r.decisions <- decision{flow: *f, host: *h, outer: outerOf(qw.w, f)}:
 			default:
 				r.lost.Add(1)
 			}
@@ -484,4 +485,10 @@ func (r *Runner) reconcileBans() (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// outerOf is a flow's tunnel endpoints, or none.
+func outerOf(w *shard.Worker, f *shard.Flow) shard.Outer {
+	o, _ := w.OuterOf(f)
+	return o
 }

@@ -85,13 +85,11 @@ func (m *Meta) innerIP(b []byte, k Encap) Result {
 	return decodeIPByVersion(b, m)
 }
 
-// innerEthernet decodes the Ethernet frame a tunnel of kind k carries.
+// innerEthernet decodes the Ethernet frame a tunnel of kind k carries (the
+// caller has noted the tunnel's endpoints, if it has IP ones).
 func (m *Meta) innerEthernet(b []byte, k Encap) Result {
 	if !m.enter(k) {
 		return TooDeep
-	}
-	if m.Encap&(EncapGRE|EncapVXLAN|EncapGeneve|EncapIPinIP|EncapGTPU|EncapTeredo) != 0 && m.TunnelSrc == (Addr16{}) {
-		m.TunnelSrc, m.TunnelDst = m.Src, m.Dst
 	}
 	return decodeEthernet(b, m)
 }
@@ -295,6 +293,7 @@ func decodeUDPTunnel(m *Meta) Result {
 	case dp == portVXLAN && len(p) >= 8 && p[0] == 0x08 && p[1]|p[2]|p[3]|p[7] == 0:
 		m.VNI = binary.BigEndian.Uint32(p[4:8]) >> 8
 		m.Path = mixPath(m.Path, EncapVXLAN, m.VNI)
+		m.TunnelSrc, m.TunnelDst = m.Src, m.Dst
 		return m.innerEthernet(p[8:], EncapVXLAN)
 	case dp == portGeneve && len(p) >= 8 && p[0]>>6 == 0 && p[7] == 0:
 		n := 8 + 4*int(p[0]&0x3f)
@@ -304,6 +303,7 @@ func decodeUDPTunnel(m *Meta) Result {
 		}
 		m.VNI = binary.BigEndian.Uint32(p[4:8]) >> 8
 		m.Path = mixPath(m.Path, EncapGeneve, m.VNI)
+		m.TunnelSrc, m.TunnelDst = m.Src, m.Dst
 		if proto == etherTypeTEB {
 			return m.innerEthernet(p[n:], EncapGeneve)
 		}

@@ -143,7 +143,9 @@ type Meta struct {
 	Encap Encap // the encapsulations crossed; the fields below are valid for those set
 	// Outer context: the outermost VLAN id, the PPPoE session, the innermost
 	// MPLS label, the GTP-U TEID, the VXLAN/Geneve VNI, the GRE key or ERSPAN
-	// session, and the innermost IP tunnel's outer addresses.
+	// session, and the innermost IP tunnel's outer addresses. Each is valid
+	// only when its encapsulation is in Encap (they are not cleared between
+	// frames).
 	OuterVLAN             uint16
 	Session               uint16
 	Label, TEID, VNI, Key uint32
