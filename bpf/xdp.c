@@ -512,21 +512,8 @@ int swarmguard(struct xdp_md *ctx)
 		} else {
 			if (v == 0)
 				l3 += 4;
-			struct ethhdr *ie = l3;
-			if ((void *)(ie + 1) > end)
-				return fail_open(ctx, c, C_NOT_IP);
-			proto = ie->h_proto;
-			l3 = ie + 1;
-			for (int i = 0; i < MAX_VLAN; i++) {
-				if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD) && proto != bpf_htons(0x9100))
-					break;
-				if (l3 + 4 > end)
-					return fail_open(ctx, c, C_NOT_IP);
-				path = mix_path(path, ENCAP_VLAN, bpf_ntohs(*(__u16 *)l3) & 0x0fff);
-				proto = *(__u16 *)(l3 + 2);
-				l3 += 4;
-			}
-			if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6)) {
+			l3 = inner_eth(l3, end, &proto, &path);
+			if (!l3 || (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))) {
 				// Another tunnel inside, or ARP: the worker's to read.
 				count(C_TUNNEL);
 				return to_worker(ctx, c, hb, now, tunnel_hash(0, eth, 0));
@@ -626,21 +613,7 @@ int swarmguard(struct xdp_md *ctx)
 					// (the header within the datagram's own length, as the decoder bounds it)
 					__u32 vni = bpf_ntohl(*(__u32 *)(p + 4)) >> 8;
 					path = mix_path(path, ENCAP_VXLAN, vni);
-					struct ethhdr *ie = (void *)(p + 8);
-					if ((void *)(ie + 1) > end)
-						return fail_open(ctx, c, C_NOT_IP);
-					inner = ie->h_proto;
-					next = ie + 1;
-#pragma unroll
-					for (int i = 0; i < MAX_VLAN; i++) {
-						if (inner != bpf_htons(ETH_P_8021Q) && inner != bpf_htons(ETH_P_8021AD) && inner != bpf_htons(0x9100))
-							break;
-						if (next + 4 > end)
-							return fail_open(ctx, c, C_NOT_IP);
-						path = mix_path(path, ENCAP_VLAN, bpf_ntohs(*(__u16 *)next) & 0x0fff);
-						inner = *(__u16 *)(next + 2);
-						next += 4;
-					}
+					next = inner_eth((void *)(p + 8), end, &inner, &path);
 				} else if (dport == 6081 && ulen >= 16 && (p[0] >> 6) == 0 && p[7] == 0) {
 					// Geneve: options (4-byte words), then Ethernet or IP, all
 					// within the datagram as the decoder bounds it.
@@ -650,25 +623,10 @@ int swarmguard(struct xdp_md *ctx)
 					    (gp == bpf_htons(0x6558) || gp == bpf_htons(ETH_P_IP) || gp == bpf_htons(ETH_P_IPV6))) {
 						path = mix_path(path, ENCAP_GENEVE, bpf_ntohl(*(__u32 *)(p + 4)) >> 8);
 						next = (void *)p + n;
-						if (gp != bpf_htons(0x6558)) {
+						if (gp != bpf_htons(0x6558))
 							inner = 1;
-						} else {
-							struct ethhdr *ie = next;
-							if ((void *)(ie + 1) > end)
-								return fail_open(ctx, c, C_NOT_IP);
-							inner = ie->h_proto;
-							next = ie + 1;
-							for (int i = 0; i < MAX_VLAN; i++) {
-								if (inner != bpf_htons(ETH_P_8021Q) && inner != bpf_htons(ETH_P_8021AD) &&
-								    inner != bpf_htons(0x9100))
-									break;
-								if (next + 4 > end)
-									return fail_open(ctx, c, C_NOT_IP);
-								path = mix_path(path, ENCAP_VLAN, bpf_ntohs(*(__u16 *)next) & 0x0fff);
-								inner = *(__u16 *)(next + 2);
-								next += 4;
-							}
-						}
+						else
+							next = inner_eth(next, end, &inner, &path);
 					}
 				} else if (sport == 3544 || dport == 3544) {
 					// Teredo: an optional authentication header and origin

@@ -21,6 +21,26 @@ import (
 	"github.com/swarmguard/swarmguard/shard"
 )
 
+// bridgeEnv is gen-ns (NET.1) -- A [swarmguard] B -- sink-ns (NET.2), every
+// link with the given MTU (room for tunnels' outer headers above 1500).
+func bridgeEnv(t *testing.T, net string, mtu int) (env *netnstest.Env, gen, a, b string) {
+	env = netnstest.New(t)
+	gen, sink := env.NS("gen"), env.NS("sink")
+	a = env.Veth("a", gen, net+".1/24", 1)
+	b = env.Veth("b", sink, net+".2/24", 1)
+	for _, ns := range []string{gen, sink} {
+		if out, err := env.Exec(ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
+			t.Fatalf("ethtool in %s (bench/deps.sh installs it): %v %s", ns, err, out)
+		}
+		if out, err := env.Exec(ns, "ip", "link", "set", "eth0", "mtu", fmt.Sprint(mtu)); err != nil {
+			t.Fatalf("mtu: %v %s", err, out)
+		}
+	}
+	env.Run("ip", "link", "set", a, "mtu", fmt.Sprint(mtu))
+	env.Run("ip", "link", "set", b, "mtu", fmt.Sprint(mtu))
+	return env, gen, a, b
+}
+
 // lockedBuffer takes the runner's records while the test may read them.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -44,15 +64,7 @@ func TestHiddenSwarmLiveMatchesOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := netnstest.New(t)
-	gen, sink := env.NS("gen"), env.NS("sink")
-	a := env.Veth("a", gen, "10.99.4.1/24", 1)
-	b := env.Veth("b", sink, "10.99.4.2/24", 1)
-	for _, ns := range []string{gen, sink} {
-		if out, err := env.Exec(ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
-			t.Fatalf("ethtool in %s (bench/deps.sh installs it): %v %s", ns, err, out)
-		}
-	}
+	env, gen, a, b := bridgeEnv(t, "10.99.4", 1500)
 	bin := testbin.Build(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/sgreplay%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })

@@ -13,7 +13,6 @@ import (
 	"github.com/swarmguard/swarmguard/bench/wrap"
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/dataplane/live"
-	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
@@ -49,22 +48,9 @@ func TestEncryptedSwarmWrappedThroughBridge(t *testing.T) {
 }
 
 func tunnelThroughBridge(t *testing.T, kind string, inputs []string, wantBans bool) {
-	env := netnstest.New(t)
-	gen, sink := env.NS("gen"), env.NS("sink")
-	a := env.Veth("a", gen, "10.99.5.1/24", 1)
-	b := env.Veth("b", sink, "10.99.5.2/24", 1)
-	for _, ns := range []string{gen, sink} {
-		if out, err := env.Exec(ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
-			t.Fatalf("ethtool in %s (bench/deps.sh installs it): %v %s", ns, err, out)
-		}
-		// Room for the outer headers around full-size inner frames, as a
-		// tunnel's underlay has.
-		if out, err := env.Exec(ns, "ip", "link", "set", "eth0", "mtu", "1600"); err != nil {
-			t.Fatalf("mtu: %v %s", err, out)
-		}
-	}
-	env.Run("ip", "link", "set", a, "mtu", "1600")
-	env.Run("ip", "link", "set", b, "mtu", "1600")
+	// Room for the outer headers around full-size inner frames, as a
+	// tunnel's underlay has.
+	env, gen, a, b := bridgeEnv(t, "10.99.5", 1600)
 	dir := t.TempDir()
 	var files []string
 	for _, in := range inputs {

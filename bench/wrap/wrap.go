@@ -87,10 +87,6 @@ func File(kind, in, out string) (Stats, error) {
 		return st, err
 	}
 	defer r.Close()
-	f, err := os.Create(out)
-	if err != nil {
-		return st, fmt.Errorf("wrap: %w", err)
-	}
 	link := layers.LinkTypeEthernet
 	switch kind {
 	case PPP:
@@ -98,10 +94,9 @@ func File(kind, in, out string) (Stats, error) {
 	case CHDLC:
 		link = layers.LinkTypeC_HDLC
 	}
-	w := pcapgo.NewWriterNanos(f)
-	if err := w.WriteFileHeader(65535, link); err != nil {
-		f.Close()
-		return st, fmt.Errorf("wrap: %w", err)
+	f, w, err := create(out, link)
+	if err != nil {
+		return st, err
 	}
 	wr := newWrapper(kind)
 	for {
@@ -132,6 +127,20 @@ func File(kind, in, out string) (Stats, error) {
 		return st, fmt.Errorf("wrap: %w", err)
 	}
 	return st, nil
+}
+
+// create opens out as a nanosecond classic pcap of the given link type.
+func create(out string, link layers.LinkType) (*os.File, *pcapgo.Writer, error) {
+	f, err := os.Create(out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wrap: %w", err)
+	}
+	w := pcapgo.NewWriterNanos(f)
+	if err := w.WriteFileHeader(65535, link); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("wrap: %s: %w", out, err)
+	}
+	return f, w, nil
 }
 
 // wrapper wraps frames of one capture, remembering each flow's initiator.
@@ -339,14 +348,9 @@ func Unwrap(in, out string) (Stats, error) {
 		return st, err
 	}
 	defer r.Close()
-	f, err := os.Create(out)
+	f, w, err := create(out, layers.LinkTypeEthernet)
 	if err != nil {
-		return st, fmt.Errorf("unwrap: %w", err)
-	}
-	w := pcapgo.NewWriterNanos(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		f.Close()
-		return st, fmt.Errorf("unwrap: %w", err)
+		return st, err
 	}
 	for {
 		frame, lt, ts, err := r.Next()
