@@ -39,6 +39,16 @@ func TestBadInputGivesOneLineAndStatus2(t *testing.T) {
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"bench", "compare", "--repeat", "1,x"}, "--repeat"},
 		{[]string{"bench", "compare", "--repeat", "0"}, "--repeat"},
+		// Before any system access (these used to be accepted, or to fail
+		// on the pinned map): ranges and actions.
+		{[]string{"run", "--bridge", "a,b", "--ban-for", "-1h"}, "--ban-for"},
+		{[]string{"run", "--bridge", "a,b", "--fail-open", "0"}, "--fail-open"},
+		{[]string{"run", "--bridge", "a,b", "--queues", "-1"}, "--queues"},
+		{[]string{"run", "--bridge", "a,b", "--ring", "1000"}, "--ring"},
+		{[]string{"bans", "add", "10.0.0.1", "--for", "-1h"}, "--for"},
+		{[]string{"bans", "add", "notanip"}, "not an IP address"},
+		{[]string{"bans", "frob"}, "unknown action"},
+		{[]string{"bans", "list", "extra"}, "no argument"},
 	} {
 		var out, errb bytes.Buffer
 		err := run(c.args, &out, &errb)

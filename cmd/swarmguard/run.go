@@ -39,6 +39,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	// Ranges, before any system access: a negative ban would never expire,
+	// a zero fail-open would forward everything at once.
+	switch {
+	case *failOpen < 10*time.Millisecond || *failOpen > time.Hour:
+		return usageErr("run: --fail-open %v: want 10ms to 1h", *failOpen)
+	case *banFor <= 0 || *banFor > maxBan:
+		return usageErr("run: --ban-for %v: want more than 0 and at most %v", *banFor, maxBan)
+	case *queues < 0 || *queues > 256:
+		return usageErr("run: --queues %d: want 0 (all the port has) to 256", *queues)
+	case *frames < 0 || *frames > 1<<20:
+		return usageErr("run: --frames %d: want 0 (default) to %d", *frames, 1<<20)
+	case *ring < 0 || *ring > 1<<16 || *ring&(*ring-1) != 0:
+		return usageErr("run: --ring %d: want 0 (default) or a power of two up to %d", *ring, 1<<16)
+	}
 	cfg := live.Config{Monitor: *monitor, Queues: *queues, Generic: *generic, FailOpen: *failOpen, BanFor: *banFor,
 		BanLocal: *banLocal, MonitorOnly: *monitorOnly, PinPath: *pin, Log: stderr,
 		Socket: xsk.Options{Frames: *frames, RingSize: *ring}}
@@ -86,9 +100,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, err: fmt.Errorf("run: %w", err)}
 	}
 	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP used to kill the dataplane (the program stayed attached and the
+	// bridge failed open): it is caught and, until reload exists, ignored.
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	fmt.Fprintf(stderr, "swarmguard: running; SIGINT or SIGTERM stops\n")
-	<-sig
+	for s := range sig {
+		if s != syscall.SIGHUP {
+			break
+		}
+		fmt.Fprintf(stderr, "swarmguard: SIGHUP: reload is not supported yet; the running configuration stays\n")
+	}
 	signal.Stop(sig)
 	r.Stop()
 	st := r.Stats()
@@ -134,6 +155,9 @@ func prefixes(s string) ([]netip.Prefix, error) {
 }
 
 // cmdBans reads and edits the pinned ban map.
+// maxBan bounds ban durations: a year.
+const maxBan = 365 * 24 * time.Hour
+
 func cmdBans(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bans")
 	pin := fs.String("pin", bpf.DefaultPinPath, "bpffs directory of the pinned ban map")
@@ -152,6 +176,25 @@ func cmdBans(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(a) == 0 {
 		return usageErr("bans: want list, add IP, del IP or flush")
+	}
+	// Usage errors before any system access.
+	switch a[0] {
+	case "list", "flush":
+		if len(a) != 1 {
+			return usageErr("bans %s: takes no argument", a[0])
+		}
+	case "add", "del":
+		if len(a) != 2 {
+			return usageErr("bans %s: want one IP address", a[0])
+		}
+		if _, err := netip.ParseAddr(a[1]); err != nil {
+			return usageErr("bans %s: %q is not an IP address", a[0], a[1])
+		}
+	default:
+		return usageErr("bans: unknown action %q (list, add, del, flush)", a[0])
+	}
+	if *dur <= 0 || *dur > maxBan {
+		return usageErr("bans: --for %v: want more than 0 and at most %v", *dur, maxBan)
 	}
 	if os.Geteuid() != 0 {
 		return &exitError{code: 2, err: errors.New("bans: needs root (bpffs)")}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/swarmguard/swarmguard/internal/netnstest"
+	"github.com/swarmguard/swarmguard/internal/testbin"
+)
+
+// syncWriter collects a child's stderr while the test reads it.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// waitFor polls the child's stderr for s, at most d.
+func waitFor(w *syncWriter, s string, d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(w.String(), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// SIGHUP used to kill `swarmguard run` (no "stopped" line; the pinned
+// program stayed attached and the bridge failed open). It is caught: the
+// dataplane keeps running, and SIGTERM still stops it cleanly.
+func TestRunSurvivesSIGHUP(t *testing.T) {
+	env := netnstest.New(t)
+	a := env.Veth("a", env.NS("gen"), "10.99.6.1/24", 1)
+	b := env.Veth("b", env.NS("sink"), "10.99.6.2/24", 1)
+	bin := testbin.Build(t)
+	pin := fmt.Sprintf("/sys/fs/bpf/sghup%d", time.Now().UnixNano())
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	var errb syncWriter
+	cmd := exec.Command(bin, "run", "--bridge", a+","+b, "--pin", pin, "--records", os.DevNull)
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	if !waitFor(&errb, "running", 20*time.Second) {
+		t.Skipf("run did not start (no XDP here?): %s", errb.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(&errb, "SIGHUP", 10*time.Second) {
+		t.Fatalf("no word of the SIGHUP: %s", errb.String())
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("run ended on SIGHUP (%v): %s", err, errb.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(errb.String(), "stopped") {
+			t.Fatalf("SIGTERM after SIGHUP: %v: %s", err, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("run did not stop on SIGTERM: %s", errb.String())
+	}
+}
