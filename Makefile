@@ -10,7 +10,7 @@ FUZZTIME  ?= 3s
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/swarmguard
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/swarmguard
 
 # As root: swarmguard as an AF_XDP bridge between two namespaces it creates,
 # bundled captures replayed through it, decisions and bans printed, all

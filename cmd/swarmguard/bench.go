@@ -23,9 +23,12 @@ import (
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("bench: want a subcommand: train, compare, labels, accuracy, tracker")
+		return usageErr("bench: want a subcommand: train, compare, labels, accuracy, tracker, replay, gen, sink, veth, memory, echo, ping, banlatency, wrap, udpmesh")
 	}
 	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
 	case "tracker":
 		return cmdTracker(args[1:], stderr)
 	case "train":

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
 const usage = `usage: swarmguard <command> [flags] [args]
@@ -30,6 +31,11 @@ commands:
   bench gen | sink     the harness's generator and XDP sink (run inside its namespaces)
   bench banlatency RECORDS IP[,IP]
                        time from each IP's first p2p flow to its ban, from live records
+  bench accuracy [flags]  ACCURACY.md: flows, hosts, bytes per capture and client
+  bench wrap --encap KIND IN OUT
+                       a capture's frames inside PPPoE, MPLS, GRE, GTP-U, VXLAN, ...
+  bench udpmesh [flags] voice/video/game-like UDP for the capture harness
+  version              the build: module version and source revision
 `
 
 // exitError carries an exit status with its one-line message.
@@ -78,7 +84,38 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "version", "--version":
+		fmt.Fprintln(stdout, version())
+		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return usageErr("unknown command %q", args[0])
+}
+
+// version is the build as Go recorded it: the module version and, for a
+// build from a git checkout, the revision, its time and whether the tree had
+// changes.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "swarmguard (no build information)"
+	}
+	v := "swarmguard " + bi.Main.Version
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+changes"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (%s%s %s)", rev[:min(12, len(rev))], dirty, at)
+	}
+	return v + " " + bi.GoVersion
 }

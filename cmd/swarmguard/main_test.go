@@ -114,3 +114,18 @@ func TestClassifyCPUProfile(t *testing.T) {
 		t.Fatalf("status %d, error %v", code(err), err)
 	}
 }
+
+// version and bench -h answer, status 0 (bench -h was "unknown subcommand").
+func TestVersionAndBenchHelp(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"bench", "-h"}} {
+		var out, errb bytes.Buffer
+		if err := run(args, &out, &errb); err != nil || out.Len() == 0 {
+			t.Errorf("%v: %v, output %q", args, err, out.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	run([]string{"version"}, &out, &errb)
+	if !strings.HasPrefix(out.String(), "swarmguard ") {
+		t.Errorf("version: %q", out.String())
+	}
+}
