@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,18 +40,6 @@ func bridgeEnv(t *testing.T, net string, mtu int) (env *netnstest.Env, gen, a, b
 	return env, gen, a, b
 }
 
-// lockedBuffer takes the runner's records while the test may read them.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // TestHiddenSwarmLiveMatchesOffline replays the six-client hidden swarm
 // (MSE required, HTTPS tracker only) through the live bridge with its own
 // timing (twice as fast) and classifies the same capture offline: one
@@ -68,7 +55,7 @@ func TestHiddenSwarmLiveMatchesOffline(t *testing.T) {
 	bin := testbin.Build(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/sgreplay%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
-	var recs lockedBuffer
+	var recs testbin.Buffer
 	var logb bytes.Buffer
 	// Monitor-only: the bridge bans and drops nothing, so every flow of the
 	// capture reaches the engine, as it does offline (with bans the swarm's
@@ -95,7 +82,7 @@ func TestHiddenSwarmLiveMatchesOffline(t *testing.T) {
 	stopped = true
 	type key struct{ proto, a, b string }
 	liveLabel := map[key]live.Record{}
-	dec := json.NewDecoder(bytes.NewReader(recs.b.Bytes()))
+	dec := json.NewDecoder(bytes.NewReader(recs.Bytes()))
 	for {
 		var rec live.Record
 		if err := dec.Decode(&rec); err == io.EOF {

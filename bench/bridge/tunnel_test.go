@@ -63,7 +63,7 @@ func tunnelThroughBridge(t *testing.T, kind string, inputs []string, wantBans bo
 	bin := testbin.Build(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/sgtun%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
-	var recs lockedBuffer
+	var recs testbin.Buffer
 	var logb bytes.Buffer
 	r, err := live.Start(live.Config{Bridge: [2]string{a, b}, PinPath: pin, Records: &recs, Log: &logb})
 	if err != nil {
@@ -78,7 +78,7 @@ func tunnelThroughBridge(t *testing.T, kind string, inputs []string, wantBans bo
 	st := r.Stats()
 	r.Stop()
 	var p2p, banned, normal int
-	dec := json.NewDecoder(bytes.NewReader(recs.b.Bytes()))
+	dec := json.NewDecoder(bytes.NewReader(recs.Bytes()))
 	for {
 		var rec live.Record
 		if err := dec.Decode(&rec); err == io.EOF {
@@ -119,7 +119,7 @@ func tunnelThroughBridge(t *testing.T, kind string, inputs []string, wantBans bo
 		}
 	}
 	if p2p < 2 || normal < 3 || st.Kernel[bpf.TunnelOpen] == 0 || dropped == 0 {
-		t.Fatalf("%s: %d p2p (%d banning), %d normal records; kernel %v; worker %+v\n%s", kind, p2p, banned, normal, st.Kernel, st.Worker, recs.b.String())
+		t.Fatalf("%s: %d p2p (%d banning), %d normal records; kernel %v; worker %+v\n%s", kind, p2p, banned, normal, st.Kernel, st.Worker, recs.String())
 	}
 	t.Logf("%s: %d p2p flows dropped (%d banning their peer), %d normal flows passed; %d tunnelled frames opened in the kernel, %d dropped there by bypass entries and %d by bans, %d dropped by workers",
 		kind, p2p, banned, normal, st.Kernel[bpf.TunnelOpen], st.Kernel[bpf.BypassDrop], st.Kernel[bpf.BanDrop], st.Worker.Dropped)

@@ -81,12 +81,6 @@ type Stats struct {
 // File wraps every Ethernet frame of in that carries IPv4 or IPv6 and
 // writes them to out (classic pcap, nanosecond).
 func File(kind, in, out string) (Stats, error) {
-	var st Stats
-	r, err := pcapsrc.Open(in)
-	if err != nil {
-		return st, err
-	}
-	defer r.Close()
 	link := layers.LinkTypeEthernet
 	switch kind {
 	case PPP:
@@ -94,32 +88,43 @@ func File(kind, in, out string) (Stats, error) {
 	case CHDLC:
 		link = layers.LinkTypeC_HDLC
 	}
+	return copyFrames(in, out, link, newWrapper(kind).wrap)
+}
+
+// copyFrames writes to out what each frame of in becomes through conv (a
+// frame, its length on the wire, and false to leave the frame out).
+func copyFrames(in, out string, link layers.LinkType, conv func(packet.LinkType, []byte) ([]byte, int, bool, error)) (Stats, error) {
+	var st Stats
+	r, err := pcapsrc.Open(in)
+	if err != nil {
+		return st, err
+	}
+	defer r.Close()
 	f, w, err := create(out, link)
 	if err != nil {
 		return st, err
 	}
-	wr := newWrapper(kind)
 	for {
 		frame, lt, ts, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err == nil {
+			var data []byte
+			var wire int
+			var ok bool
+			data, wire, ok, err = conv(lt, frame)
+			if err == nil && !ok {
+				st.Skipped++
+				continue
+			}
+			if err == nil {
+				err = w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: wire}, data)
+			}
+		}
 		if err != nil {
 			f.Close()
-			return st, err
-		}
-		data, wire, ok, err := wr.wrap(lt, frame)
-		if err != nil {
-			f.Close()
-			return st, err
-		}
-		if !ok {
-			st.Skipped++
-			continue
-		}
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: wire}, data); err != nil {
-			f.Close()
-			return st, fmt.Errorf("wrap: %w", err)
+			return st, fmt.Errorf("wrap: %s: %w", in, err)
 		}
 		st.Wrapped++
 	}
@@ -342,42 +347,15 @@ func ipv4Checksums(b []byte) {
 // Unwrap writes the inner Ethernet frames of in's VXLAN frames to out: the
 // bare capture of a swarm recorded on a VXLAN underlay, to wrap otherwise.
 func Unwrap(in, out string) (Stats, error) {
-	var st Stats
-	r, err := pcapsrc.Open(in)
-	if err != nil {
-		return st, err
-	}
-	defer r.Close()
-	f, w, err := create(out, layers.LinkTypeEthernet)
-	if err != nil {
-		return st, err
-	}
-	for {
-		frame, lt, ts, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			f.Close()
-			return st, err
-		}
+	return copyFrames(in, out, layers.LinkTypeEthernet, func(lt packet.LinkType, frame []byte) ([]byte, int, bool, error) {
 		var m packet.Meta
 		const outer = 14 + 20 + 8 + 8 // Ethernet, IPv4 without options, UDP, VXLAN
 		if lt != packet.LinkEthernet || packet.Decode(lt, frame, &m) == packet.Malformed || m.Encap != packet.EncapVXLAN ||
 			len(frame) <= outer || frame[14] != 0x45 {
-			st.Skipped++
-			continue
+			return nil, 0, false, nil
 		}
 		inner := frame[outer:]
 		wire := 14 + int(binary.BigEndian.Uint16(frame[16:18])) - (outer - 14)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(inner), Length: max(wire, len(inner))}, inner); err != nil {
-			f.Close()
-			return st, fmt.Errorf("unwrap: %w", err)
-		}
-		st.Wrapped++
-	}
-	if err := f.Close(); err != nil {
-		return st, fmt.Errorf("unwrap: %w", err)
-	}
-	return st, nil
+		return inner, max(wire, len(inner)), true, nil
+	})
 }

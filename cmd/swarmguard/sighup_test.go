@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,26 +13,8 @@ import (
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
-// syncWriter collects a child's stderr while the test reads it.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // waitFor polls the child's stderr for s, at most d.
-func waitFor(w *syncWriter, s string, d time.Duration) bool {
+func waitFor(w *testbin.Buffer, s string, d time.Duration) bool {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if strings.Contains(w.String(), s) {
 			return true
@@ -53,7 +33,7 @@ func TestRunSurvivesSIGHUP(t *testing.T) {
 	bin := testbin.Build(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/sghup%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
-	var errb syncWriter
+	var errb testbin.Buffer
 	cmd := exec.Command(bin, "run", "--bridge", a+","+b, "--pin", pin, "--records", os.DevNull)
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {

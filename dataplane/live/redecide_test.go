@@ -16,6 +16,7 @@ import (
 
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
 // mseServer answers each connection as an MSE/PE responder would in size:
@@ -102,23 +103,10 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// syncBuffer is a records writer the test may read while the runner writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) records() []Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// records decodes the records written to b so far.
+func records(b *testbin.Buffer) []Record {
 	var out []Record
-	dec := json.NewDecoder(bytes.NewReader(s.b.Bytes()))
+	dec := json.NewDecoder(bytes.NewReader(b.Bytes()))
 	for {
 		var r Record
 		if err := dec.Decode(&r); err == io.EOF || err != nil {
@@ -148,7 +136,7 @@ func TestBypassedFlowDroppedWhenHostTurnsP2P(t *testing.T) {
 	// be), whatever the current fit.
 	m := *classifier.DefaultModel()
 	m.Bias -= 3
-	var recs syncBuffer
+	var recs testbin.Buffer
 	r := start(t, Config{Bridge: [2]string{a, b}, Records: &recs, AllowPorts: []uint16{51413}, Model: &m})
 	// Servers for the whole test.
 	var servers sync.WaitGroup
@@ -176,14 +164,14 @@ func TestBypassedFlowDroppedWhenHostTurnsP2P(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) && x.Action == "" {
 		time.Sleep(100 * time.Millisecond)
-		for _, rec := range recs.records() {
+		for _, rec := range records(&recs) {
 			if strings.HasSuffix(rec.B, ":40000") || strings.HasSuffix(rec.A, ":40000") {
 				x = rec
 			}
 		}
 	}
 	if x.Action != ActBypass || x.Label != "normal" {
-		t.Fatalf("the flow was not first decided normal and bypassed: %+v\nrecords: %+v", x, recs.records())
+		t.Fatalf("the flow was not first decided normal and bypassed: %+v\nrecords: %+v", x, records(&recs))
 	}
 	// The host shows what it is.
 	for _, p := range peers {
@@ -194,13 +182,13 @@ func TestBypassedFlowDroppedWhenHostTurnsP2P(t *testing.T) {
 	}
 	got := <-xdone
 	var redecided Record
-	for _, rec := range recs.records() {
+	for _, rec := range records(&recs) {
 		if (strings.HasSuffix(rec.B, ":40000") || strings.HasSuffix(rec.A, ":40000")) && rec.Redecided {
 			redecided = rec
 		}
 	}
 	if redecided.Label != "p2p" || !strings.HasPrefix(redecided.Action, ActDrop) {
-		t.Fatalf("flow not re-decided p2p and dropped: %+v\nrecords: %+v\nstats %+v", redecided, recs.records(), r.Stats())
+		t.Fatalf("flow not re-decided p2p and dropped: %+v\nrecords: %+v\nstats %+v", redecided, records(&recs), r.Stats())
 	}
 	ka, kb := netip.MustParseAddrPort(x.A), netip.MustParseAddrPort(x.B)
 	by, err := r.objs.BypassOf(keyOf(ka, kb, 6, 0))

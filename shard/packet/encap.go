@@ -172,10 +172,8 @@ func decodeMPLS(b []byte, m *Meta) Result {
 		return Malformed
 	}
 	switch b[0] >> 4 {
-	case 4:
-		return decodeIPv4(b, m)
-	case 6:
-		return decodeIPv6(b, m)
+	case 4, 6:
+		return decodeIPByVersion(b, m)
 	case 0:
 		if len(b) < 4 {
 			return Malformed
