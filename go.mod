@@ -7,13 +7,15 @@ require (
 	github.com/axiomhq/hyperloglog v0.3.0
 	github.com/cilium/ebpf v0.20.0
 	github.com/gopacket/gopacket v1.7.7
+	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/sys v0.49.0
 )
 
 require (
 	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33 // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/kamstrup/intmap v0.5.2 // indirect
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
-	golang.org/x/net v0.55.0 // indirect
+	golang.org/x/net v0.59.0 // indirect
 )

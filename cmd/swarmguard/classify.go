@@ -4,41 +4,19 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"github.com/swarmguard/swarmguard/shard"
 	"io"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 
 	"github.com/swarmguard/swarmguard/bench/accuracy"
 	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/dataplane"
 	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
 )
-
-// newFlagSet makes a subcommand's flags. Parse errors come back as one line
-// (parseFlags); -h prints the flags to stderr.
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {} // the flag package calls it on every parse error
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "usage of swarmguard %s:\n", fs.Name())
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			return &exitError{code: 0, err: err}
-		}
-		return usageErr("%s: %v (see -h)", fs.Name(), err)
-	}
-	return nil
-}
 
 func loadModel(path string) (*classifier.Model, error) {
 	if path == "" {
@@ -65,7 +43,10 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 		return usageErr("classify: --workers must be 1..256, got %d", *workers)
 	}
 	if fs.NArg() == 0 {
-		return usageErr("classify: no capture files given")
+		return usageErr("classify: no capture files given (- reads one from stdin)")
+	}
+	if i := slices.Index(fs.Args(), "-"); i >= 0 && slices.Contains(fs.Args()[i+1:], "-") {
+		return usageErr("classify: - (stdin) given twice")
 	}
 	// A batch run keeps little live data and makes much short-lived garbage
 	// (records): collect less often.

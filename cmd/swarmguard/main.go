@@ -16,10 +16,12 @@ const usage = `usage: swarmguard <command> [flags] [args]
 commands:
   classify [--workers N] [--labels FILE[,FILE]] [--weights FILE] [--quiet] FILE...
                        classify pcap/pcapng files; JSON lines on stdout, summary on stderr
-  run --bridge IF_A,IF_B | --monitor IF [flags]
+  run [--config FILE] --bridge IF_A,IF_B | --monitor IF [flags]
                        live AF_XDP dataplane: classify, drop, ban (root)
   bans list|add IP|del IP|flush [--pin DIR] [--for DURATION]
                        read and edit the pinned ban map (root)
+  config check [FILE] | default | reference | man
+                       validate a configuration; print the defaults, the key reference, the man page
   bench train [flags]  fit the model weights from labelled captures
   bench tracker [flags] HTTP(S) tracker used by the capture harness
   bench compare [flags] whole-process speed: swarmguard classify vs ndpiReader
@@ -81,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdRun(args[1:], stdout, stderr)
 	case "bans":
 		return cmdBans(args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -129,3 +129,82 @@ func TestVersionAndBenchHelp(t *testing.T) {
 		t.Errorf("version: %q", out.String())
 	}
 }
+
+// The reference, the man page and the packaged configuration are generated
+// from the option table (go generate ./cmd/swarmguard) and kept current.
+func TestGeneratedConfigFilesAreCurrent(t *testing.T) {
+	for file, args := range map[string][]string{
+		"../../docs/CONFIG.md":          {"config", "reference"},
+		"../../docs/swarmguard.8":       {"config", "man"},
+		"../../contrib/swarmguard.yaml": shippedConfig,
+	} {
+		var out, errb bytes.Buffer
+		if err := run(args, &out, &errb); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		have, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(have, out.Bytes()) {
+			t.Errorf("%s is stale: go generate ./cmd/swarmguard", file)
+		}
+	}
+	var out, errb bytes.Buffer
+	if err := run([]string{"config", "check", "../../contrib/swarmguard.yaml"}, &out, &errb); err != nil {
+		t.Fatalf("the packaged configuration does not check: %v\n%s", err, out.String())
+	}
+}
+
+// config check lists every problem, one line each with its key, status 1;
+// run refuses the same file with the first problem and the count, status 2.
+func TestConfigCheck(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(p, []byte("interfaces: {bridge: [a, b]}\npolicy:\n  ban_for: -1h\n  allow_nets: [10.0.0.0/8]\n"), 0o644)
+	var out, errb bytes.Buffer
+	err := run([]string{"config", "check", p}, &out, &errb)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if code(err) != 1 || len(lines) != 2 || !strings.Contains(lines[0], "policy.ban_for (line 3)") || !strings.Contains(lines[1], "policy.allow_nets (line 4): unknown key (did you mean policy.allow_networks?)") {
+		t.Fatalf("status %d, output:\n%s", code(err), out.String())
+	}
+	err = run([]string{"run", "--config", p}, &out, &errb)
+	if code(err) != 2 || !strings.Contains(err.Error(), "policy.ban_for (line 3)") || !strings.Contains(err.Error(), "1 more") {
+		t.Fatalf("run: status %d, %v", code(err), err)
+	}
+	err = run([]string{"run", "--config", filepath.Join(t.TempDir(), "none.yaml")}, &out, &errb)
+	if code(err) != 2 || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("missing file: status %d, %v", code(err), err)
+	}
+}
+
+// Flags go anywhere on the line, "-" is a capture on stdin, and every
+// subcommand answers -h with its synopsis, status 0.
+func TestFlagsAnywhereStdinAndHelp(t *testing.T) {
+	f, err := os.Open("../../testdata/ndpi/pcap/bittorrent.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stdin := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = stdin }()
+	var out, errb bytes.Buffer
+	if err := run([]string{"classify", "-", "--workers", "2"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"pcap":"stdin"`) || !strings.Contains(errb.String(), "stdin") {
+		t.Fatalf("classify - : %s", errb.String())
+	}
+	if err := run([]string{"classify", "-", "-"}, &out, &errb); code(err) != 2 {
+		t.Fatalf("stdin twice: %v", err)
+	}
+	for name, syn := range synopsis {
+		args := append(strings.Fields(name), "-h")
+		out.Reset()
+		errb.Reset()
+		err := run(args, &out, &errb)
+		if code(err) != 0 || !strings.HasPrefix(errb.String(), "usage: swarmguard "+name+" "+syn) {
+			t.Errorf("%v: status %d, %q", args, code(err), errb.String())
+		}
+	}
+}

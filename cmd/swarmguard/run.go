@@ -2,12 +2,12 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,86 +15,34 @@ import (
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/dataplane/live"
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
+	"github.com/swarmguard/swarmguard/internal/config"
+	"github.com/swarmguard/swarmguard/shard"
 )
 
-// cmdRun runs the live dataplane until SIGINT or SIGTERM.
+// cmdRun runs the live dataplane until SIGINT or SIGTERM; SIGHUP reloads.
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run")
-	bridge := fs.String("bridge", "", "inline bridge: IF_A,IF_B")
-	monitor := fs.String("monitor", "", "mirror/SPAN port: classify and ban, forward nothing")
-	queues := fs.Int("queues", 0, "rx queues per port (default: all the port has)")
-	frames := fs.Int("frames", 0, "UMEM frames per socket (default 8192)")
-	ring := fs.Int("ring", 0, "entries per AF_XDP ring (default 2048)")
-	generic := fs.Bool("generic", false, "force generic (skb) XDP")
-	failOpen := fs.Duration("fail-open", live.DefaultFailOpen, "heartbeat age after which the kernel forwards/passes everything")
-	banFor := fs.Duration("ban-for", live.DefaultBanFor, "ban duration")
-	banLocal := fs.Bool("ban-local", false, "ban the local host of a p2p flow instead of its remote peer")
-	monitorOnly := fs.Bool("monitor-only", false, "log decisions; drop and ban nothing")
-	local := fs.String("local", strings.Join(live.DefaultLocal(), ","), "networks of local hosts, comma-separated")
-	allowNets := fs.String("allow-net", "", "networks never dropped or banned, comma-separated")
-	allowPorts := fs.String("allow-port", "", "ports never dropped or banned, comma-separated")
-	records := fs.String("records", "-", "decision records (JSON lines): - for stdout, or a file")
-	pin := fs.String("pin", bpf.DefaultPinPath, "bpffs directory for the ban map and XDP links")
-	weights := fs.String("weights", "", "weights file (default: the embedded one)")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	c, path, err := loadRunConfig(args, stderr)
+	if err != nil {
 		return err
 	}
-	// Ranges, before any system access: a negative ban would never expire,
-	// a zero fail-open would forward everything at once.
-	switch {
-	case *failOpen < 10*time.Millisecond || *failOpen > time.Hour:
-		return usageErr("run: --fail-open %v: want 10ms to 1h", *failOpen)
-	case *banFor <= 0 || *banFor > maxBan:
-		return usageErr("run: --ban-for %v: want more than 0 and at most %v", *banFor, maxBan)
-	case *queues < 0 || *queues > 256:
-		return usageErr("run: --queues %d: want 0 (all the port has) to 256", *queues)
-	case *frames < 0 || *frames > 1<<20:
-		return usageErr("run: --frames %d: want 0 (default) to %d", *frames, 1<<20)
-	case *ring < 0 || *ring > 1<<16 || *ring&(*ring-1) != 0:
-		return usageErr("run: --ring %d: want 0 (default) or a power of two up to %d", *ring, 1<<16)
-	}
-	cfg := live.Config{Monitor: *monitor, Queues: *queues, Generic: *generic, FailOpen: *failOpen, BanFor: *banFor,
-		BanLocal: *banLocal, MonitorOnly: *monitorOnly, PinPath: *pin, Log: stderr,
-		Socket: xsk.Options{Frames: *frames, RingSize: *ring}}
-	if *bridge != "" {
-		ports := strings.Split(*bridge, ",")
-		if len(ports) != 2 {
-			return usageErr("run: --bridge wants two ports, IF_A,IF_B")
-		}
-		cfg.Bridge = [2]string{ports[0], ports[1]}
-	}
-	if (*bridge == "") == (*monitor == "") {
-		return usageErr("run: give either --bridge IF_A,IF_B or --monitor IF")
-	}
-	var err error
-	if cfg.Local, err = prefixes(*local); err != nil {
-		return usageErr("run: --local: %v", err)
-	}
-	if cfg.AllowNets, err = prefixes(*allowNets); err != nil {
-		return usageErr("run: --allow-net: %v", err)
-	}
-	for _, p := range splitList(*allowPorts) {
-		n, err := strconv.ParseUint(p, 10, 16)
-		if err != nil {
-			return usageErr("run: --allow-port %q: not a port", p)
-		}
-		cfg.AllowPorts = append(cfg.AllowPorts, uint16(n))
-	}
-	if cfg.Model, err = loadModel(*weights); err != nil {
+	cfg, err := liveConfig(c)
+	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if os.Geteuid() != 0 {
 		return &exitError{code: 2, err: errors.New("run: needs root (XDP, AF_XDP and bpffs)")}
 	}
+	cfg.Log = stderr
 	cfg.Records = stdout
-	if *records != "-" {
-		f, err := os.OpenFile(*records, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if c.LogFile != "-" {
+		f, err := os.OpenFile(c.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("run: records: %w", err)}
 		}
 		defer f.Close()
 		cfg.Records = f
 	}
+	_ = path
 	r, err := live.Start(cfg)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("run: %w", err)}
@@ -118,6 +66,81 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// loadRunConfig reads run's configuration: the file (--config, or the
+// default path when it exists) under the flags the line sets. Every problem
+// is reported, one line each, before any system access.
+func loadRunConfig(args []string, stderr io.Writer) (*config.Config, string, error) {
+	fs := newFlagSet("run")
+	path := fs.String("config", "", "configuration file (default "+config.DefaultPath+" when it exists)")
+	config.Default().Flags(fs)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return nil, "", err
+	}
+	if fs.NArg() > 0 {
+		return nil, "", usageErr("run: takes no arguments, got %q (see -h)", fs.Arg(0))
+	}
+	var set [][2]string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "config" {
+			set = append(set, [2]string{f.Name, f.Value.String()})
+		}
+	})
+	file := *path
+	if file == "" {
+		if _, err := os.Stat(config.DefaultPath); err == nil {
+			file = config.DefaultPath
+		}
+	}
+	c, errs := config.Load(file, set)
+	if len(errs) > 0 {
+		return nil, "", usageErr("run: %v", problems(file, errs))
+	}
+	return c, file, nil
+}
+
+// problems makes one error of a configuration's problems; the first says
+// where, and how many more there are (config check lists them all).
+func problems(file string, errs []error) error {
+	where := ""
+	if file != "" {
+		where = file + ": "
+	}
+	if len(errs) == 1 {
+		return fmt.Errorf("%s%w", where, errs[0])
+	}
+	return fmt.Errorf("%s%w (and %d more problems: swarmguard config check)", where, errs[0], len(errs)-1)
+}
+
+// liveConfig turns a checked configuration into the runner's.
+func liveConfig(c *config.Config) (live.Config, error) {
+	m, err := loadModel(c.Weights)
+	if err != nil {
+		return live.Config{}, fmt.Errorf("run: %w", err)
+	}
+	if c.P2PAt != 0 || c.NormalAt != 0 {
+		cp := *m
+		if c.P2PAt != 0 {
+			cp.THigh = c.P2PAt
+		}
+		if c.NormalAt != 0 {
+			cp.TLow = c.NormalAt
+		}
+		if cp.TLow >= cp.THigh {
+			return live.Config{}, fmt.Errorf("run: classifier thresholds: normal %g is not under p2p %g", cp.TLow, cp.THigh)
+		}
+		m = &cp
+	}
+	cfg := live.Config{Monitor: c.Monitor, Queues: c.Queues, Generic: c.Generic, FailOpen: c.FailOpen,
+		BanFor: c.BanFor, BanLocal: c.BanLocal, MonitorOnly: c.MonitorOnly, PinPath: c.Pin,
+		Local: c.Local, AllowNets: c.AllowNets, AllowPorts: c.AllowPorts, Model: m,
+		Flows:  shard.TableConfig{Capacity: c.FlowTable},
+		Socket: xsk.Options{Frames: c.Frames, RingSize: c.Ring}}
+	if len(c.Bridge) == 2 {
+		cfg.Bridge = [2]string{c.Bridge[0], c.Bridge[1]}
+	}
+	return cfg, nil
+}
+
 func kernelCounters(k [bpf.NumCounters]uint64) string {
 	var b strings.Builder
 	for c := bpf.Counter(0); c < bpf.NumCounters; c++ {
@@ -138,42 +161,16 @@ func splitList(s string) []string {
 	return out
 }
 
-func prefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, p := range splitList(s) {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			a, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not a network", p)
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, pfx)
-	}
-	return out, nil
-}
-
 // cmdBans reads and edits the pinned ban map.
-// maxBan bounds ban durations: a year.
-const maxBan = 365 * 24 * time.Hour
 
 func cmdBans(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bans")
 	pin := fs.String("pin", bpf.DefaultPinPath, "bpffs directory of the pinned ban map")
 	dur := fs.Duration("for", live.DefaultBanFor, "ban duration (add)")
-	// Flags may come before, between or after the action and the address.
-	var a []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest, stderr); err != nil {
-			return err
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		a, rest = append(a, rest[0]), rest[1:]
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
 	}
+	a := fs.Args()
 	if len(a) == 0 {
 		return usageErr("bans: want list, add IP, del IP or flush")
 	}
@@ -193,8 +190,8 @@ func cmdBans(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usageErr("bans: unknown action %q (list, add, del, flush)", a[0])
 	}
-	if *dur <= 0 || *dur > maxBan {
-		return usageErr("bans: --for %v: want more than 0 and at most %v", *dur, maxBan)
+	if *dur <= 0 || *dur > config.MaxBan {
+		return usageErr("bans: --for %v: want more than 0 and at most %v", *dur, config.MaxBan)
 	}
 	if os.Geteuid() != 0 {
 		return &exitError{code: 2, err: errors.New("bans: needs root (bpffs)")}

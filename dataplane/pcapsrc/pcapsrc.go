@@ -75,6 +75,11 @@ func Open(name string) (*Reader, error) {
 	return r, nil
 }
 
+// NewReader reads a capture from a stream (stdin); name labels its errors.
+// Without a file to look back into, pcapng trailing non-packet blocks
+// after a cut record read as a truncation.
+func NewReader(name string, rd io.Reader) (*Reader, error) { return newReader(name, rd) }
+
 func newReader(name string, rd io.Reader) (*Reader, error) {
 	r := &Reader{name: name}
 	r.cnt.r = rd

@@ -1,0 +1,300 @@
+// Package config is the configuration of `swarmguard run`: one table of
+// options, each with its YAML key, its flag, its default, its range and
+// whether a reload changes it. The flags, the YAML file, `config check`,
+// `config default`, the man page and the README's reference are all made
+// from that table, so they cannot disagree.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultPath is where `run` looks for its file when --config is not given.
+const DefaultPath = "/etc/swarmguard/swarmguard.yaml"
+
+// Config is everything `swarmguard run` takes.
+type Config struct {
+	Bridge  []string // two ports: an inline bridge
+	Monitor string   // one mirror port
+	Queues  int
+	Generic bool
+	Frames  int
+	Ring    int
+
+	Pin      string
+	FailOpen time.Duration
+
+	MonitorOnly bool
+	BanFor      time.Duration
+	BanLocal    bool
+	Local       []netip.Prefix
+	AllowNets   []netip.Prefix
+	AllowPorts  []uint16
+
+	Weights   string
+	P2PAt     float64 // 0: the model's THigh
+	NormalAt  float64 // 0: the model's TLow
+	FlowTable int     // flow slots per worker; 0: the engine's default
+
+	LogFile    string // "-": stdout
+	LogMaxSize int64
+	LogKeep    int
+
+	MetricsListen string // "": off
+	StatusSocket  string // "": off
+
+	Webhooks       []string
+	WebhookTimeout time.Duration
+	WebhookRetries int
+	WebhookQueue   int
+
+	AuditDir     string // "": off
+	AuditPackets int
+	AuditMaxSize int64
+	AuditKeep    int
+}
+
+// Default is the configuration with every documented default.
+func Default() *Config {
+	return &Config{
+		Pin: "/sys/fs/bpf/swarmguard", FailOpen: time.Second,
+		BanFor:    5 * time.Hour,
+		Local:     mustPrefixes("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"),
+		AllowNets: []netip.Prefix{}, AllowPorts: []uint16{}, Bridge: []string{}, Webhooks: []string{},
+		LogFile: "-", LogMaxSize: 100 << 20, LogKeep: 5,
+		MetricsListen: "127.0.0.1:9425", StatusSocket: "/run/swarmguard/swarmguard.sock",
+		WebhookTimeout: 5 * time.Second, WebhookRetries: 3, WebhookQueue: 1024,
+		AuditPackets: 16, AuditMaxSize: 64 << 20, AuditKeep: 4,
+	}
+}
+
+// Option is one setting: its YAML key (dotted path), its flag, its help,
+// and whether a reload applies it (otherwise it needs a restart).
+type Option struct {
+	Key, Flag, Help string
+	Reload          bool
+	val             value
+}
+
+// Value returns the option's value as text.
+func (o *Option) Value() string { return o.val.String() }
+
+// Kind names the option's type.
+func (o *Option) Kind() string { return o.val.kind() }
+
+// Options is c's table, bound to c's fields.
+func (c *Config) Options() []Option {
+	return []Option{
+		{"interfaces.bridge", "bridge", "inline bridge: two ports, IF_A,IF_B", false, strList{&c.Bridge, ifname}},
+		{"interfaces.monitor", "monitor", "mirror/SPAN port: classify and ban, forward nothing", false, strVal{&c.Monitor, ifnameOrEmpty}},
+		{"interfaces.queues", "queues", "rx queues per port (0: all the port has)", false, intVal{p: &c.Queues, max: 256}},
+		{"interfaces.generic", "generic", "force generic (skb) XDP instead of the driver's native XDP", false, boolVal{&c.Generic}},
+		{"sockets.frames", "frames", "UMEM frames per AF_XDP socket (0: 8192)", false, intVal{p: &c.Frames, max: 1 << 20}},
+		{"sockets.ring", "ring", "entries per AF_XDP ring (0: 2048; a power of two)", false, intVal{p: &c.Ring, max: 1 << 16, pow2: true}},
+		{"kernel.pin", "pin", "bpffs directory of the ban map and XDP links", false, strVal{&c.Pin, absPath}},
+		{"kernel.fail_open", "fail-open", "heartbeat age after which the kernel forwards (bridge) or passes (monitor) everything", false, durVal{p: &c.FailOpen, min: 10 * time.Millisecond, max: time.Hour}},
+		{"policy.monitor_only", "monitor-only", "log decisions; drop and ban nothing", true, boolVal{&c.MonitorOnly}},
+		{"policy.ban_for", "ban-for", "how long a ban lasts", true, durVal{p: &c.BanFor, min: time.Second, max: MaxBan}},
+		{"policy.ban_local", "ban-local", "ban the local host of a p2p flow instead of its remote peer", true, boolVal{&c.BanLocal}},
+		{"policy.local_networks", "local", "networks of local hosts: the other end of a flow is its remote peer", true, prefixList{&c.Local}},
+		{"policy.allow_networks", "allow-net", "networks never dropped or banned", true, prefixList{&c.AllowNets}},
+		{"policy.allow_ports", "allow-port", "ports never dropped or banned", true, portList{&c.AllowPorts}},
+		{"classifier.weights", "weights", "weights file (empty: the built-in model)", true, strVal{p: &c.Weights}},
+		{"classifier.p2p_threshold", "p2p-threshold", "probability at which a flow is p2p (0: the model's)", true, floatVal{p: &c.P2PAt, min: 0.5, max: 0.999}},
+		{"classifier.normal_threshold", "normal-threshold", "probability at or under which a flow is normal (0: the model's)", true, floatVal{p: &c.NormalAt, min: 0.001, max: 0.5}},
+		{"classifier.flow_table", "flow-table", "flow slots per worker (0: 65536); memory is about 128 B a slot", false, intVal{p: &c.FlowTable, max: 1 << 26}},
+		{"log.file", "records", "decision log (EVE-like JSON lines): - for stdout (journald), or a file", true, strVal{&c.LogFile, nil}},
+		{"log.max_size", "log-max-size", "rotate the log file at this size (0: never)", true, sizeVal{p: &c.LogMaxSize, max: 1 << 40}},
+		{"log.keep", "log-keep", "rotated log files kept", true, intVal{p: &c.LogKeep, max: 1000}},
+		{"metrics.listen", "metrics", "Prometheus /metrics address (empty: off)", false, strVal{&c.MetricsListen, hostPortOrEmpty}},
+		{"status.socket", "status-socket", "unix socket of status and reload (empty: off)", false, strVal{&c.StatusSocket, absPathOrEmpty}},
+		{"webhooks.urls", "webhook", "URLs that get a JSON POST on ban, unban and host turned p2p", true, strList{&c.Webhooks, httpURL}},
+		{"webhooks.timeout", "webhook-timeout", "time allowed for one POST", true, durVal{p: &c.WebhookTimeout, min: 100 * time.Millisecond, max: time.Minute}},
+		{"webhooks.retries", "webhook-retries", "retries of a failed POST, with doubling backoff", true, intVal{p: &c.WebhookRetries, max: 10}},
+		{"webhooks.queue", "webhook-queue", "notices waiting to be sent; more are dropped and counted", false, intVal{p: &c.WebhookQueue, min: 1, max: 1 << 20}},
+		{"audit.dir", "audit-dir", "directory of the audit capture: the first packets of every p2p flow (empty: off)", false, strVal{&c.AuditDir, absPathOrEmpty}},
+		{"audit.packets", "audit-packets", "packets kept of each p2p flow", true, intVal{p: &c.AuditPackets, min: 1, max: 1024}},
+		{"audit.max_size", "audit-max-size", "rotate the audit capture at this size", true, sizeVal{p: &c.AuditMaxSize, min: 1 << 16, max: 1 << 40}},
+		{"audit.keep", "audit-keep", "rotated audit captures kept", true, intVal{p: &c.AuditKeep, max: 1000}},
+	}
+}
+
+// MaxBan bounds ban durations: a year.
+const MaxBan = 365 * 24 * time.Hour
+
+// Check reports problems between options, one error per problem, each
+// naming its key.
+func (c *Config) Check() []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &Problem{Key: key, Msg: fmt.Sprintf(format, a...)})
+	}
+	switch {
+	case len(c.Bridge) == 0 && c.Monitor == "":
+		bad("interfaces", "give either interfaces.bridge (two ports) or interfaces.monitor (--bridge or --monitor)")
+	case len(c.Bridge) > 0 && c.Monitor != "":
+		bad("interfaces", "interfaces.bridge and interfaces.monitor are both set; give one")
+	case len(c.Bridge) > 0 && (len(c.Bridge) != 2 || c.Bridge[0] == c.Bridge[1]):
+		bad("interfaces.bridge", "want two different ports, got %q", strings.Join(c.Bridge, ","))
+	}
+	if c.P2PAt != 0 && c.NormalAt != 0 && c.NormalAt >= c.P2PAt {
+		bad("classifier.normal_threshold", "%g is not under classifier.p2p_threshold %g", c.NormalAt, c.P2PAt)
+	}
+	if c.LogFile != "-" && c.LogFile != "" && !filepath.IsAbs(c.LogFile) && strings.ContainsRune(c.LogFile, 0) {
+		bad("log.file", "not a path")
+	}
+	return errs
+}
+
+// Problem is one bad setting, by key.
+type Problem struct {
+	Key  string
+	Line int // in the file; 0 for a flag or a check between options
+	Msg  string
+}
+
+func (p *Problem) Error() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s (line %d): %s", p.Key, p.Line, p.Msg)
+	}
+	return p.Key + ": " + p.Msg
+}
+
+// Flags binds every option to a flag of fs, on c's fields.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	for _, o := range c.Options() {
+		fs.Var(o.val, o.Flag, o.Help)
+	}
+}
+
+// Load reads path over the defaults, then applies the flags the command
+// line set (set, in the order given), so flags override the file. All
+// problems come back, one per key.
+func Load(path string, set [][2]string) (*Config, []error) {
+	c := Default()
+	var errs []error
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, []error{fmt.Errorf("config: %w", err)}
+		}
+		errs = c.decode(b)
+		if len(errs) == 1 && errs[0].(*Problem).Key == "(file)" {
+			return nil, errs // not YAML: nothing else to say
+		}
+	}
+	byFlag := map[string]value{}
+	for _, o := range c.Options() {
+		byFlag[o.Flag] = o.val
+	}
+	for _, kv := range set {
+		if v, ok := byFlag[kv[0]]; ok {
+			if err := v.Set(kv[1]); err != nil {
+				errs = append(errs, &Problem{Key: "--" + kv[0], Msg: err.Error()})
+			}
+		}
+	}
+	return c, append(errs, c.Check()...)
+}
+
+// RestartOnly reports the restart-only keys whose values differ between c
+// and n: a reload keeps their running values and says so.
+func (c *Config) RestartOnly(n *Config) []string {
+	var keys []string
+	co, no := c.Options(), n.Options()
+	for i := range co {
+		if !co[i].Reload && co[i].val.String() != no[i].val.String() {
+			keys = append(keys, co[i].Key)
+		}
+	}
+	return keys
+}
+
+// KeepRestartOnly copies c's restart-only values into n.
+func (c *Config) KeepRestartOnly(n *Config) {
+	co, no := c.Options(), n.Options()
+	for i := range co {
+		if !co[i].Reload {
+			if err := no[i].val.Set(co[i].val.String()); err != nil {
+				panic(fmt.Sprintf("config: %s: the running value %q does not parse: %v", co[i].Key, co[i].val.String(), err))
+			}
+		}
+	}
+}
+
+func ifname(s string) error {
+	if s == "" || len(s) >= 16 || strings.ContainsAny(s, "/ \t,:") {
+		return fmt.Errorf("%q is not an interface name", s)
+	}
+	return nil
+}
+
+func ifnameOrEmpty(s string) error {
+	if s == "" {
+		return nil
+	}
+	return ifname(s)
+}
+
+func absPath(s string) error {
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q: want an absolute path", s)
+	}
+	return nil
+}
+
+func absPathOrEmpty(s string) error {
+	if s == "" {
+		return nil
+	}
+	return absPath(s)
+}
+
+func hostPortOrEmpty(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	return nil
+}
+
+func httpURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}
+
+func mustPrefixes(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		out[i] = netip.MustParsePrefix(p)
+	}
+	return out
+}
+
+// Join makes one error of problems, one line each.
+func Join(errs []error) error { return errors.Join(errs...) }
+
+// FlagNames lists every option's flag, for callers that reject unknown ones.
+func FlagNames() []string {
+	var out []string
+	for _, o := range Default().Options() {
+		out = append(out, o.Flag)
+	}
+	slices.Sort(out)
+	return out
+}
