@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/swarmguard/swarmguard/internal/config"
+	"github.com/swarmguard/swarmguard/cmd/internal/config"
 )
 
 //go:generate sh -c "go run . config reference > ../../docs/CONFIG.md"

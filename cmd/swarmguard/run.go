@@ -15,7 +15,7 @@ import (
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/dataplane/live"
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
-	"github.com/swarmguard/swarmguard/internal/config"
+	"github.com/swarmguard/swarmguard/cmd/internal/config"
 	"github.com/swarmguard/swarmguard/shard"
 )
 
