@@ -201,6 +201,21 @@ func (o *Objects) BypassOf(k FlowKey) (BypassStats, error) {
 	return BypassStats{Action: Action(v.Action), Packets: v.Packets, Bytes: v.Bytes, LastSeenMonotone: v.LastNs}, nil
 }
 
+// RangeBypass calls fn for every flow in the bypass map with its action
+// (a reload revisits drop entries).
+func (o *Objects) RangeBypass(fn func(k FlowKey, a Action)) error {
+	var k FlowKey
+	var v xdpBypassVal
+	it := o.objs.Bypass.Iterate()
+	for it.Next(&k, &v) {
+		fn(k, Action(v.Action))
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("bypass: iterate: %w", err)
+	}
+	return nil
+}
+
 // SetPeerPort makes in's packets forwarded by the kernel leave through out.
 func (o *Objects) SetPeerPort(in, out int) error {
 	if err := o.objs.PeerPort.Put(uint32(in), uint32(out)); err != nil {

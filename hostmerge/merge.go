@@ -123,6 +123,13 @@ func NewMerger(c Config) *Merger {
 // Hosts is the number of hosts the merger keeps.
 func (m *Merger) Hosts() int { return m.nhosts }
 
+// SetModel changes the host model from the next merge on.
+func (m *Merger) SetModel(md *classifier.Model) { m.cfg.Model = md }
+
+// Predicted is the number of peers predicted from discovery answers that
+// are still within their TTL.
+func (m *Merger) Predicted() int { return m.npred }
+
 // Snapshot returns the latest published snapshot. Safe from any goroutine.
 func (m *Merger) Snapshot() *Snapshot { return m.snap.Load() }
 

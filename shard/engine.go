@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/hostmerge"
 )
 
@@ -52,7 +53,8 @@ type tickLink struct {
 	seen   int64        // worker side: the tick last served
 	done   chan handover
 	spare  chan *hostmerge.Delta
-	merger *hostmerge.Merger // whose snapshot Poll reads
+	merger *hostmerge.Merger                // whose snapshot Poll reads
+	model  atomic.Pointer[classifier.Model] // a new model for Poll to take (SetModel)
 }
 
 // NewEngine makes the workers and the merger. The model must be set.
@@ -106,6 +108,9 @@ func (w *Worker) Poll() {
 			l.seen = at
 		default:
 		}
+	}
+	if m := l.model.Load(); m != nil && m != w.model {
+		w.model = m
 	}
 	w.snap = l.merger.Snapshot()
 	if w.snap.Gen != w.snapGen {
@@ -199,6 +204,25 @@ func (e *Engine) Stats() (Stats, TableStats) {
 		t.add(&e.stats[i].table)
 	}
 	return s, t
+}
+
+// SetModel changes the scoring model (a reload): each worker takes it at
+// its next Poll, the merger at once. Flows keep their state; labels already
+// final stay, the rest are scored with m from then on. Only the clock's
+// goroutine may call it.
+func (e *Engine) SetModel(m *classifier.Model) {
+	e.merger.SetModel(m)
+	for _, w := range e.workers {
+		if w.link != nil {
+			w.link.model.Store(m)
+		}
+	}
+}
+
+// WorkerStats is worker i's counters as of its last hand-over. Only the
+// clock's goroutine may call it.
+func (e *Engine) WorkerStats(i int) (Stats, TableStats) {
+	return e.stats[i].worker, e.stats[i].table
 }
 
 // Flush ends a replay at time now: every worker hands every flow left in

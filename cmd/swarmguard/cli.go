@@ -14,6 +14,8 @@ var synopsis = map[string]string{
 	"run":              "[--config FILE] [flags]",
 	"bans":             "list | show IP | add IP | del IP | flush  [flags]",
 	"config":           "check [FILE] | default [run flags] | reference | man",
+	"status":           "[--json] [--socket PATH]",
+	"reload":           "[--socket PATH]",
 	"bench accuracy":   "[flags]",
 	"bench banlatency": "[flags] RECORDS IP[,IP...]",
 	"bench compare":    "[flags]",

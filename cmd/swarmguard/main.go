@@ -18,8 +18,10 @@ commands:
                        classify pcap/pcapng files; JSON lines on stdout, summary on stderr
   run [--config FILE] --bridge IF_A,IF_B | --monitor IF [flags]
                        live AF_XDP dataplane: classify, drop, ban (root)
-  bans list|add IP|del IP|flush [--pin DIR] [--for DURATION]
-                       read and edit the pinned ban map (root)
+  bans list|show IP|add IP|del IP|flush [--pin DIR] [--for DURATION]
+                       the bans: why each was set, until when; add and remove (root)
+  status [--json]      the running dataplane: ports, rates, flows, bans, fail-open, last decisions (root)
+  reload               re-read the configuration file and weights of the running dataplane (root)
   config check [FILE] | default | reference | man
                        validate a configuration; print the defaults, the key reference, the man page
   bench train [flags]  fit the model weights from labelled captures
@@ -85,6 +87,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdBans(args[1:], stdout, stderr)
 	case "config":
 		return cmdConfig(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

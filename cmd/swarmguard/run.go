@@ -13,15 +13,15 @@ import (
 	"time"
 
 	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/cmd/internal/config"
 	"github.com/swarmguard/swarmguard/dataplane/live"
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
-	"github.com/swarmguard/swarmguard/cmd/internal/config"
 	"github.com/swarmguard/swarmguard/shard"
 )
 
 // cmdRun runs the live dataplane until SIGINT or SIGTERM; SIGHUP reloads.
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	c, path, err := loadRunConfig(args, stderr)
+	c, path, set, err := loadRunConfig(args, stderr)
 	if err != nil {
 		return err
 	}
@@ -32,52 +32,38 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if os.Geteuid() != 0 {
 		return &exitError{code: 2, err: errors.New("run: needs root (XDP, AF_XDP and bpffs)")}
 	}
-	cfg.Log = stderr
-	cfg.Records = stdout
-	if c.LogFile != "-" {
-		f, err := os.OpenFile(c.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("run: records: %w", err)}
-		}
-		defer f.Close()
-		cfg.Records = f
-	}
-	_ = path
-	r, err := live.Start(cfg)
+	svc, err := startService(c, path, set, cfg, stdout, stderr)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("run: %w", err)}
 	}
-	sig := make(chan os.Signal, 2)
-	// SIGHUP used to kill the dataplane (the program stayed attached and the
-	// bridge failed open): it is caught and, until reload exists, ignored.
+	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	fmt.Fprintf(stderr, "swarmguard: running; SIGINT or SIGTERM stops\n")
+	fmt.Fprintf(stderr, "swarmguard: running; SIGINT or SIGTERM stops, SIGHUP reloads\n")
+	notifySystemd("READY=1\nSTATUS=forwarding and classifying")
 	for s := range sig {
 		if s != syscall.SIGHUP {
 			break
 		}
-		fmt.Fprintf(stderr, "swarmguard: SIGHUP: reload is not supported yet; the running configuration stays\n")
+		svc.reload("SIGHUP")
 	}
 	signal.Stop(sig)
-	r.Stop()
-	st := r.Stats()
-	fmt.Fprintf(stderr, "swarmguard: stopped: %d packets in workers, %d forwarded by workers, kernel %v, %d decisions, %d bans\n",
-		st.Worker.Packets, st.TxFrames, kernelCounters(st.Kernel), st.Decisions, st.Bans)
-	return nil
+	notifySystemd("STOPPING=1")
+	return svc.stop()
 }
 
 // loadRunConfig reads run's configuration: the file (--config, or the
 // default path when it exists) under the flags the line sets. Every problem
 // is reported, one line each, before any system access.
-func loadRunConfig(args []string, stderr io.Writer) (*config.Config, string, error) {
+// It returns the file read ("" for none) and the flags set, for reloads.
+func loadRunConfig(args []string, stderr io.Writer) (*config.Config, string, [][2]string, error) {
 	fs := newFlagSet("run")
 	path := fs.String("config", "", "configuration file (default "+config.DefaultPath+" when it exists)")
 	config.Default().Flags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, "", usageErr("run: takes no arguments, got %q (see -h)", fs.Arg(0))
+		return nil, "", nil, usageErr("run: takes no arguments, got %q (see -h)", fs.Arg(0))
 	}
 	var set [][2]string
 	fs.Visit(func(f *flag.Flag) {
@@ -93,9 +79,9 @@ func loadRunConfig(args []string, stderr io.Writer) (*config.Config, string, err
 	}
 	c, errs := config.Load(file, set)
 	if len(errs) > 0 {
-		return nil, "", usageErr("run: %v", problems(file, errs))
+		return nil, "", nil, usageErr("run: %v", problems(file, errs))
 	}
-	return c, file, nil
+	return c, file, set, nil
 }
 
 // problems makes one error of a configuration's problems; the first says
@@ -167,28 +153,31 @@ func cmdBans(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bans")
 	pin := fs.String("pin", bpf.DefaultPinPath, "bpffs directory of the pinned ban map")
 	dur := fs.Duration("for", live.DefaultBanFor, "ban duration (add)")
+	sock := fs.String("socket", config.Default().StatusSocket, "control socket of the running swarmguard (list, show: why each ban was set)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	a := fs.Args()
 	if len(a) == 0 {
-		return usageErr("bans: want list, add IP, del IP or flush")
+		return usageErr("bans: want list, show IP, add IP, del IP or flush")
 	}
 	// Usage errors before any system access.
+	var addr netip.Addr
 	switch a[0] {
 	case "list", "flush":
 		if len(a) != 1 {
 			return usageErr("bans %s: takes no argument", a[0])
 		}
-	case "add", "del":
+	case "add", "del", "show":
 		if len(a) != 2 {
 			return usageErr("bans %s: want one IP address", a[0])
 		}
-		if _, err := netip.ParseAddr(a[1]); err != nil {
+		var err error
+		if addr, err = netip.ParseAddr(a[1]); err != nil {
 			return usageErr("bans %s: %q is not an IP address", a[0], a[1])
 		}
 	default:
-		return usageErr("bans: unknown action %q (list, add, del, flush)", a[0])
+		return usageErr("bans: unknown action %q (list, show, add, del, flush)", a[0])
 	}
 	if *dur <= 0 || *dur > config.MaxBan {
 		return usageErr("bans: --for %v: want more than 0 and at most %v", *dur, config.MaxBan)
@@ -196,51 +185,62 @@ func cmdBans(args []string, stdout, stderr io.Writer) error {
 	if os.Geteuid() != 0 {
 		return &exitError{code: 2, err: errors.New("bans: needs root (bpffs)")}
 	}
+	if a[0] == "list" || a[0] == "show" {
+		only := ""
+		if a[0] == "show" {
+			only = addr.Unmap().String()
+		}
+		// The running service knows why; the map alone only knows until when.
+		if rep, err := ask(*sock, "bans"); err == nil {
+			printBans(stdout, rep.Bans, only)
+			return nil
+		}
+	}
 	bans, err := bpf.OpenBans(*pin)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer bans.Close()
-	ip := func() (netip.Addr, error) {
-		if len(a) != 2 {
-			return netip.Addr{}, usageErr("bans %s: want one IP address", a[0])
-		}
-		addr, err := netip.ParseAddr(a[1])
-		if err != nil {
-			return addr, usageErr("bans %s: %q is not an IP address", a[0], a[1])
-		}
-		return addr, nil
-	}
 	switch a[0] {
-	case "list":
+	case "list", "show":
+		list, err := bansFromMap(bans)
+		if err != nil {
+			return err
+		}
+		only := ""
+		if a[0] == "show" {
+			only = addr.Unmap().String()
+		}
+		printBans(stdout, list, only)
+	case "add":
+		if err := bans.Add(addr, bpf.Monotonic()+uint64(*dur)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "banned %s until %s (%v)\n", addr, time.Now().Add(*dur).Format(time.RFC3339), *dur)
+	case "del":
 		list, err := bans.List()
 		if err != nil {
 			return err
 		}
-		now := bpf.Monotonic()
-		for addr, exp := range list {
-			left := time.Duration(0)
-			if exp > now {
-				left = time.Duration(exp - now)
+		if _, ok := list[addr.Unmap()]; !ok {
+			if _, ok := list[addr]; !ok {
+				fmt.Fprintf(stdout, "%s was not banned\n", addr)
+				return nil
 			}
-			fmt.Fprintf(stdout, "%s\t%s\n", addr, left.Round(time.Second))
 		}
-	case "add":
-		addr, err := ip()
-		if err != nil {
+		if err := bans.Del(addr); err != nil {
 			return err
 		}
-		return bans.Add(addr, bpf.Monotonic()+uint64(*dur))
-	case "del":
-		addr, err := ip()
-		if err != nil {
-			return err
-		}
-		return bans.Del(addr)
+		fmt.Fprintf(stdout, "unbanned %s\n", addr)
 	case "flush":
-		return bans.Flush()
-	default:
-		return usageErr("bans: unknown action %q (list, add, del, flush)", a[0])
+		list, err := bans.List()
+		if err != nil {
+			return err
+		}
+		if err := bans.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %d bans\n", len(list))
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,6 +70,28 @@ func detach(l link.Link) error {
 		return fmt.Errorf("detach XDP: %w", err)
 	}
 	return nil
+}
+
+// xdpMode says how the kernel runs the XDP program on a port: native
+// (driver), generic (skb), offload, or none.
+func xdpMode(ifindex int) (string, error) {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return "", fmt.Errorf("XDP mode: %w", err)
+	}
+	x := l.Attrs().Xdp
+	if x == nil || !x.Attached {
+		return "none", nil
+	}
+	switch x.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		return "native", nil
+	case nl.XDP_ATTACHED_SKB:
+		return "generic", nil
+	case nl.XDP_ATTACHED_HW:
+		return "offload", nil
+	}
+	return fmt.Sprintf("mode %d", x.AttachMode), nil
 }
 
 // rxQueues counts a port's rx queues from sysfs.

@@ -55,6 +55,12 @@ type Config struct {
 	Records io.Writer
 	// Log receives one-line operational messages; nil discards them.
 	Log io.Writer
+	// Notify, when set, gets every ban, unban, host and failopen event
+	// from the control goroutine; it must not block (webhooks queue).
+	Notify func(*Event)
+	// OnRecord, when set, sees every flow record after it is logged, from
+	// the control goroutine; it must not block.
+	OnRecord func(*Record)
 }
 
 // Defaults.

@@ -10,14 +10,72 @@ import (
 	"github.com/swarmguard/swarmguard/shard"
 )
 
-// Record is a live decision record: the classify flow record plus when it
-// was decided, what was done, and whom it banned.
+// Record is a live decision record (event_type "flow"): the classify flow
+// record plus when it was decided, what was done, and whom it banned.
 type Record struct {
-	Time  string `json:"time"`
-	Start string `json:"start"` // the flow's first packet
+	Time      string `json:"time"`
+	EventType string `json:"event_type"`
+	FlowID    uint64 `json:"flow_id"`
+	Start     string `json:"start"` // the flow's first packet
 	shard.FlowRecord
 	Action string `json:"action"`
 	Ban    string `json:"ban,omitempty"`
+	// BanExpires is when the ban ends (RFC 3339).
+	BanExpires string `json:"ban_expires,omitempty"`
+}
+
+// Event is a record of the decision log other than a flow's: a ban, an
+// unban, a host turned p2p, the kernel failing open. Notices (webhooks)
+// get the same events.
+type Event struct {
+	Time      string              `json:"time"`
+	EventType string              `json:"event_type"` // ban, unban, host, failopen
+	Host      string              `json:"host,omitempty"`
+	Peer      string              `json:"peer,omitempty"`    // ban: the local end of the flow that proved it
+	FlowID    uint64              `json:"flow_id,omitempty"` // ban: the flow that proved it
+	Label     string              `json:"label,omitempty"`
+	P         float64             `json:"p,omitempty"`
+	Reasons   []classifier.Reason `json:"reasons,omitempty"`
+	Expires   string              `json:"ban_expires,omitempty"`
+	Reason    string              `json:"reason,omitempty"`  // unban: expired; failopen: why
+	Packets   uint64              `json:"packets,omitempty"` // failopen: packets the kernel forwarded itself
+}
+
+// Event types.
+const (
+	EvFlow     = "flow"
+	EvBan      = "ban"
+	EvUnban    = "unban"
+	EvHost     = "host"
+	EvFailOpen = "failopen"
+)
+
+// flowID names one flow of the log: its key and first packet time, hashed
+// (FNV-1a), the same for both directions.
+func flowID(f *shard.Flow) uint64 {
+	k := kernelKey(&f.Key)
+	h := uint64(14695981039346656037)
+	mix := func(b []byte) {
+		for _, c := range b {
+			h = (h ^ uint64(c)) * 1099511628211
+		}
+	}
+	mix(k.Lo[:])
+	mix(k.Hi[:])
+	for _, x := range []uint64{uint64(k.LoPort), uint64(k.HiPort), uint64(k.PathLo), uint64(k.Proto), uint64(k.PathHi), uint64(f.First)} {
+		for i := 0; i < 8; i++ {
+			mix([]byte{byte(x >> (8 * i))})
+		}
+	}
+	return h
+}
+
+// topReasons keeps the first n reasons (they come sorted by weight).
+func topReasons(rs []classifier.Reason, n int) []classifier.Reason {
+	if len(rs) > n {
+		return rs[:n]
+	}
+	return rs
 }
 
 // Actions in records.
@@ -34,7 +92,8 @@ func (r *Runner) apply(d *decision) {
 	f := &d.flow
 	lo, hi := f.Key.Endpoint(0), f.Key.Endpoint(1)
 	k := kernelKey(&f.Key)
-	rec := Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Start: time.Unix(0, f.First).UTC().Format(time.RFC3339Nano), FlowRecord: shard.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
+	now := time.Now().UTC()
+	rec := Record{Time: now.Format(time.RFC3339Nano), EventType: EvFlow, FlowID: flowID(f), Start: time.Unix(0, f.First).UTC().Format(time.RFC3339Nano), FlowRecord: shard.NewFlowRecord("", f, r.cfg.Model, &d.host, true)}
 	rec.SetOuter(d.outer)
 	normal := bpf.Forward
 	if r.cfg.Monitor != "" {
@@ -61,21 +120,38 @@ func (r *Runner) apply(d *decision) {
 		// single spoofed packet can get anybody banned; and only a peer
 		// flow: a tracker's or DHT node's server is not a peer.
 		if f.Answered() && classifier.PeerFlow(&f.FlowState) {
-			if target, ok := r.banTarget(f, lo, hi); ok {
+			if target, peer, ok := r.banTarget(f, lo, hi); ok {
 				if err := r.objs.Ban(target, bpf.Monotonic()+uint64(r.cfg.BanFor)); err != nil {
 					r.count(func(s *Stats) { s.BanErrors++ })
 					r.errs.log(r.cfg.Log, "ban", err)
 				} else {
-					rec.Action, rec.Ban = ActBan, target.String()
+					exp := now.Add(r.cfg.BanFor).Format(time.RFC3339)
+					rec.Action, rec.Ban, rec.BanExpires = ActBan, target.String(), exp
 					r.count(func(s *Stats) { s.Bans++ })
+					r.event(&Event{Time: rec.Time, EventType: EvBan, Host: target.String(), Peer: peer.String(), FlowID: rec.FlowID,
+						Label: rec.Label, P: rec.P, Reasons: topReasons(rec.Reasons, 3), Expires: exp})
 				}
 			}
 		}
 	}
-	r.count(func(s *Stats) { s.Decisions++ })
+	r.count(func(s *Stats) { s.Decisions++; s.ByLabel[f.Label]++ })
 	if err := r.enc.Encode(&rec); err != nil {
 		r.count(func(s *Stats) { s.RecordErrors++ })
 		r.errs.log(r.cfg.Log, "records", err)
+	}
+	if r.cfg.OnRecord != nil {
+		r.cfg.OnRecord(&rec)
+	}
+}
+
+// event writes a non-flow event to the log and hands it to Notify.
+func (r *Runner) event(e *Event) {
+	if err := r.enc.Encode(e); err != nil {
+		r.count(func(s *Stats) { s.RecordErrors++ })
+		r.errs.log(r.cfg.Log, "records", err)
+	}
+	if r.cfg.Notify != nil {
+		r.cfg.Notify(e)
 	}
 }
 
@@ -108,7 +184,8 @@ func (r *Runner) allowed(a, b netip.AddrPort) bool {
 // banTarget picks whom a p2p flow bans: its remote peer (the endpoint
 // outside the local networks), or with BanLocal its local host. When both
 // or neither endpoint is local, the responder is the remote peer.
-func (r *Runner) banTarget(f *shard.Flow, lo, hi netip.AddrPort) (netip.Addr, bool) {
+// The other end comes back as well: the peer the target talked to.
+func (r *Runner) banTarget(f *shard.Flow, lo, hi netip.AddrPort) (target, other netip.Addr, ok bool) {
 	loLocal, hiLocal := inAny(lo.Addr(), r.cfg.Local), inAny(hi.Addr(), r.cfg.Local)
 	local, remote := lo.Addr(), hi.Addr()
 	switch {
@@ -122,12 +199,12 @@ func (r *Runner) banTarget(f *shard.Flow, lo, hi netip.AddrPort) (netip.Addr, bo
 		}
 		local, remote = init.Addr(), resp.Addr()
 	}
-	t := remote
+	t, o := remote, local
 	if r.cfg.BanLocal {
-		t = local
+		t, o = local, remote
 	}
 	if inAny(t, r.cfg.AllowNets) {
-		return t, false
+		return t, o, false
 	}
-	return t, true
+	return t, o, true
 }

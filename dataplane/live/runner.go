@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +41,17 @@ type Stats struct {
 	Lost      uint64 // decisions dropped because the queue was full
 	Late      uint64 // ticks at which a worker had not handed its host delta over in time
 	// The kernel's AF_XDP socket counters (XDP_STATISTICS), summed over the
-	// sockets: frames dropped on the way to a worker (CPU starvation shows here).
-	XSKRxDropped, XSKRxRingFull, XSKFillEmpty uint64
+	// sockets: frames dropped on the way to a worker (CPU starvation shows
+	// here), and transmits that found the tx ring empty.
+	XSKRxDropped, XSKRxRingFull, XSKFillEmpty, XSKTxEmpty, XSKInvalid uint64
+	// Workers are the per-queue counters, in queue order.
+	Workers     []WorkerStats
+	Predicted   int                         // peers predicted from discovery answers, within their TTL
+	ByLabel     [classifier.Scan + 1]uint64 // final decisions by label
+	BansExpired uint64                      // bans removed at their expiry
+	Snapshot    time.Time                   // when the host snapshot was last published
+	Heartbeat   time.Time                   // the last heartbeat the kernel took
+	Started     time.Time
 	// Control-path failures, each also logged (at most once per
 	// errorLogEvery for each kind) with its cause.
 	HeartbeatErrors uint64 // heartbeat writes that failed: the kernel fails open once it is stale
@@ -50,6 +61,15 @@ type Stats struct {
 	ReconcileErrors uint64 // expired-ban clean-ups that failed
 	FillErrors      uint64 // frames the fill ring did not take (kept for the next fill)
 	KickErrors      uint64 // transmit kicks the kernel refused
+}
+
+// WorkerStats is one queue's worker: its sockets' frames and its engine's
+// counters as of its last hand-over.
+type WorkerStats struct {
+	Queue                      int
+	RxFrames, TxFrames, TxFull uint64
+	Engine                     shard.Stats
+	Flows                      shard.TableStats
 }
 
 // decision is a flow whose label just became final, copied off the packet path.
@@ -98,6 +118,12 @@ type Runner struct {
 	harness   Harness    // a benchmark mode (StartHarness); zero in service
 	affinity  chan error // workers that could not be pinned to their CPU, for the control loop to log
 	errs      errorLog
+	reconf    chan reconf
+	// monitorOnly is the policy's MonitorOnly for the workers, which read
+	// it per frame; a reload sets it.
+	monitorOnly atomic.Bool
+	hostGen     uint64 // snapshot generation whose turns were logged
+	failOpen    uint64 // kernel fail-open packets already logged
 }
 
 // ErrNoInterface wraps a missing port.
@@ -126,7 +152,9 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, harness: h, decisions: make(chan decision, 4096)}
+	r := &Runner{cfg: cfg, harness: h, decisions: make(chan decision, 4096), reconf: make(chan reconf)}
+	r.monitorOnly.Store(cfg.MonitorOnly)
+	r.stats.Started = time.Now()
 	for _, name := range cfg.ports() {
 		ifi, err := net.InterfaceByName(name)
 		if err != nil {
@@ -167,10 +195,10 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 	if err := objs.TouchBans(); err != nil {
 		return fail(err)
 	}
-	if n, err := r.reconcileBans(); err != nil {
+	if gone, err := r.reconcileBans(); err != nil {
 		return fail(err)
-	} else if n > 0 {
-		fmt.Fprintf(cfg.Log, "swarmguard: removed %d expired bans left by a previous run\n", n)
+	} else if len(gone) > 0 {
+		fmt.Fprintf(cfg.Log, "swarmguard: removed %d expired bans left by a previous run\n", len(gone))
 	}
 	for i, p := range r.ports {
 		if err := objs.SetPortBase(p.Index, i*(bpf.MaxSockets/2)); err != nil {
@@ -258,7 +286,7 @@ func (r *Runner) loop(q *qworker) {
 			}
 			for i, d := range q.descs[:n] {
 				frame, v := frames[i], verdicts[i]
-				if out != nil && (v == shard.Pass || r.cfg.MonitorOnly) {
+				if out != nil && (v == shard.Pass || r.monitorOnly.Load()) {
 					if a, buf, ok := out.TxFrame(); ok {
 						copy(buf, frame)
 						out.Send(a, d.Len)
@@ -306,6 +334,9 @@ func (r *Runner) control() {
 		select {
 		case d := <-r.decisions:
 			r.apply(&d)
+		case c := <-r.reconf:
+			ch, err := r.applyPolicy(c.p)
+			c.done <- result{ch, err}
 		case now := <-tick.C:
 			if r.stopping.Load() {
 				return
@@ -314,12 +345,20 @@ func (r *Runner) control() {
 				// Loud: the kernel fails open once the heartbeat is stale.
 				r.count(func(s *Stats) { s.HeartbeatErrors++ })
 				r.errs.log(r.cfg.Log, "heartbeat", fmt.Errorf("%w (the kernel forwards everything itself after --fail-open %v)", err, r.cfg.FailOpen))
+			} else {
+				r.count(func(s *Stats) { s.Heartbeat = now })
 			}
 			r.tick(now)
+			r.tickEvents(now)
 			if now.Sub(lastExpire) > time.Minute {
-				if _, err := r.reconcileBans(); err != nil {
+				gone, err := r.reconcileBans()
+				if err != nil {
 					r.count(func(s *Stats) { s.ReconcileErrors++ })
 					r.errs.log(r.cfg.Log, "reconcile bans", err)
+				}
+				r.count(func(s *Stats) { s.BansExpired += uint64(len(gone)) })
+				for _, a := range gone {
+					r.event(&Event{Time: now.UTC().Format(time.RFC3339Nano), EventType: EvUnban, Host: a.String(), Reason: "expired"})
 				}
 				lastExpire = now
 			}
@@ -353,7 +392,8 @@ func (r *Runner) tick(now time.Time) {
 		r.errs.log(r.cfg.Log, "kernel counters", err)
 	}
 	var xs unix.XDPStatistics
-	for _, q := range r.workers {
+	workers := make([]WorkerStats, len(r.workers))
+	for i, q := range r.workers {
 		for _, s := range q.socks {
 			st, err := s.Statistics()
 			if err != nil {
@@ -363,8 +403,14 @@ func (r *Runner) tick(now time.Time) {
 			xs.Rx_dropped += st.Rx_dropped
 			xs.Rx_ring_full += st.Rx_ring_full
 			xs.Rx_fill_ring_empty_descs += st.Rx_fill_ring_empty_descs
+			xs.Tx_ring_empty_descs += st.Tx_ring_empty_descs
+			xs.Rx_invalid_descs += st.Rx_invalid_descs + st.Tx_invalid_descs
 		}
+		w := &workers[i]
+		w.Queue, w.RxFrames, w.TxFrames, w.TxFull = q.id, q.rx.Load(), q.tx.Load(), q.full.Load()
+		w.Engine, w.Flows = r.engine.WorkerStats(i)
 	}
+	snap := r.engine.Merger().Snapshot()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Worker, r.stats.Flows = ws, fs
@@ -376,8 +422,14 @@ func (r *Runner) tick(now time.Time) {
 		r.stats.Kernel = k
 	}
 	r.stats.Hosts = r.engine.Merger().Hosts()
+	r.stats.Predicted = r.engine.Merger().Predicted()
+	if snap != nil && snap.Gen > 0 {
+		r.stats.Snapshot = time.Unix(0, snap.Time)
+	}
+	r.stats.Workers = workers
 	r.stats.Lost = r.lost.Load()
 	r.stats.XSKRxDropped, r.stats.XSKRxRingFull, r.stats.XSKFillEmpty = xs.Rx_dropped, xs.Rx_ring_full, xs.Rx_fill_ring_empty_descs
+	r.stats.XSKTxEmpty, r.stats.XSKInvalid = xs.Tx_ring_empty_descs, xs.Rx_invalid_descs
 }
 
 // errorLogEvery bounds how often one kind of control-path failure is logged.
@@ -416,7 +468,74 @@ func (e *errorLog) log(w io.Writer, what string, err error) {
 func (r *Runner) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.stats
+	s := r.stats
+	s.Workers = slices.Clone(s.Workers)
+	return s
+}
+
+// Port is one attached port and how the XDP program runs on it.
+type Port struct {
+	Name, Mode string
+	Queues     int
+}
+
+// Ports lists the attached ports with their XDP mode as the kernel
+// reports it now.
+func (r *Runner) Ports() []Port {
+	out := make([]Port, len(r.ports))
+	for i, p := range r.ports {
+		mode, err := xdpMode(p.Index)
+		if err != nil {
+			mode = "unknown"
+		}
+		out[i] = Port{Name: p.Name, Mode: mode, Queues: len(r.workers)}
+	}
+	return out
+}
+
+// Ban is one ban of the kernel map.
+type Ban struct {
+	Addr    netip.Addr
+	Expires time.Time
+}
+
+// Bans lists the bans in the kernel map that have not expired.
+func (r *Runner) Bans() ([]Ban, error) {
+	list, err := r.objs.BanList()
+	if err != nil {
+		return nil, err
+	}
+	mono, wall := bpf.Monotonic(), time.Now()
+	var out []Ban
+	for a, exp := range list {
+		if exp > mono {
+			out = append(out, Ban{Addr: a, Expires: wall.Add(time.Duration(exp - mono))})
+		}
+	}
+	return out, nil
+}
+
+// BansActive counts the bans in the kernel map that have not expired.
+func (r *Runner) BansActive() (int, error) {
+	bans, err := r.objs.BanList()
+	if err != nil {
+		return 0, err
+	}
+	now, n := bpf.Monotonic(), 0
+	for _, exp := range bans {
+		if exp > now {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Config returns the configuration the runner runs with (defaults filled;
+// the policy as last reconfigured).
+func (r *Runner) Config() Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
 }
 
 // Stop stops the workers, applies the decisions still queued, detaches
@@ -429,6 +548,9 @@ func (r *Runner) Stop() error {
 		select {
 		case d := <-r.decisions:
 			r.apply(&d)
+		case c := <-r.reconf:
+			ch, err := r.applyPolicy(c.p)
+			c.done <- result{ch, err}
 			continue
 		default:
 		}
@@ -469,22 +591,45 @@ func (r *Runner) close() error {
 	return first
 }
 
-// reconcileBans removes expired bans (a previous run's or this run's).
-func (r *Runner) reconcileBans() (int, error) {
+// reconcileBans removes expired bans (a previous run's or this run's) and
+// returns whom it unbanned.
+func (r *Runner) reconcileBans() ([]netip.Addr, error) {
 	bans, err := r.objs.BanList()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	now, n := bpf.Monotonic(), 0
+	now := bpf.Monotonic()
+	var gone []netip.Addr
 	for a, exp := range bans {
 		if exp <= now {
 			if err := r.objs.Unban(a); err != nil {
-				return n, fmt.Errorf("remove expired ban: %w", err)
+				return gone, fmt.Errorf("remove expired ban: %w", err)
 			}
-			n++
+			gone = append(gone, a)
 		}
 	}
-	return n, nil
+	return gone, nil
+}
+
+// tickEvents logs what the tick saw besides flows: hosts that turned p2p
+// in the new snapshot, and packets the kernel forwarded itself because the
+// heartbeat was stale (a stall of this process: the kernel failed open).
+func (r *Runner) tickEvents(now time.Time) {
+	at := now.UTC().Format(time.RFC3339Nano)
+	if snap := r.engine.Merger().Snapshot(); snap != nil && snap.Gen > r.hostGen {
+		snap.TurnedSince(r.hostGen, func(h hostmerge.Host) {
+			v := snap.HostView(h)
+			rec := shard.NewHostRecord("", h, v, r.cfg.Model, true)
+			r.event(&Event{Time: at, EventType: EvHost, Host: rec.Host, Label: rec.Label, P: rec.P, Reasons: topReasons(rec.Reasons, 3)})
+		})
+		r.hostGen = snap.Gen
+	}
+	k := r.Stats().Kernel
+	open := k[bpf.FailOpenForward] + k[bpf.FailOpenPass]
+	if open > r.failOpen {
+		r.event(&Event{Time: at, EventType: EvFailOpen, Packets: open - r.failOpen, Reason: fmt.Sprintf("heartbeat older than %v", r.cfg.FailOpen)})
+	}
+	r.failOpen = open
 }
 
 // outerOf is a flow's tunnel endpoints, or none.

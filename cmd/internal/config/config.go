@@ -113,7 +113,7 @@ func (c *Config) Options() []Option {
 		{"classifier.p2p_threshold", "p2p-threshold", "probability at which a flow is p2p (0: the model's)", true, floatVal{p: &c.P2PAt, min: 0.5, max: 0.999}},
 		{"classifier.normal_threshold", "normal-threshold", "probability at or under which a flow is normal (0: the model's)", true, floatVal{p: &c.NormalAt, min: 0.001, max: 0.5}},
 		{"classifier.flow_table", "flow-table", "flow slots per worker (0: 65536); memory is about 128 B a slot", false, intVal{p: &c.FlowTable, max: 1 << 26}},
-		{"log.file", "records", "decision log (EVE-like JSON lines): - for stdout (journald), or a file", true, strVal{&c.LogFile, nil}},
+		{"log.file", "records", "decision log (EVE-like JSON lines): - for stdout (journald), or a file", false, strVal{&c.LogFile, nil}},
 		{"log.max_size", "log-max-size", "rotate the log file at this size (0: never)", true, sizeVal{p: &c.LogMaxSize, max: 1 << 40}},
 		{"log.keep", "log-keep", "rotated log files kept", true, intVal{p: &c.LogKeep, max: 1000}},
 		{"metrics.listen", "metrics", "Prometheus /metrics address (empty: off)", false, strVal{&c.MetricsListen, hostPortOrEmpty}},

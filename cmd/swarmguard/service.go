@@ -1,0 +1,340 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/cmd/internal/config"
+	"github.com/swarmguard/swarmguard/cmd/internal/notify"
+	"github.com/swarmguard/swarmguard/cmd/internal/rotate"
+	"github.com/swarmguard/swarmguard/dataplane/live"
+	"github.com/swarmguard/swarmguard/dataplane/metrics"
+)
+
+// service is `swarmguard run` as an appliance: the dataplane with its
+// decision log, metrics endpoint, control socket, webhooks and reload.
+type service struct {
+	path   string      // configuration file, "" for none
+	set    [][2]string // the command line's flags, applied over the file on every reload
+	stderr io.Writer
+	r      *live.Runner
+	log    *rotate.File // nil when the log is stdout
+	hooks  *notify.Hooks
+	http   *http.Server
+	sock   net.Listener
+
+	// reloading serializes reloads. It is never held by the runner's
+	// control goroutine, which takes mu (notice, record): a reload holds
+	// reloading, not mu, while it waits for that goroutine.
+	reloading sync.Mutex
+	mu        sync.Mutex // guards what follows
+	conf      *config.Config
+	recent    []live.Record // the last decisions, newest last
+	bans      map[string]banNote
+	reloads   struct {
+		ok, failed uint64
+		last       time.Time
+		lastErr    string
+	}
+	rate rateSample
+}
+
+// banNote is why and when the running service banned an address.
+type banNote struct {
+	Set     time.Time           `json:"set"`
+	Expires string              `json:"expires"`
+	Peer    string              `json:"peer"`
+	FlowID  uint64              `json:"flow_id"`
+	Label   string              `json:"label"`
+	P       float64             `json:"p"`
+	Reasons []classifier.Reason `json:"reasons"`
+}
+
+// recentKept is how many decisions status shows.
+const recentKept = 10
+
+func startService(c *config.Config, path string, set [][2]string, cfg live.Config, stdout, stderr io.Writer) (s *service, err error) {
+	s = &service{path: path, set: set, stderr: stderr, conf: c, bans: map[string]banNote{}}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			slices.Reverse(undo)
+			for _, u := range undo {
+				u()
+			}
+		}
+	}()
+	cfg.Log = stderr
+	cfg.Records = stdout
+	if c.LogFile != "-" {
+		if s.log, err = rotate.Open(c.LogFile, c.LogMaxSize, c.LogKeep); err != nil {
+			return nil, err
+		}
+		cfg.Records = s.log
+		undo = append(undo, func() { s.log.Close() })
+	}
+	// Listeners first: a busy port or a bad socket path fails before the
+	// program is attached.
+	var ml net.Listener
+	if c.MetricsListen != "" {
+		if ml, err = net.Listen("tcp", c.MetricsListen); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		undo = append(undo, func() { ml.Close() })
+	}
+	if c.StatusSocket != "" {
+		if s.sock, err = listenControl(c.StatusSocket); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { s.sock.Close(); os.Remove(c.StatusSocket) })
+	}
+	// Always there, without URLs when none are set: a reload may add some.
+	s.hooks = notify.New(c.Webhooks, notify.Options{Timeout: c.WebhookTimeout, Retries: c.WebhookRetries, Queue: c.WebhookQueue, Log: stderr})
+	undo = append(undo, s.hooks.Close)
+	cfg.Notify = s.notice
+	cfg.OnRecord = s.record
+	if s.r, err = live.Start(cfg); err != nil {
+		return nil, err
+	}
+	if ml != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(s.r, buildInfo(), s.extraMetrics))
+		mux.HandleFunc("/status", s.httpStatus)
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go s.http.Serve(ml)
+		fmt.Fprintf(stderr, "swarmguard: metrics on http://%s/metrics\n", ml.Addr())
+	}
+	if s.sock != nil {
+		go s.serveControl()
+		fmt.Fprintf(stderr, "swarmguard: control socket %s\n", c.StatusSocket)
+	}
+	return s, nil
+}
+
+// stop stops the dataplane, then the endpoints, and prints the totals.
+func (s *service) stop() error {
+	err := s.r.Stop()
+	if s.http != nil {
+		s.http.Close()
+	}
+	if s.sock != nil {
+		s.sock.Close()
+		os.Remove(s.sock.Addr().String())
+	}
+	s.hooks.Close()
+	if s.log != nil {
+		if cerr := s.log.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	st := s.r.Stats()
+	fmt.Fprintf(s.stderr, "swarmguard: stopped: %d packets in workers, %d forwarded by workers, kernel %v, %d decisions, %d bans\n",
+		st.Worker.Packets, st.TxFrames, kernelCounters(st.Kernel), st.Decisions, st.Bans)
+	return err
+}
+
+// reload re-reads the file and the weights under the command line's
+// flags. A bad configuration changes nothing; keys that need a restart
+// keep their running values, each named in the log.
+func (s *service) reload(why string) error {
+	if s.log != nil {
+		s.log.Reopen()
+	}
+	n, errs := config.Load(s.path, s.set)
+	var cfg live.Config
+	if len(errs) == 0 {
+		var err error
+		if cfg, err = liveConfig(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.reloading.Lock()
+	defer s.reloading.Unlock()
+	if len(errs) > 0 {
+		s.mu.Lock()
+		s.reloads.failed++
+		s.reloads.lastErr = errors.Join(errs...).Error()
+		s.mu.Unlock()
+		for _, e := range errs {
+			fmt.Fprintf(s.stderr, "swarmguard: %s: reload rejected, the running configuration stays: %s%v\n", why, where(s.path), e)
+		}
+		return fmt.Errorf("reload rejected: %w", problems(s.path, errs))
+	}
+	s.mu.Lock()
+	old := s.conf
+	s.mu.Unlock()
+	for _, k := range old.RestartOnly(n) {
+		fmt.Fprintf(s.stderr, "swarmguard: %s: %s changes only on restart; keeping the running value\n", why, k)
+	}
+	old.KeepRestartOnly(n)
+	ch, err := s.r.Reconfigure(live.Policy{MonitorOnly: cfg.MonitorOnly, BanFor: cfg.BanFor, BanLocal: cfg.BanLocal,
+		Local: cfg.Local, AllowNets: cfg.AllowNets, AllowPorts: cfg.AllowPorts, Model: cfg.Model})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reloads.last = time.Now()
+	if err != nil {
+		s.reloads.failed++
+		s.reloads.lastErr = err.Error()
+		fmt.Fprintf(s.stderr, "swarmguard: %s: reload failed: %v\n", why, err)
+		return err
+	}
+	if s.log != nil {
+		s.log.SetLimits(n.LogMaxSize, n.LogKeep)
+	}
+	s.hooks.SetURLs(n.Webhooks, n.WebhookTimeout, n.WebhookRetries)
+	s.conf = n
+	s.reloads.ok++
+	s.reloads.lastErr = ""
+	fmt.Fprintf(s.stderr, "swarmguard: %s: reloaded %s (%d dropped flows released, %d bans lifted)\n", why, orFlags(s.path), ch.Released, ch.Unbanned)
+	return nil
+}
+
+func where(path string) string {
+	if path == "" {
+		return ""
+	}
+	return path + ": "
+}
+
+func orFlags(path string) string {
+	if path == "" {
+		return "the command line (no configuration file)"
+	}
+	return path
+}
+
+// notice keeps the ban book and sends webhooks; it runs on the runner's
+// control goroutine and never blocks.
+func (s *service) notice(e *live.Event) {
+	s.mu.Lock()
+	switch e.EventType {
+	case live.EvBan:
+		s.bans[e.Host] = banNote{Set: time.Now(), Expires: e.Expires, Peer: e.Peer, FlowID: e.FlowID, Label: e.Label, P: e.P, Reasons: e.Reasons}
+	case live.EvUnban:
+		delete(s.bans, e.Host)
+	}
+	s.mu.Unlock()
+	if e.EventType == live.EvFailOpen {
+		return
+	}
+	n := &notify.Notice{Event: e.EventType, Time: e.Time, Host: e.Host, Peer: e.Peer, Label: e.Label, P: e.P, Expires: e.Expires, Reason: e.Reason}
+	n.Box, _ = os.Hostname()
+	for _, r := range e.Reasons {
+		n.Reasons = append(n.Reasons, r.Feature)
+	}
+	s.hooks.Send(n)
+}
+
+// record keeps the last decisions for status.
+func (s *service) record(r *live.Record) {
+	s.mu.Lock()
+	if len(s.recent) == recentKept {
+		copy(s.recent, s.recent[1:])
+		s.recent = s.recent[:recentKept-1]
+	}
+	s.recent = append(s.recent, *r)
+	s.mu.Unlock()
+}
+
+var (
+	dHooks   = prometheus.NewDesc("swarmguard_webhook_notices_total", "Webhook notices, by outcome: sent, failed (retries spent), dropped (queue full).", []string{"outcome"}, nil)
+	dRetries = prometheus.NewDesc("swarmguard_webhook_retries_total", "Webhook POSTs retried.", nil, nil)
+	dReloads = prometheus.NewDesc("swarmguard_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
+	dLogRot  = prometheus.NewDesc("swarmguard_log_rotations_total", "Decision log files rotated by size.", nil, nil)
+)
+
+// extraMetrics adds the service's own counters to a scrape.
+func (s *service) extraMetrics(ch chan<- prometheus.Metric) {
+	c := s.hooks.Counts()
+	cm := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	cm(dHooks, c.Sent, "sent")
+	cm(dHooks, c.Failed, "failed")
+	cm(dHooks, c.Dropped, "dropped")
+	cm(dRetries, c.Retried)
+	s.mu.Lock()
+	ok, failed := s.reloads.ok, s.reloads.failed
+	s.mu.Unlock()
+	cm(dReloads, ok, "ok")
+	cm(dReloads, failed, "rejected")
+	if s.log != nil {
+		rot, _ := s.log.Counts()
+		cm(dLogRot, rot)
+	}
+}
+
+func buildInfo() metrics.Build {
+	b := metrics.Build{Version: "unknown", Revision: "unknown", GoVersion: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		b.Version = bi.Main.Version
+		for _, st := range bi.Settings {
+			if st.Key == "vcs.revision" {
+				b.Revision = st.Value
+			}
+		}
+	}
+	return b
+}
+
+// notifySystemd tells systemd (Type=notify) about the service's state; it
+// does nothing outside systemd.
+func notifySystemd(state string) {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return
+	}
+	if addr[0] == '@' {
+		addr = "\x00" + addr[1:]
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.Write([]byte(state))
+}
+
+// listenControl opens the control socket, root only: the directory 0750,
+// the socket 0600. A stale socket of a dead run is removed; a live one is
+// an error.
+func listenControl(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another swarmguard is running", path)
+	}
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return l, nil
+}
+
+// rateSample is the kernel's packet counter at a time, for rates.
+type rateSample struct {
+	at       time.Time
+	rx, xsk  uint64
+	pps      float64
+	userside float64
+}
