@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/cmd/internal/audit"
 	"github.com/swarmguard/swarmguard/cmd/internal/config"
 	"github.com/swarmguard/swarmguard/cmd/internal/notify"
 	"github.com/swarmguard/swarmguard/cmd/internal/rotate"
@@ -31,7 +32,8 @@ type service struct {
 	set    [][2]string // the command line's flags, applied over the file on every reload
 	stderr io.Writer
 	r      *live.Runner
-	log    *rotate.File // nil when the log is stdout
+	log    *rotate.File  // nil when the log is stdout
+	audit  *audit.Writer // nil when auditing is off
 	hooks  *notify.Hooks
 	http   *http.Server
 	sock   net.Listener
@@ -101,6 +103,14 @@ func startService(c *config.Config, path string, set [][2]string, cfg live.Confi
 		}
 		undo = append(undo, func() { s.sock.Close(); os.Remove(c.StatusSocket) })
 	}
+	if c.AuditDir != "" {
+		if s.audit, err = audit.Open(c.AuditDir, c.AuditMaxSize, c.AuditKeep, live.AuditSnap); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { s.audit.Close() })
+		cfg.Audit, cfg.OnAudit = c.AuditPackets, s.auditFlow
+		fmt.Fprintf(stderr, "swarmguard: audit capture %s\n", s.audit.Path())
+	}
 	// Always there, without URLs when none are set: a reload may add some.
 	s.hooks = notify.New(c.Webhooks, notify.Options{Timeout: c.WebhookTimeout, Retries: c.WebhookRetries, Queue: c.WebhookQueue, Log: stderr})
 	undo = append(undo, s.hooks.Close)
@@ -135,6 +145,11 @@ func (s *service) stop() error {
 		os.Remove(s.sock.Addr().String())
 	}
 	s.hooks.Close()
+	if s.audit != nil {
+		if cerr := s.audit.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	if s.log != nil {
 		if cerr := s.log.Close(); cerr != nil && err == nil {
 			err = cerr
@@ -194,6 +209,9 @@ func (s *service) reload(why string) error {
 	if s.log != nil {
 		s.log.SetLimits(n.LogMaxSize, n.LogKeep)
 	}
+	if s.audit != nil {
+		s.audit.SetLimits(n.AuditMaxSize, n.AuditKeep)
+	}
 	s.hooks.SetURLs(n.Webhooks, n.WebhookTimeout, n.WebhookRetries)
 	s.conf = n
 	s.reloads.ok++
@@ -238,6 +256,23 @@ func (s *service) notice(e *live.Event) {
 	s.hooks.Send(n)
 }
 
+// auditFlow writes a p2p flow's first frames to the audit capture, the
+// decision on its first packet as a comment.
+func (s *service) auditFlow(r *live.Record, frames []live.AuditFrame) {
+	comment := fmt.Sprintf("swarmguard flow_id=%016x %s %s %s label=%s p=%.3f action=%s", r.FlowID, r.Proto, r.A, r.B, r.Label, r.P, r.Action)
+	if r.Ban != "" {
+		comment += fmt.Sprintf(" ban=%s until %s", r.Ban, r.BanExpires)
+	}
+	comment += " reasons: " + reasonList(r.Reasons, 5)
+	fs := make([]audit.Frame, len(frames))
+	for i, f := range frames {
+		fs[i] = audit.Frame{Time: time.Unix(0, f.Time), Len: f.Len, Frame: f.Frame}
+	}
+	if err := s.audit.Flow(comment, fs); err != nil {
+		fmt.Fprintf(s.stderr, "swarmguard: %v\n", err)
+	}
+}
+
 // record keeps the last decisions for status.
 func (s *service) record(r *live.Record) {
 	s.mu.Lock()
@@ -254,6 +289,7 @@ var (
 	dRetries = prometheus.NewDesc("swarmguard_webhook_retries_total", "Webhook POSTs retried.", nil, nil)
 	dReloads = prometheus.NewDesc("swarmguard_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
 	dLogRot  = prometheus.NewDesc("swarmguard_log_rotations_total", "Decision log files rotated by size.", nil, nil)
+	dAudit   = prometheus.NewDesc("swarmguard_audit_flows_total", "p2p flows written to the audit capture.", nil, nil)
 )
 
 // extraMetrics adds the service's own counters to a scrape.
@@ -274,6 +310,10 @@ func (s *service) extraMetrics(ch chan<- prometheus.Metric) {
 	if s.log != nil {
 		rot, _ := s.log.Counts()
 		cm(dLogRot, rot)
+	}
+	if s.audit != nil {
+		flows, _ := s.audit.Counts()
+		cm(dAudit, flows)
 	}
 }
 

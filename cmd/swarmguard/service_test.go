@@ -175,7 +175,10 @@ status:
 webhooks:
   urls: [%s]
   timeout: 2s
-`, a, b, pin, banFor, extra, logFile, metricsPort, sock, hook.URL)
+audit:
+  dir: %s
+  packets: 8
+`, a, b, pin, banFor, extra, logFile, metricsPort, sock, hook.URL, filepath.Join(dir, "audit"))
 		if err := os.WriteFile(filepath.Join(dir, "swarmguard.yaml"), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -400,5 +403,30 @@ scrape_configs:
 		t.Fatalf("webhooks %v for %d ban events: %+v", hooks, bans, banned)
 	}
 	t.Logf("%d flow records in %d log files, %d bans (%d after the reload), webhooks %v", flows, len(files), bans, later, hooks)
+
+	// The audit capture shows each p2p flow's first packets, the decision
+	// as a comment on the first: a ban of the log is there with its reasons.
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Skip("needs tshark (bench/deps.sh installs it)")
+	}
+	ao, err := exec.Command(tshark, "-r", filepath.Join(dir, "audit", "audit.pcapng"), "-T", "fields", "-e", "frame.comment", "-e", "tcp.flags.syn").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v %s", err, ao)
+	}
+	comments, pkts, syns := 0, 0, 0
+	for _, l := range strings.Split(strings.TrimSpace(string(ao)), "\n") {
+		pkts++
+		if strings.Contains(l, "swarmguard flow_id=") && strings.Contains(l, "label=p2p") && strings.Contains(l, "reasons: ") {
+			comments++
+		}
+		if strings.HasSuffix(l, "\t1") || strings.HasSuffix(l, "\tTrue") {
+			syns++
+		}
+	}
+	if comments < bans || pkts < 2*comments || !strings.Contains(string(ao), "ban="+banned[0].Host) {
+		t.Fatalf("audit capture: %d packets, %d flows commented, %d SYNs, %d bans:\n%s", pkts, comments, syns, bans, ao)
+	}
+	t.Logf("audit capture: %d packets of %d p2p flows (%d SYNs)", pkts, comments, syns)
 	_ = pr
 }

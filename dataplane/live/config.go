@@ -61,6 +61,12 @@ type Config struct {
 	// OnRecord, when set, sees every flow record after it is logged, from
 	// the control goroutine; it must not block.
 	OnRecord func(*Record)
+	// Audit, when > 0, keeps up to that many of the first frames of every
+	// p2p flow (those still in the worker's ring of recent frames) and
+	// hands them to OnAudit with the flow's record, from the control
+	// goroutine.
+	Audit   int
+	OnAudit func(*Record, []AuditFrame)
 }
 
 // Defaults.

@@ -142,6 +142,9 @@ func (r *Runner) apply(d *decision) {
 	if r.cfg.OnRecord != nil {
 		r.cfg.OnRecord(&rec)
 	}
+	if len(d.audit) > 0 && r.cfg.OnAudit != nil {
+		r.cfg.OnAudit(&rec, d.audit)
+	}
 }
 
 // event writes a non-flow event to the log and hands it to Notify.

@@ -77,6 +77,7 @@ type decision struct {
 	flow  shard.Flow
 	host  classifier.HostFeatures
 	outer shard.Outer
+	audit []AuditFrame // the first frames of a p2p flow, when auditing
 }
 
 // rxBatch is the most descriptors one receive takes from an rx ring; the
@@ -97,6 +98,7 @@ type qworker struct {
 	pfds     []unix.PollFd
 	// Socket counters, added once per batch; read by the control loop.
 	rx, tx, full, kickErrs atomic.Uint64
+	audit                  *auditRing // recent frames, when auditing
 }
 
 // Runner is a running dataplane.
@@ -213,9 +215,12 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 	r.engine = shard.NewEngine(shard.EngineConfig{Workers: queues, Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model}})
 	for q, w := range r.engine.Workers() {
 		qw := &qworker{id: q, w: w, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch)}
+		if cfg.Audit > 0 {
+			qw.audit = newAuditRing()
+		}
 		qw.w.Decided = func(f *shard.Flow, h *classifier.HostFeatures) {
 			select {
-			case r.decisions <- decision{flow: *f, host: *h, outer: outerOf(qw.w, f)}:
+			case r.decisions <- decision{flow: *f, host: *h, outer: outerOf(qw.w, f), audit: qw.auditOf(f, cfg.Audit)}:
 			default:
 				r.lost.Add(1)
 			}
@@ -280,6 +285,11 @@ func (r *Runner) loop(q *qworker) {
 			frames, times, verdicts := q.frames[:n], q.times[:n], q.verdicts[:n]
 			for i, d := range q.descs[:n] {
 				frames[i], times[i], verdicts[i] = s.Frame(d.Addr, d.Len), now, shard.Pass
+			}
+			if q.audit != nil {
+				for _, f := range frames {
+					q.audit.push(f, now)
+				}
 			}
 			if !r.harness.Null {
 				q.w.Burst(packet.LinkEthernet, frames, times, verdicts)

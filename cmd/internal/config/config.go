@@ -123,7 +123,7 @@ func (c *Config) Options() []Option {
 		{"webhooks.retries", "webhook-retries", "retries of a failed POST, with doubling backoff", true, intVal{p: &c.WebhookRetries, max: 10}},
 		{"webhooks.queue", "webhook-queue", "notices waiting to be sent; more are dropped and counted", false, intVal{p: &c.WebhookQueue, min: 1, max: 1 << 20}},
 		{"audit.dir", "audit-dir", "directory of the audit capture: the first packets of every p2p flow (empty: off)", false, strVal{&c.AuditDir, absPathOrEmpty}},
-		{"audit.packets", "audit-packets", "packets kept of each p2p flow", true, intVal{p: &c.AuditPackets, min: 1, max: 1024}},
+		{"audit.packets", "audit-packets", "packets kept of each p2p flow (its first, from the worker's ring of recent frames)", false, intVal{p: &c.AuditPackets, min: 1, max: 1024}},
 		{"audit.max_size", "audit-max-size", "rotate the audit capture at this size", true, sizeVal{p: &c.AuditMaxSize, min: 1 << 16, max: 1 << 40}},
 		{"audit.keep", "audit-keep", "rotated audit captures kept", true, intVal{p: &c.AuditKeep, max: 1000}},
 	}
