@@ -5,12 +5,53 @@ BIN       := bin/swarmguard
 CORPUS    := testdata/ndpi
 FUZZTIME  ?= 3s
 
-.PHONY: all build demo demo-offline test vet unit fuzz bench train accuracy captures generate clean
+.PHONY: all build static install deb demo demo-offline test vet unit fuzz bench train accuracy captures generate clean
 
 all: build
 
+# The version is git describe at build time (swarmguard version prints it
+# with the module's build information).
+DESCRIBE  := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.describe=$(DESCRIBE)
+
 build:
-	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/swarmguard
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/swarmguard
+
+# The shipped binary: static (no cgo), stripped, reproducible paths.
+static:
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -ldflags "-s -w $(LDFLAGS)" -o bin/swarmguard-static ./cmd/swarmguard
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the static binary, the
+# systemd unit, a default configuration (not overwritten), the man page
+# and the Grafana dashboard.
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+install: static
+	install -D -m 0755 bin/swarmguard-static $(DESTDIR)$(PREFIX)/sbin/swarmguard
+	install -D -m 0644 contrib/swarmguard.service $(DESTDIR)$(UNITDIR)/swarmguard.service
+	sed -i 's#/usr/sbin/swarmguard#$(PREFIX)/sbin/swarmguard#g' $(DESTDIR)$(UNITDIR)/swarmguard.service
+	install -d -m 0750 $(DESTDIR)/etc/swarmguard
+	test -e $(DESTDIR)/etc/swarmguard/swarmguard.yaml || install -m 0640 contrib/swarmguard.yaml $(DESTDIR)/etc/swarmguard/swarmguard.yaml
+	install -D -m 0644 docs/swarmguard.8 $(DESTDIR)$(PREFIX)/share/man/man8/swarmguard.8
+	install -D -m 0644 contrib/grafana-swarmguard.json $(DESTDIR)$(PREFIX)/share/swarmguard/grafana-swarmguard.json
+
+# make deb: bin/swarmguard_VERSION_ARCH.deb with dpkg-deb (DEB_OUT sets the
+# directory). The version is 0.1.0+git<revision>.
+DEB_OUT   ?= bin
+DEB_VER   := 0.1.0+git$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo 0)
+DEB_ARCH  := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+deb:
+	rm -rf build/deb
+	$(MAKE) install DESTDIR=$(CURDIR)/build/deb PREFIX=/usr UNITDIR=/lib/systemd/system
+	gzip -9n build/deb/usr/share/man/man8/swarmguard.8
+	install -d build/deb/DEBIAN
+	install -m 0755 contrib/deb/postinst contrib/deb/prerm contrib/deb/postrm build/deb/DEBIAN/
+	echo /etc/swarmguard/swarmguard.yaml > build/deb/DEBIAN/conffiles
+	printf 'Package: swarmguard\nVersion: %s\nArchitecture: %s\nMaintainer: swarmguard developers <swarmguard@localhost>\nInstalled-Size: %s\nDepends: passwd\nSection: net\nPriority: optional\nHomepage: https://github.com/swarmguard/swarmguard\nDescription: recognize and block BitTorrent and encrypted P2P traffic at line rate\n swarmguard classifies flows from packet patterns and, as an AF_XDP bridge\n or on a mirror port, drops p2p flows and bans their peers in the kernel.\n' \
+	  '$(DEB_VER)' '$(DEB_ARCH)' "$$(du -sk build/deb | cut -f1)" > build/deb/DEBIAN/control
+	mkdir -p $(DEB_OUT)
+	dpkg-deb --root-owner-group -Zxz --build build/deb $(DEB_OUT)/swarmguard_$(DEB_VER)_$(DEB_ARCH).deb
 
 # As root: swarmguard as an AF_XDP bridge between two namespaces it creates,
 # bundled captures replayed through it, decisions and bans printed, all

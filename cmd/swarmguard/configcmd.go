@@ -10,11 +10,12 @@ import (
 
 //go:generate sh -c "go run . config reference > ../../docs/CONFIG.md"
 //go:generate sh -c "go run . config man > ../../docs/swarmguard.8"
-//go:generate sh -c "go run . config default --bridge eth0,eth1 > ../../contrib/swarmguard.yaml"
+//go:generate sh -c "go run . config default --bridge eth0,eth1 --records /var/log/swarmguard/eve.json > ../../contrib/swarmguard.yaml"
 
 // shippedConfig is the arguments of the packaged configuration file
-// (contrib/swarmguard.yaml): the defaults on an eth0-eth1 bridge.
-var shippedConfig = []string{"config", "default", "--bridge", "eth0,eth1"}
+// (contrib/swarmguard.yaml): the defaults on an eth0-eth1 bridge, the
+// decision log in the unit's log directory.
+var shippedConfig = []string{"config", "default", "--bridge", "eth0,eth1", "--records", "/var/log/swarmguard/eve.json"}
 
 // cmdConfig checks a configuration file or prints the defaults, the
 // Markdown reference or the man page, all from config's one option table.

@@ -102,6 +102,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return usageErr("unknown command %q", args[0])
 }
 
+// describe is git describe at build time, set by make (-X main.describe).
+var describe string
+
 // version is the build as Go recorded it: the module version and, for a
 // build from a git checkout, the revision, its time and whether the tree had
 // changes.
@@ -111,6 +114,9 @@ func version() string {
 		return "swarmguard (no build information)"
 	}
 	v := "swarmguard " + bi.Main.Version
+	if describe != "" {
+		v = "swarmguard " + describe
+	}
 	var rev, at, dirty string
 	for _, s := range bi.Settings {
 		switch s.Key {

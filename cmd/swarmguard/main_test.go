@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -205,6 +206,43 @@ func TestFlagsAnywhereStdinAndHelp(t *testing.T) {
 		err := run(args, &out, &errb)
 		if code(err) != 0 || !strings.HasPrefix(errb.String(), "usage: swarmguard "+name+" "+syn) {
 			t.Errorf("%v: status %d, %q", args, code(err), errb.String())
+		}
+	}
+}
+
+// The Grafana dashboard is valid JSON and asks only for metrics the
+// exporter has (names from the metrics package and the service).
+func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../contrib/grafana-swarmguard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil || len(d.Panels) < 10 {
+		t.Fatalf("dashboard: %v (%d panels)", err, len(d.Panels))
+	}
+	var src []byte
+	for _, f := range []string{"../../dataplane/metrics/metrics.go", "service.go"} {
+		s, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, s...)
+	}
+	name := regexp.MustCompile(`swarmguard_[a-z_]+`)
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				short := strings.TrimPrefix(m, "swarmguard_")
+				if !bytes.Contains(src, []byte(`"`+m+`"`)) && !bytes.Contains(src, []byte(`desc("`+short+`"`)) {
+					t.Errorf("panel %q asks for %s, which the exporter does not have", p.Title, m)
+				}
+			}
 		}
 	}
 }

@@ -29,8 +29,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if os.Geteuid() != 0 {
-		return &exitError{code: 2, err: errors.New("run: needs root (XDP, AF_XDP and bpffs)")}
+	if miss, err := missingCaps(runCaps); err != nil || miss != "" {
+		return &exitError{code: 2, err: fmt.Errorf("run: needs root or the capabilities %s (XDP, AF_XDP and bpffs)%s", miss, errSuffix(err))}
 	}
 	svc, err := startService(c, path, set, cfg, stdout, stderr)
 	if err != nil {
@@ -49,6 +49,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	signal.Stop(sig)
 	notifySystemd("STOPPING=1")
 	return svc.stop()
+}
+
+func errSuffix(err error) string {
+	if err != nil {
+		return ": " + err.Error()
+	}
+	return ""
 }
 
 // loadRunConfig reads run's configuration: the file (--config, or the
