@@ -75,7 +75,9 @@ done
 web_servers srv "$NET.1"
 # The tracker host is allow-listed (as an operator would its own tracker): otherwise the announces
 # are p2p, dropped, and the peers never meet across the bridge to be caught.
-"$SG" run --bridge sgbA,sgbB --pin "$PIN" --local "$NET.13/32,$NET.14/32,$NET.50/32" --allow-net "$NET.1/32" \
+# --config /dev/null: the defaults, whatever /etc/swarmguard holds; no metrics
+# port or control socket to collide with another test's run.
+"$SG" run --config /dev/null --metrics "" --status-socket "" --bridge sgbA,sgbB --pin "$PIN" --local "$NET.13/32,$NET.14/32,$NET.50/32" --allow-net "$NET.1/32" \
   --records "$OUT/records.jsonl" 2> "$OUT/swarmguard.log" &
 SGPID=$!
 SG_PIDS+=($SGPID)

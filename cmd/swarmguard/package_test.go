@@ -76,8 +76,8 @@ func TestRunWithTheUnitsCapabilities(t *testing.T) {
 
 	// One fewer: refused before anything is touched.
 	less := setprivCaps(caps[1:])
-	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps="+less, "--ambient-caps="+less,
-		exe, "run", "--bridge", a+","+b, "--pin", pin, "--metrics", "", "--status-socket", "").CombinedOutput()
+	out, err := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=" + less, "--ambient-caps=" + less,
+		exe}, append(runArgs, "--bridge", a+","+b, "--pin", pin)...)...).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), caps[0]) || strings.Count(string(out), "\n") != 1 {
 		t.Fatalf("without %s: %v: %s", caps[0], err, out)
 	}
@@ -90,24 +90,11 @@ func TestRunWithTheUnitsCapabilities(t *testing.T) {
 	defer nl.Close()
 	os.Chmod(notify, 0o777)
 	all := setprivCaps(caps)
-	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps="+all, "--ambient-caps="+all,
-		exe, "run", "--bridge", a+","+b, "--pin", pin, "--metrics", "", "--status-socket", "", "--records", os.DevNull)
+	cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=" + all, "--ambient-caps=" + all,
+		exe}, append(runArgs, "--bridge", a+","+b, "--pin", pin, "--records", os.DevNull)...)...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify)
-	var errb testbin.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-	})
+	c := startCmd(t, cmd)
+	errb := &c.out
 	msg := func() string {
 		nl.SetReadDeadline(time.Now().Add(30 * time.Second))
 		buf := make([]byte, 512)
@@ -124,13 +111,9 @@ func TestRunWithTheUnitsCapabilities(t *testing.T) {
 	if m := msg(); m != "STOPPING=1" {
 		t.Fatalf("at SIGTERM: %q", m)
 	}
-	select {
-	case err := <-done:
-		if err != nil || !strings.Contains(errb.String(), "stopped") {
-			t.Fatalf("stop: %v %s", err, errb.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no stop: %s", errb.String())
+	// Another SIGTERM while stopping (stop sends one) is only noted.
+	if err := c.stop(t); err != nil || !strings.Contains(errb.String(), "stopped") {
+		t.Fatalf("stop: %v %s", err, errb.String())
 	}
 }
 

@@ -46,9 +46,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 		svc.reload("SIGHUP")
 	}
-	signal.Stop(sig)
+	// A second signal while stopping would kill the process half-way
+	// (the program attached, the bridge failing open): it is only noted.
+	go func() {
+		for range sig {
+			fmt.Fprintf(stderr, "swarmguard: stopping; the XDP program is being detached\n")
+		}
+	}()
 	notifySystemd("STOPPING=1")
-	return svc.stop()
+	err = svc.stop()
+	signal.Stop(sig)
+	return err
 }
 
 func errSuffix(err error) string {

@@ -37,36 +37,48 @@ func freePort(t *testing.T) int {
 
 // child is a process the test started, stopped by PID at cleanup.
 type child struct {
-	cmd  *exec.Cmd
-	out  testbin.Buffer
-	done chan error
+	cmd     *exec.Cmd
+	out     testbin.Buffer
+	done    chan error
+	stopped bool
+	exit    error
 }
 
 func start(t *testing.T, name string, args ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(name, args...), done: make(chan error, 1)}
+	return startCmd(t, exec.Command(name, args...))
+}
+
+// startCmd starts cmd with its stdout and stderr in out.
+func startCmd(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
+	c := &child{cmd: cmd, done: make(chan error, 1)}
 	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
 	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s: %v", cmd.Path, err)
 	}
 	go func() { c.done <- c.cmd.Wait() }()
 	t.Cleanup(func() { c.stop(t) })
 	return c
 }
 
-// stop sends SIGTERM and waits (SIGKILL after 20 s); it returns the exit.
+// stop sends SIGTERM (and SIGCONT, for a stopped one) and waits (SIGKILL
+// after 20 s); it returns the exit.
 func (c *child) stop(t *testing.T) error {
-	if c.cmd.ProcessState != nil {
-		return nil
+	if c.stopped {
+		return c.exit
 	}
+	c.stopped = true
+	c.cmd.Process.Signal(syscall.SIGCONT)
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-c.done:
-		return err
+	case c.exit = <-c.done:
 	case <-time.After(20 * time.Second):
 		c.cmd.Process.Kill()
-		return fmt.Errorf("%s did not stop on SIGTERM", c.cmd.Path)
+		<-c.done
+		c.exit = fmt.Errorf("%s did not stop on SIGTERM", c.cmd.Path)
 	}
+	return c.exit
 }
 
 // promQuery asks the real Prometheus for one instant value.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,8 +24,24 @@ func waitFor(w *testbin.Buffer, s string, d time.Duration) bool {
 	return false
 }
 
+// runArgs are the flags every test run of `run` takes: the defaults
+// whatever /etc/swarmguard holds, and no metrics port or control socket to
+// collide with another test's.
+var runArgs = []string{"run", "--config", os.DevNull, "--metrics", "", "--status-socket", ""}
+
+// startRun starts `swarmguard run` with runArgs and args, and waits for it
+// to run (it skips the test when XDP cannot attach).
+func startRun(t *testing.T, bin string, args ...string) *child {
+	t.Helper()
+	c := start(t, bin, append(append([]string{}, runArgs...), args...)...)
+	if !waitFor(&c.out, "running", 20*time.Second) {
+		t.Skipf("run did not start (no XDP here?): %s", c.out.String())
+	}
+	return c
+}
+
 // SIGHUP used to kill `swarmguard run` (no "stopped" line; the pinned
-// program stayed attached and the bridge failed open). It is caught: the
+// program stayed attached and the bridge failed open). It reloads: the
 // dataplane keeps running, and SIGTERM still stops it cleanly.
 func TestRunSurvivesSIGHUP(t *testing.T) {
 	env := netnstest.New(t)
@@ -35,44 +50,20 @@ func TestRunSurvivesSIGHUP(t *testing.T) {
 	bin := testbin.Build(t)
 	pin := fmt.Sprintf("/sys/fs/bpf/sghup%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
-	var errb testbin.Buffer
-	cmd := exec.Command(bin, "run", "--bridge", a+","+b, "--pin", pin, "--records", os.DevNull)
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
+	c := startRun(t, bin, "--bridge", a+","+b, "--pin", pin, "--records", os.DevNull)
+	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-	})
-	if !waitFor(&errb, "running", 20*time.Second) {
-		t.Skipf("run did not start (no XDP here?): %s", errb.String())
-	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	if !waitFor(&errb, "SIGHUP", 10*time.Second) {
-		t.Fatalf("no word of the SIGHUP: %s", errb.String())
+	if !waitFor(&c.out, "SIGHUP: reloaded", 10*time.Second) {
+		t.Fatalf("no word of the SIGHUP: %s", c.out.String())
 	}
 	select {
-	case err := <-done:
-		t.Fatalf("run ended on SIGHUP (%v): %s", err, errb.String())
+	case err := <-c.done:
+		t.Fatalf("run ended on SIGHUP (%v): %s", err, c.out.String())
 	case <-time.After(300 * time.Millisecond):
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if err != nil || !strings.Contains(errb.String(), "stopped") {
-			t.Fatalf("SIGTERM after SIGHUP: %v: %s", err, errb.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("run did not stop on SIGTERM: %s", errb.String())
+	if err := c.stop(t); err != nil || !strings.Contains(c.out.String(), "stopped") {
+		t.Fatalf("SIGTERM after SIGHUP: %v: %s", err, c.out.String())
 	}
 }
 
@@ -88,40 +79,18 @@ func TestFailOpenIsLogged(t *testing.T) {
 	pin := fmt.Sprintf("/sys/fs/bpf/sgfo%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
 	log := filepath.Join(t.TempDir(), "eve.json")
-	var errb testbin.Buffer
-	cmd := exec.Command(bin, "run", "--bridge", a+","+b, "--pin", pin, "--records", log, "--fail-open", "200ms", "--metrics", "", "--status-socket", "")
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-	})
-	if !waitFor(&errb, "running", 20*time.Second) {
-		t.Skipf("run did not start (no XDP here?): %s", errb.String())
-	}
-	cmd.Process.Signal(syscall.SIGSTOP)
+	c := startRun(t, bin, "--bridge", a+","+b, "--pin", pin, "--records", log, "--fail-open", "200ms")
+	c.cmd.Process.Signal(syscall.SIGSTOP)
 	time.Sleep(500 * time.Millisecond) // past fail_open
 	capFile, _ := filepath.Abs("../../testdata/ndpi/pcap/443-curl.pcap")
 	out, err := env.Exec(gen, bin, "bench", "replay", "--iface", "eth0", "--rate", "2000", capFile)
-	cmd.Process.Signal(syscall.SIGCONT)
+	c.cmd.Process.Signal(syscall.SIGCONT)
 	if err != nil {
 		t.Fatalf("replay through the failed-open bridge: %v %s", err, out)
 	}
 	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no stop: %s", errb.String())
+	if err := c.stop(t); err != nil {
+		t.Fatalf("stop: %v %s", err, c.out.String())
 	}
 	b2, err := os.ReadFile(log)
 	if err != nil {
@@ -139,6 +108,6 @@ func TestFailOpenIsLogged(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Fatalf("no failopen event in the log:\n%s\nping: %s", b2, out)
+		t.Fatalf("no failopen event in the log:\n%s\nreplay: %s", b2, out)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/swarmguard/swarmguard/cmd/internal/rotate"
 )
 
 // Frame is one packet to keep.
@@ -49,7 +51,7 @@ func Open(dir string, maxSize int64, keep, snap int) (*Writer, error) {
 	}
 	w := &Writer{path: filepath.Join(dir, "audit.pcapng"), maxSize: maxSize, keep: keep, snap: snap}
 	if _, err := os.Stat(w.path); err == nil {
-		if err := w.shift(); err != nil {
+		if err := rotate.Shift(w.path, w.keep); err != nil {
 			return nil, err
 		}
 	}
@@ -90,23 +92,6 @@ func (w *Writer) open() error {
 	return nil
 }
 
-// shift moves audit.pcapng to .1, .1 to .2, ..., dropping the oldest.
-func (w *Writer) shift() error {
-	if w.keep == 0 {
-		return os.Remove(w.path)
-	}
-	for i := w.keep; i >= 1; i-- {
-		from := w.path
-		if i > 1 {
-			from = fmt.Sprintf("%s.%d", w.path, i-1)
-		}
-		if err := os.Rename(from, fmt.Sprintf("%s.%d", w.path, i)); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("audit: rotate: %w", err)
-		}
-	}
-	return nil
-}
-
 // Flow writes one flow's frames; comment goes on its first packet.
 func (w *Writer) Flow(comment string, frames []Frame) error {
 	w.mu.Lock()
@@ -140,7 +125,7 @@ func (w *Writer) rotate() error {
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	if err := w.shift(); err != nil {
+	if err := rotate.Shift(w.path, w.keep); err != nil {
 		return err
 	}
 	w.rotations++

@@ -108,22 +108,32 @@ func (r *File) cycle() error {
 		r.reopens++
 	} else {
 		r.rotations++
-		if r.keep == 0 {
-			if err := os.Remove(r.path); err != nil && !os.IsNotExist(err) {
-				return fmt.Errorf("log: rotate: %w", err)
-			}
-		}
-		for i := r.keep; i >= 1; i-- {
-			from := r.path
-			if i > 1 {
-				from = fmt.Sprintf("%s.%d", r.path, i-1)
-			}
-			if err := os.Rename(from, fmt.Sprintf("%s.%d", r.path, i)); err != nil && !os.IsNotExist(err) {
-				return fmt.Errorf("log: rotate: %w", err)
-			}
+		if err := Shift(r.path, r.keep); err != nil {
+			return err
 		}
 	}
 	return r.open()
+}
+
+// Shift makes room for a new path: path becomes path.1, path.1 path.2,
+// and so on, keep rotated files in all (keep 0 removes path).
+func Shift(path string, keep int) error {
+	if keep == 0 {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("rotate: %w", err)
+		}
+		return nil
+	}
+	for i := keep; i >= 1; i-- {
+		from := path
+		if i > 1 {
+			from = fmt.Sprintf("%s.%d", path, i-1)
+		}
+		if err := os.Rename(from, fmt.Sprintf("%s.%d", path, i)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("rotate: %w", err)
+		}
+	}
+	return nil
 }
 
 // SetLimits changes the rotation size and the files kept (a reload).
