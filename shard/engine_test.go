@@ -2,6 +2,7 @@ package shard
 
 import (
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -112,5 +113,42 @@ func TestRedecidePassInSteps(t *testing.T) {
 	w.redecideAll()
 	if w.Stats.Redecided != 3000 {
 		t.Fatalf("step then the rest: %d flows rescored, want 3000", w.Stats.Redecided)
+	}
+}
+
+// A new model (a reload) reaches each worker at its next Poll: flows of the
+// plaintext swarm capture that the default model calls p2p are not p2p
+// under a model whose p2p threshold no flow reaches, and the merger scores
+// hosts with it too.
+func TestSetModelReachesWorkersAtPoll(t *testing.T) {
+	frames := readFrames(t, filepath.Join("..", "testdata", "ndpi", "pcap", "bittorrent.pcap"))
+	p2p := func(m *classifier.Model) int {
+		e := NewEngine(EngineConfig{Worker: Config{Model: classifier.DefaultModel()}})
+		w := e.Workers()[0]
+		n := 0
+		w.Decided = func(f *Flow, _ *classifier.HostFeatures) {
+			if f.Label == classifier.P2P {
+				n++
+			}
+		}
+		if m != nil {
+			e.SetModel(m)
+			if w.model == m {
+				t.Fatal("the worker took the model before its Poll")
+			}
+			w.Poll()
+			if w.model != m {
+				t.Fatal("the worker did not take the model at its Poll")
+			}
+		}
+		for _, fr := range frames {
+			w.Packet(fr.link, fr.data, fr.ts)
+		}
+		return n
+	}
+	strict := *classifier.DefaultModel()
+	strict.THigh = 1.01 // no probability reaches it
+	if def, st := p2p(nil), p2p(&strict); def == 0 || st != 0 {
+		t.Fatalf("p2p flows: %d under the default model, %d under the strict one", def, st)
 	}
 }

@@ -90,6 +90,9 @@ func TestHiddenSwarmLiveMatchesOffline(t *testing.T) {
 		} else if err != nil {
 			t.Fatalf("records: %v", err)
 		}
+		if !rec.IsFlow() {
+			continue
+		}
 		liveLabel[key{rec.Proto, rec.A, rec.B}] = rec // the last decision of a flow counts
 	}
 	off, err := dataplane.ClassifyFile(file, shard.Options{Worker: shard.Config{Model: classifier.DefaultModel()}})

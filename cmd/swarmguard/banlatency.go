@@ -37,7 +37,7 @@ func cmdBanLatency(args []string, stdout, stderr io.Writer) error {
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	for sc.Scan() {
 		var r live.Record
-		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Label != "p2p" {
+		if json.Unmarshal(sc.Bytes(), &r) != nil || !r.IsFlow() || r.Label != "p2p" {
 			continue
 		}
 		start, _ := time.Parse(time.RFC3339Nano, r.Start)

@@ -30,6 +30,7 @@ type controlReply struct {
 	Error  string     `json:"error,omitempty"`
 	Status *status    `json:"status,omitempty"`
 	Bans   []banEntry `json:"bans,omitempty"`
+	Pin    string     `json:"pin,omitempty"` // the pin directory of the answering service's ban map
 	Said   string     `json:"said,omitempty"`
 }
 
@@ -156,6 +157,7 @@ func (s *service) control(c net.Conn) {
 		if rep.Bans, err = s.banList(); err != nil {
 			rep.Error = err.Error()
 		}
+		rep.Pin = s.r.Config().PinPath
 	default:
 		rep.Error = fmt.Sprintf("unknown command %q", req.Command)
 	}

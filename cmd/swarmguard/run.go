@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -205,8 +206,9 @@ func cmdBans(args []string, stdout, stderr io.Writer) error {
 		if a[0] == "show" {
 			only = addr.Unmap().String()
 		}
-		// The running service knows why; the map alone only knows until when.
-		if rep, err := ask(*sock, "bans"); err == nil {
+		// The running service knows why; the map alone only knows until
+		// when. Only a service whose map this is answers for it.
+		if rep, err := ask(*sock, "bans"); err == nil && filepath.Clean(rep.Pin) == filepath.Clean(*pin) {
 			printBans(stdout, rep.Bans, only)
 			return nil
 		}

@@ -294,7 +294,7 @@ scrape_configs:
 	}
 	first := strings.Fields(lines[1])[0]
 	out.Reset()
-	if err := run([]string{"bans", "show", first, "--socket", sock}, &out, &errb); err != nil || !strings.Contains(out.String(), first) || !strings.Contains(out.String(), " with ") {
+	if err := run([]string{"bans", "show", first, "--socket", sock, "--pin", pin}, &out, &errb); err != nil || !strings.Contains(out.String(), first) || !strings.Contains(out.String(), " with ") {
 		t.Fatalf("bans show %s: %v\n%s", first, err, out.String())
 	}
 
@@ -309,7 +309,7 @@ scrape_configs:
 		t.Fatalf("allow-listed ban not lifted: %s", sg.out.String())
 	}
 	out.Reset()
-	run([]string{"bans", "show", first, "--socket", sock}, &out, &errb)
+	run([]string{"bans", "show", first, "--socket", sock, "--pin", pin}, &out, &errb)
 	if !strings.Contains(out.String(), "is not banned") {
 		t.Fatalf("bans show %s after allow-listing: %s", first, out.String())
 	}

@@ -24,6 +24,10 @@ type Record struct {
 	BanExpires string `json:"ban_expires,omitempty"`
 }
 
+// IsFlow tells a flow record from the log's other events (a record
+// written before event types existed is a flow's).
+func (r *Record) IsFlow() bool { return r.EventType == "" || r.EventType == EvFlow }
+
 // Event is a record of the decision log other than a flow's: a ban, an
 // unban, a host turned p2p, the kernel failing open. Notices (webhooks)
 // get the same events.

@@ -245,7 +245,7 @@ func TestBridgeForwardsAndDecides(t *testing.T) {
 	var rec Record
 	for _, line := range strings.Split(strings.TrimSpace(recs.String()), "\n") {
 		json.Unmarshal([]byte(line), &rec)
-		if rec.Action == ActBypass && strings.HasSuffix(rec.B, ":7000") {
+		if rec.IsFlow() && rec.Action == ActBypass && strings.HasSuffix(rec.B, ":7000") {
 			src := netip.MustParseAddrPort(rec.A)
 			k = keyOf(src, netip.MustParseAddrPort(rec.B), 17, 0)
 			break
