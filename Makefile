@@ -5,7 +5,7 @@ BIN       := bin/swarmguard
 CORPUS    := testdata/ndpi
 FUZZTIME  ?= 3s
 
-.PHONY: all build static install deb demo demo-offline test vet unit fuzz bench train accuracy captures generate clean
+.PHONY: reliability all build static install deb demo demo-offline test vet unit fuzz bench train accuracy captures generate clean
 
 all: build
 
@@ -110,6 +110,12 @@ train: build
 	  if cmp -s classifier/weights.json.new classifier/weights.json; then rm classifier/weights.json.new; exit 0; fi; \
 	  mv classifier/weights.json.new classifier/weights.json; $(GO) build -o $(BIN) ./cmd/swarmguard || exit 1; \
 	done; echo "train: weights still moving after 5 fits" >&2; exit 1
+
+# RELIABILITY.md: the full reliability scenarios against the live bridge
+# (root; a few minutes); make test runs their short versions.
+reliability: build
+	bash bench/deps.sh
+	$(BIN) bench stress --full --append RELIABILITY.md all
 
 # ACCURACY.md: flows, hosts and bytes per capture and per client.
 accuracy: build

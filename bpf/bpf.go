@@ -28,11 +28,12 @@ const (
 	NotIP
 	Tunnel     // tunnelled frames (the outer header never meets a bypass entry or ban)
 	TunnelOpen // ... opened in the kernel: bypass and bans apply to the inner flow
+	Shed       // over a CPU's budget to the workers: forwarded or passed uninspected
 	NumCounters
 )
 
 var counterNames = [NumCounters]string{"rx", "ban_drop", "bypass_forward", "bypass_pass", "bypass_drop",
-	"to_xsk", "xsk_missing", "failopen_forward", "failopen_pass", "not_ip", "tunnel", "tunnel_open"}
+	"to_xsk", "xsk_missing", "failopen_forward", "failopen_pass", "not_ip", "tunnel", "tunnel_open", "shed"}
 
 func (c Counter) String() string {
 	if c < NumCounters {
@@ -126,9 +127,13 @@ func EnsureBPFFS(dir string) error {
 // Program is the XDP program to attach.
 func (o *Objects) Program() *ebpf.Program { return o.objs.Swarmguard }
 
-// Configure sets the mode, the sockets per rx queue and the fail-open timeout.
-func (o *Objects) Configure(mode Mode, perQueue int, failOpen time.Duration) error {
+// Configure sets the mode, the sockets per rx queue, the fail-open timeout
+// and each CPU's budget of packets per second to the workers (0: none).
+func (o *Objects) Configure(mode Mode, perQueue int, failOpen time.Duration, userPPS int) error {
 	c := xdpConfig{Mode: uint32(mode), PerQueue: uint32(max(perQueue, 1)), FailopenNs: uint64(failOpen)}
+	if userPPS > 0 {
+		c.ShedCostNs = uint64(max(1, int(time.Second)/userPPS))
+	}
 	if err := o.objs.Cfg.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("configure XDP program: %w", err)
 	}

@@ -47,6 +47,7 @@ enum counter {
 	C_NOT_IP,         // not IPv4/IPv6: forwarded/passed like fail-open
 	C_TUNNEL,         // tunnelled (PPPoE, MPLS, IP-in-IP, GRE, GTP-U, VXLAN, Geneve, Teredo)
 	C_TUNNEL_OPEN,    // ... and opened here: bypass and bans apply to the inner flow
+	C_SHED,           // over this CPU's budget to the workers: forwarded/passed uninspected (overload)
 	C_MAX,
 };
 
@@ -63,6 +64,18 @@ struct config {
 	__u32 mode;           // MODE_BRIDGE or MODE_MONITOR
 	__u32 per_queue;      // sockets sharing each rx queue (>= 1)
 	__u64 failopen_ns;    // heartbeat age after which the kernel takes over
+	__u64 shed_cost_ns;   // budget each packet to a worker costs (1e9 / packets per second per CPU); 0: no budget
+};
+
+// The budget to the workers, per CPU: credit in ns, earned with time up to
+// SHED_BURST_NS and spent shed_cost_ns a packet. A CPU out of credit sends a
+// sixteenth of the flows (by hash) on and forwards or passes the rest
+// uninspected (C_SHED): an overloaded box sheds on purpose and keeps its
+// decisions, instead of overflowing the sockets' rings.
+#define SHED_BURST_NS 100000000ULL
+struct shed_credit {
+	__u64 credit_ns;
+	__u64 last_ns;
 };
 
 // A flow key with the fields of userspace's shard.Key, in its symmetric
@@ -149,6 +162,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shed_credit);
+} shed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -268,6 +288,26 @@ static __always_inline int to_worker(struct xdp_md *ctx, struct config *c, __u64
 	if (slot >= MAX_SOCKETS || !bpf_map_lookup_elem(&xsks, &slot)) {
 		count(C_XSK_MISSING);
 		return fail_open(ctx, c, C_FAILOPEN_FWD);
+	}
+	if (c->shed_cost_ns) {
+		__u32 zero = 0;
+		struct shed_credit *sc = bpf_map_lookup_elem(&shed, &zero);
+		if (sc) {
+			__u64 credit = sc->credit_ns + (now - sc->last_ns);
+			if (credit > SHED_BURST_NS || now < sc->last_ns)
+				credit = SHED_BURST_NS;
+			sc->last_ns = now;
+			if (credit >= c->shed_cost_ns)
+				credit -= c->shed_cost_ns;
+			else if (h >> 28) { // not the sampled sixteenth
+				sc->credit_ns = credit;
+				count(C_SHED);
+				if (c->mode == MODE_MONITOR)
+					return XDP_PASS;
+				return bpf_redirect_map(&peer_port, ctx->ingress_ifindex, XDP_PASS);
+			}
+			sc->credit_ns = credit;
+		}
 	}
 	count(C_TO_XSK);
 	return bpf_redirect_map(&xsks, slot, XDP_PASS);

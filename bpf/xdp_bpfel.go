@@ -33,6 +33,7 @@ type xdpConfig struct {
 	Mode       uint32
 	PerQueue   uint32
 	FailopenNs uint64
+	ShedCostNs uint64
 }
 
 type xdpFlowKey struct {
@@ -44,6 +45,12 @@ type xdpFlowKey struct {
 	PathLo uint16
 	Proto  uint8
 	PathHi uint8
+}
+
+type xdpShedCredit struct {
+	_        structs.HostLayout
+	CreditNs uint64
+	LastNs   uint64
 }
 
 // loadXdp returns the embedded CollectionSpec for xdp.
@@ -103,6 +110,7 @@ type xdpMapSpecs struct {
 	Heartbeat *ebpf.MapSpec `ebpf:"heartbeat"`
 	PeerPort  *ebpf.MapSpec `ebpf:"peer_port"`
 	PortBase  *ebpf.MapSpec `ebpf:"port_base"`
+	Shed      *ebpf.MapSpec `ebpf:"shed"`
 	Xsks      *ebpf.MapSpec `ebpf:"xsks"`
 }
 
@@ -140,6 +148,7 @@ type xdpMaps struct {
 	Heartbeat *ebpf.Map `ebpf:"heartbeat"`
 	PeerPort  *ebpf.Map `ebpf:"peer_port"`
 	PortBase  *ebpf.Map `ebpf:"port_base"`
+	Shed      *ebpf.Map `ebpf:"shed"`
 	Xsks      *ebpf.Map `ebpf:"xsks"`
 }
 
@@ -153,6 +162,7 @@ func (m *xdpMaps) Close() error {
 		m.Heartbeat,
 		m.PeerPort,
 		m.PortBase,
+		m.Shed,
 		m.Xsks,
 	)
 }

@@ -75,7 +75,7 @@ func run(t *testing.T, o *Objects, pkt []byte) uint32 {
 
 func TestBanDropsBothDirectionsUntilExpiry(t *testing.T) {
 	o := load(t)
-	if err := o.Configure(Bridge, 1, time.Second); err != nil {
+	if err := o.Configure(Bridge, 1, time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
 	o.Beat()
@@ -106,7 +106,7 @@ func TestBanDropsBothDirectionsUntilExpiry(t *testing.T) {
 
 func TestBypassCountsAndActsForBothDirections(t *testing.T) {
 	o := load(t)
-	o.Configure(Bridge, 1, time.Second)
+	o.Configure(Bridge, 1, time.Second, 0)
 	o.Beat()
 	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.1:443")
 	k := key(b, a, 6) // 10.0.0.1 sorts first: it is Lo
@@ -141,7 +141,7 @@ func TestFailOpen(t *testing.T) {
 	if err := o.SetPeerPort(1, 1); err != nil {
 		t.Fatal(err)
 	}
-	o.Configure(Bridge, 1, time.Second)
+	o.Configure(Bridge, 1, time.Second, 0)
 	o.Beat()
 	if got := run(t, o, frame(a, b, 17)); got != xdpRedirect {
 		t.Fatalf("bridge, no socket: %d", got)
@@ -150,7 +150,7 @@ func TestFailOpen(t *testing.T) {
 	if got := run(t, o, frame(a, b, 17)); got != xdpRedirect {
 		t.Fatalf("bridge, stale heartbeat: %d", got)
 	}
-	o.Configure(Monitor, 1, time.Second)
+	o.Configure(Monitor, 1, time.Second, 0)
 	if got := run(t, o, frame(a, b, 17)); got != xdpPass {
 		t.Fatalf("monitor, stale heartbeat: %d", got)
 	}
@@ -198,7 +198,7 @@ func FuzzXDP(f *testing.F) {
 		f.Skip(err)
 	}
 	defer o.Close()
-	o.Configure(Bridge, 1, time.Second)
+	o.Configure(Bridge, 1, time.Second, 0)
 	o.Beat()
 	o.SetPeerPort(1, 1)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
@@ -220,7 +220,7 @@ func FuzzXDP(f *testing.F) {
 // unchanged: a ban added later still drops it.
 func TestBanReachesBypassedFlow(t *testing.T) {
 	o := load(t)
-	o.Configure(Bridge, 1, time.Second)
+	o.Configure(Bridge, 1, time.Second, 0)
 	o.Beat()
 	o.TouchBans()
 	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.9:51413")
@@ -249,4 +249,32 @@ func TestBanReachesBypassedFlow(t *testing.T) {
 // not import, and dataplane/live's kernel-key test checks it).
 func key(lo, hi netip.AddrPort, proto uint8) FlowKey {
 	return FlowKey{Lo: lo.Addr().As16(), Hi: hi.Addr().As16(), LoPort: lo.Port(), HiPort: hi.Port(), Proto: proto}
+}
+
+// During fail-open (a stale heartbeat) bans stay enforced: the kernel
+// forwards everything else itself, but a banned peer's packets are still
+// dropped, both ways; so are decided p2p flows' (bypass drop entries).
+func TestBansHoldDuringFailOpen(t *testing.T) {
+	o := load(t)
+	if err := o.SetPeerPort(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	o.Configure(Bridge, 1, time.Second, 0)
+	o.objs.Heartbeat.Put(uint32(0), Monotonic()-uint64(2*time.Second)) // stale: failed open
+	peer, host, other := netip.MustParseAddrPort("10.0.0.9:51413"), netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.6:443")
+	o.Ban(peer.Addr(), Monotonic()+uint64(time.Hour))
+	p2p := netip.MustParseAddrPort("10.0.0.7:6881")
+	o.SetBypass(key(host, p2p, 6), Drop)
+	for _, c := range []struct {
+		from, to netip.AddrPort
+		want     uint32
+	}{{peer, host, xdpDrop}, {host, peer, xdpDrop}, {host, p2p, xdpDrop}, {p2p, host, xdpDrop}, {host, other, xdpRedirect}} {
+		if got := run(t, o, frame(c.from, c.to, 6)); got != c.want {
+			t.Errorf("%v -> %v while failed open: action %d, want %d", c.from, c.to, got, c.want)
+		}
+	}
+	c, _ := o.Counters()
+	if c[BanDrop] != 2 || c[BypassDrop] != 2 || c[FailOpenForward] != 1 {
+		t.Fatalf("counters %v", c)
+	}
 }

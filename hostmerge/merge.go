@@ -32,6 +32,11 @@ const (
 // Config bounds the merger's memory. Zero fields take the defaults.
 type Config struct {
 	MaxHosts     int           // hosts kept (default 1<<18); the least recently active go first
+	// NewPerMerge bounds the hosts one merge creates (default 4096, about
+	// 40,000 a second): a flood of new source addresses then costs the
+	// merge, and memory, a bounded amount; the events of hosts over it are
+	// dropped and counted (ShedHosts). Hosts already known are never shed.
+	NewPerMerge int
 	MaxPredicted int           // predicted peers kept (default 1<<20)
 	PredictTTL   time.Duration // how long a predicted peer counts (default 30 min)
 	Model        *classifier.Model
@@ -74,6 +79,10 @@ type Merger struct {
 	turns    []Turn // hosts that turned p2p in the last turnGens generations
 	// Evicted counts hosts and predictions dropped to stay within bounds.
 	EvictedHosts, EvictedPredictions uint64
+	// ShedHosts counts new hosts not created because a merge had made
+	// NewPerMerge already (their events that merge are dropped).
+	ShedHosts uint64
+	created   int // hosts this merge created
 }
 
 // Turn is a host whose label became p2p at snapshot generation Gen.
@@ -99,6 +108,9 @@ type predKey struct {
 func NewMerger(c Config) *Merger {
 	if c.MaxHosts <= 0 {
 		c.MaxHosts = 1 << 18
+	}
+	if c.NewPerMerge <= 0 {
+		c.NewPerMerge = 4096
 	}
 	if c.MaxPredicted <= 0 {
 		c.MaxPredicted = 1 << 20
@@ -172,10 +184,17 @@ func newHost(now int64) *host {
 	return h
 }
 
+// host returns a's state, creating it within this merge's budget of new
+// hosts; nil when a is new and the budget is spent.
 func (m *Merger) host(a Host, now int64) *host {
 	sh := m.hosts[shardOf(a)]
 	h := sh[a]
 	if h == nil {
+		if m.created >= m.cfg.NewPerMerge {
+			m.ShedHosts++
+			return nil
+		}
+		m.created++
 		h = newHost(now)
 		sh[a] = h
 		m.nhosts++
@@ -200,8 +219,12 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 			m.sum[a] = s
 		})
 	}
+	m.created = 0
 	for a, c := range m.sum {
 		h := m.host(a, now)
+		if h == nil {
+			continue
+		}
 		for i := range h.win {
 			h.win[i].add(&c)
 		}
@@ -210,6 +233,9 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 	for _, d := range deltas {
 		for _, r := range d.remotes {
 			h := m.host(r.host, now)
+			if h == nil {
+				continue
+			}
 			dirty[shardOf(r.host)] = true
 			bit := r.peer % overlapBits
 			switch r.kind {
@@ -261,27 +287,30 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 // bound drops the least recently active hosts and expired predictions when
 // over the limits. It runs at most once a second of input time.
 func (m *Merger) bound(now int64, predDirty *[numShards]bool) {
-	if now/int64(time.Second) == m.lastTick/int64(time.Second) {
-		return
-	}
-	for i, shard := range m.pred {
-		for k, exp := range shard {
-			if exp <= now {
-				delete(shard, k)
-				m.npred--
-				predDirty[i] = true
+	if now/int64(time.Second) != m.lastTick/int64(time.Second) {
+		for i, shard := range m.pred {
+			for k, exp := range shard {
+				if exp <= now {
+					delete(shard, k)
+					m.npred--
+					predDirty[i] = true
+				}
 			}
 		}
 	}
 	if m.nhosts <= m.cfg.MaxHosts {
 		return
 	}
-	// Drop hosts idle for longer than the long window, then the oldest.
+	// Over the bound (checked at every merge, so it is passed by at most
+	// one merge's new hosts): drop hosts idle for longer than the long
+	// window, then the least recently active, down to 15/16 of the bound so
+	// that the next merges need not scan again.
+	target := m.cfg.MaxHosts - m.cfg.MaxHosts/16
 	cut := now - int64(Long)
-	for m.nhosts > m.cfg.MaxHosts {
+	for m.nhosts > target {
 		for _, sh := range m.hosts {
 			for a, h := range sh {
-				if h.last < cut && m.nhosts > m.cfg.MaxHosts {
+				if h.last < cut && m.nhosts > target {
 					delete(sh, a)
 					m.nhosts--
 					m.EvictedHosts++

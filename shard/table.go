@@ -24,6 +24,13 @@ type TableConfig struct {
 	Capacity int           // flows; rounded up to a power of two of buckets (default 1<<16)
 	TCPIdle  time.Duration // idle time after which a TCP flow is expired (default 5 min; 30 s after FIN/RST)
 	UDPIdle  time.Duration // idle time after which a UDP flow is expired (default 60 s)
+	// NewPerSecond bounds the new flows the table takes per second (in
+	// steps of a tenth of a second). Beyond it a new flow is admitted only
+	// if it is one of the sampled sixteenth (by its hash, so both
+	// directions agree); the others pass uninspected and are counted as
+	// shed. A flood of new flows then cannot evict the flows being
+	// inspected. 0: no bound (offline classification).
+	NewPerSecond int
 }
 
 // Defaults for TableConfig.
@@ -49,6 +56,7 @@ type TableStats struct {
 	Created uint64
 	Expired uint64
 	Evicted uint64 // forced out of a full bucket
+	Shed    uint64 // packets of new flows over the NewPerSecond budget, not admitted
 	Active  int
 }
 
@@ -56,6 +64,7 @@ func (s *TableStats) add(o *TableStats) {
 	s.Created += o.Created
 	s.Expired += o.Expired
 	s.Evicted += o.Evicted
+	s.Shed += o.Shed
 	s.Active += o.Active
 }
 
@@ -79,7 +88,14 @@ type Table struct {
 	// so its decision record can be written. It must not keep f.
 	Leave func(f *Flow, why Reason)
 	Stats TableStats
+	// The new-flow budget (TableConfig.NewPerSecond): perStep flows per
+	// budgetStep, left of it in this step, and when the step began.
+	perStep, left int
+	stepAt        int64
 }
+
+// budgetStep is the new-flow budget's refill period.
+const budgetStep = int64(100 * time.Millisecond)
 
 // NewTable allocates a table; it is the table's only allocation.
 func NewTable(c TableConfig) *Table {
@@ -105,7 +121,29 @@ func NewTable(c TableConfig) *Table {
 	for i := range t.due {
 		t.due[i] = math.MaxInt64
 	}
+	if c.NewPerSecond > 0 {
+		t.perStep = max(1, c.NewPerSecond/10)
+	}
 	return t
+}
+
+// admit says whether a new flow of hash h may be created at now.
+func (t *Table) admit(h uint64, now int64) bool {
+	if t.perStep == 0 {
+		return true
+	}
+	if now-t.stepAt >= budgetStep || now < t.stepAt {
+		t.stepAt, t.left = now, t.perStep
+	}
+	if t.left > 0 {
+		t.left--
+		return true
+	}
+	if h>>60 == 0 { // the sampled sixteenth
+		return true
+	}
+	t.Stats.Shed++
+	return false
 }
 
 // noteDue lowers the due time of bucket b for a flow last seen at last.
@@ -144,7 +182,8 @@ func (t *Table) home(h uint64) *bucket {
 // Lookup finds the flow of k or creates it. A new flow has First = now and
 // everything else zero except Key. When the home bucket is full, an expired
 // flow or else the least recently seen one is handed to Leave and replaced:
-// the table never refuses a packet and never waits.
+// the table never waits. It returns nil only for a new flow over the
+// new-flow budget (TableConfig.NewPerSecond): shed, it passes uninspected.
 func (t *Table) Lookup(k *Key, h uint64, now int64) (f *Flow, created bool) {
 	// The path of almost every packet: the home bucket's tag line, inline.
 	tag := tagOf(h)
@@ -208,6 +247,9 @@ func (t *Table) miss(k *Key, h uint64, b1 *bucket, tag uint32, now int64) (*Flow
 		if i, ok := b2.find(tag, k); ok {
 			return t.found(b2, i, tag, k, now)
 		}
+	}
+	if !t.admit(h, now) {
+		return nil, false
 	}
 	// New flow: its home bucket, the other one only when home is full, so
 	// that almost every lookup reads one tag line.

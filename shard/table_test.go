@@ -173,3 +173,46 @@ func addr16(a netip.Addr) packet.Addr16 {
 	b := a.As16()
 	return packet.Addr16{binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16])}
 }
+
+// Over its new-flow budget the table admits only the sampled sixteenth of
+// new flows and counts the rest as shed; flows already in keep their
+// slots, and the budget comes back at the next step.
+func TestNewFlowBudgetShedsAndSamples(t *testing.T) {
+	tb := NewTable(TableConfig{Capacity: 1 << 16, NewPerSecond: 1000}) // 100 per 100 ms
+	key := func(i int) (Key, uint64) {
+		var k Key
+		k.LoAddr = packet.Addr16{0, uint64(0xffff0a000000 | i)}
+		k.HiAddr = packet.Addr16{0, uint64(0xffff0b000000 | i)}
+		k.LoPort, k.HiPort, k.Proto = 1000, 2000, 17
+		return k, k.Hash()
+	}
+	now := int64(time.Second)
+	admitted, sampled := 0, 0
+	for i := range 10000 {
+		k, h := key(i)
+		if f, _ := tb.Lookup(&k, h, now); f != nil {
+			admitted++
+			if i >= 100 && h>>60 != 0 {
+				t.Fatalf("flow %d admitted over the budget without being sampled", i)
+			}
+			if i >= 100 {
+				sampled++
+			}
+		}
+	}
+	if admitted != 100+sampled || sampled < 9900/16/2 || sampled > 9900/16*2 || tb.Stats.Shed != uint64(10000-admitted) {
+		t.Fatalf("admitted %d (%d sampled), shed %d", admitted, sampled, tb.Stats.Shed)
+	}
+	// The first 100 are in and found without touching the budget.
+	for i := range 100 {
+		k, h := key(i)
+		if f, created := tb.Lookup(&k, h, now); f == nil || created {
+			t.Fatalf("flow %d lost its slot", i)
+		}
+	}
+	// A tenth of a second later, 100 more.
+	k, h := key(20000)
+	if f, created := tb.Lookup(&k, h, now+int64(100*time.Millisecond)); f == nil || !created {
+		t.Fatal("the budget did not come back")
+	}
+}

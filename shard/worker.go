@@ -187,6 +187,9 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 	w.now = now
 	m, dir := &b.meta, b.dir
 	f, created := w.table.Lookup(&b.key, b.hash, now)
+	if f == nil {
+		return Pass // shed: over the new-flow budget (TableStats.Shed)
+	}
 	if created && dir == 1 {
 		f.Flags |= classifier.FlagInitHi
 	}

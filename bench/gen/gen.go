@@ -29,6 +29,100 @@ type Options struct {
 	Rate      int           // packets per second; 0: flat out
 	Packets   uint64        // at most (default 1e6)
 	Duration  time.Duration // at most (default 5 s)
+	// Flood makes every packet a new flow, as a random-source flood does:
+	// "udp", "syn", "udp6", "syn6" or "mix" (the four in turn). Addresses
+	// are 10.96.0.0/12 (fd00:96::/32), never the harness's own; Seed varies
+	// the tuples between runs.
+	Flood string
+	Seed  uint64
+}
+
+// floodKinds are the frames of a flood, in turn for "mix".
+var floodKinds = map[string][]int{"udp": {kUDP4}, "syn": {kSYN4}, "udp6": {kUDP6}, "syn6": {kSYN6}, "mix": {kUDP4, kSYN4, kUDP6, kSYN6}}
+
+const (
+	kUDP4 = iota
+	kSYN4
+	kUDP6
+	kSYN6
+)
+
+// mix64 is splitmix64's finalizer: a bijection, so packet k's tuple is
+// distinct from every other packet's.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// floodFrame writes packet k of a flood into b and returns its length.
+func floodFrame(b []byte, mac net.HardwareAddr, kind int, k uint64) int {
+	x, y := mix64(k), mix64(^k)
+	for i := 0; i < 6; i++ {
+		b[i] = 0x02
+	}
+	copy(b[6:12], mac)
+	sp, dp := uint16(1024+x%64000), uint16(1+y%65535)
+	switch kind {
+	case kUDP4, kSYN4:
+		src := 10<<24 | 96<<16 | uint32(x>>16)&0x000fffff // 10.96.0.0/12
+		dst := 10<<24 | 112<<16 | uint32(y>>16)&0x000fffff
+		if kind == kUDP4 {
+			frame(b[:60], mac, src, dst, sp, dp)
+			return 60
+		}
+		frame(b[:60], mac, src, dst, sp, dp)
+		ip := b[14:34]
+		ip[9] = 6
+		binary.BigEndian.PutUint16(ip[2:], 40)
+		ip[10], ip[11] = 0, 0
+		var sum uint32
+		for i := 0; i < 20; i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+		}
+		sum = sum&0xffff + sum>>16
+		sum = sum&0xffff + sum>>16
+		binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+		tcp := b[34:54]
+		clear(tcp)
+		binary.BigEndian.PutUint16(tcp[0:], sp)
+		binary.BigEndian.PutUint16(tcp[2:], dp)
+		binary.BigEndian.PutUint32(tcp[4:], uint32(x))
+		tcp[12], tcp[13] = 5<<4, 0x02 // SYN
+		binary.BigEndian.PutUint16(tcp[14:], 64240)
+		clear(b[54:60])
+		return 60
+	default:
+		b[12], b[13] = 0x86, 0xdd
+		ip := b[14:54]
+		clear(ip)
+		ip[0] = 0x60
+		ip[7] = 64
+		ip[8], ip[9] = 0xfd, 0x00
+		ip[10], ip[11] = 0x00, 0x96
+		binary.BigEndian.PutUint64(ip[16:], x)
+		ip[24], ip[25] = 0xfd, 0x00
+		ip[26], ip[27] = 0x01, 0x12
+		binary.BigEndian.PutUint64(ip[32:], y)
+		l4 := b[54:]
+		binary.BigEndian.PutUint16(l4[0:], sp)
+		binary.BigEndian.PutUint16(l4[2:], dp)
+		if kind == kUDP6 {
+			ip[6] = 17
+			binary.BigEndian.PutUint16(ip[4:], 8+8)
+			binary.BigEndian.PutUint16(l4[4:], 16)
+			clear(l4[6:16])
+			return 54 + 16
+		}
+		ip[6] = 6
+		binary.BigEndian.PutUint16(ip[4:], 20)
+		clear(l4[4:20])
+		binary.BigEndian.PutUint32(l4[4:], uint32(x))
+		l4[12], l4[13] = 5<<4, 0x02
+		binary.BigEndian.PutUint16(l4[14:], 64240)
+		return 54 + 20
+	}
 }
 
 // Result says what was sent.
@@ -104,6 +198,10 @@ func Run(o Options) (Result, error) {
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
 	}
+	kinds, flood := floodKinds[o.Flood]
+	if o.Flood != "" && !flood {
+		return res, fmt.Errorf("gen: flood %q: want udp, syn, udp6, syn6 or mix", o.Flood)
+	}
 	var tmpl []Template
 	if len(o.Pcaps) > 0 {
 		var err error
@@ -127,6 +225,9 @@ func Run(o Options) (Result, error) {
 		src, dst uint32
 		sp, dp   uint16
 		q        int
+	}
+	if flood {
+		o.Flows = 1 // a flood makes its tuples per packet
 	}
 	flows := make([]flow, o.Flows)
 	for i := range flows {
@@ -157,6 +258,10 @@ func Run(o Options) (Result, error) {
 			k := res.Sent
 			f := &flows[k%uint64(len(flows))]
 			s := socks[f.q]
+			if flood {
+				// A flood's frames spread over the queues by packet.
+				s = socks[int(k%uint64(len(socks)))]
+			}
 			addr, buf, ok := s.TxFrame()
 			if !ok {
 				res.TxFull++
@@ -164,11 +269,14 @@ func Run(o Options) (Result, error) {
 				break
 			}
 			size := 60
-			if len(tmpl) > 0 {
+			switch {
+			case flood:
+				size = floodFrame(buf, mac, kinds[k%uint64(len(kinds))], k+o.Seed<<40)
+			case len(tmpl) > 0:
 				t := &tmpl[k%uint64(len(tmpl))]
 				size = t.WireLen
 				replayed(buf[:size], t, mac, f.src, f.dst, f.sp, f.dp)
-			} else {
+			default:
 				frame(buf[:size], mac, f.src, f.dst, f.sp, f.dp)
 			}
 			if !s.Send(addr, uint32(size)) {

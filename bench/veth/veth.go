@@ -42,6 +42,9 @@ type Options struct {
 	Latency  bool             // also measure round trips through each path
 	Stop     <-chan os.Signal // when it fires, Run stops after the configuration under way
 	Log      io.Writer
+	// NoSink leaves sink-ns's eth0 to its stack (no counting XDP program,
+	// no echo): for traffic that needs real endpoints there (bench stress).
+	NoSink bool
 }
 
 // Configurations, in the order they run.
@@ -65,8 +68,8 @@ type Row struct {
 	VsDevmap  float64 `json:"vs_devmap,omitempty"`
 }
 
-// env is the harness's namespaces and ports.
-type env struct {
+// Env is the harness's namespaces and ports.
+type Env struct {
 	prefix    string
 	gen, sink string
 	a, b      string
@@ -85,8 +88,8 @@ func run(args ...string) error {
 	return nil
 }
 
-func setup(o *Options) (*env, error) {
-	e := &env{prefix: fmt.Sprintf("sgv%d", os.Getpid()%100000), log: o.Log}
+func setup(o *Options) (*Env, error) {
+	e := &Env{prefix: fmt.Sprintf("sgv%d", os.Getpid()%100000), log: o.Log}
 	e.gen, e.sink, e.a, e.b = e.prefix+"gen", e.prefix+"sink", e.prefix+"A", e.prefix+"B"
 	steps := [][]string{
 		{"ip", "netns", "add", e.gen}, {"ip", "netns", "add", e.sink},
@@ -118,6 +121,9 @@ func setup(o *Options) (*env, error) {
 			return nil, err
 		}
 	}
+	if o.NoSink {
+		return e, nil
+	}
 	// The sink: an XDP counter on sink-ns's eth0, in a process of its own.
 	e.sinkCmd = exec.Command("ip", "netns", "exec", e.sink, o.Self, "bench", "sink", "--iface", "eth0")
 	e.sinkIn, _ = e.sinkCmd.StdinPipe()
@@ -141,8 +147,26 @@ func setup(o *Options) (*env, error) {
 	return e, nil
 }
 
+// Setup builds the harness's namespaces and ports (and, unless NoSink,
+// the sink); Close removes them.
+func Setup(o Options) (*Env, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return setup(&o)
+}
+
+// Ports are the bridge's two ports, in the current namespace.
+func (e *Env) Ports() (a, b string) { return e.a, e.b }
+
+// Namespaces are the generator's and the sink's (10.96.0.1 and 10.96.0.2).
+func (e *Env) Namespaces() (gen, sink string) { return e.gen, e.sink }
+
+// Close removes everything Setup made.
+func (e *Env) Close() { e.cleanup() }
+
 // counted asks the sink for its packet count.
-func (e *env) counted() (uint64, error) {
+func (e *Env) counted() (uint64, error) {
 	if _, err := io.WriteString(e.sinkIn, "\n"); err != nil {
 		return 0, fmt.Errorf("sink: %w", err)
 	}
@@ -153,7 +177,7 @@ func (e *env) counted() (uint64, error) {
 	return strconv.ParseUint(strings.Fields(line)[0], 10, 64)
 }
 
-func (e *env) cleanup() {
+func (e *Env) cleanup() {
 	if e.echoCmd != nil && e.echoCmd.Process != nil {
 		e.echoCmd.Process.Kill()
 		e.echoCmd.Wait()
@@ -172,7 +196,7 @@ func (e *env) cleanup() {
 }
 
 // generate runs the generator in gen-ns.
-func (e *env) generate(o *Options, queues int, size string) (gen.Result, error) {
+func (e *Env) generate(o *Options, queues int, size string) (gen.Result, error) {
 	args := []string{"netns", "exec", e.gen, o.Self, "bench", "gen", "--iface", "eth0",
 		"--queues", fmt.Sprint(queues), "--flows", fmt.Sprint(o.Flows), "--hosts", fmt.Sprint(o.Hosts),
 		"--rate", fmt.Sprint(o.Rate), "--seconds", fmt.Sprint(o.Duration.Seconds()), "--packets", "100000000"}
@@ -259,7 +283,7 @@ func cpuNow() time.Duration {
 }
 
 // one runs one configuration at one size.
-func (e *env) one(o *Options, config, size string) (Row, error) {
+func (e *Env) one(o *Options, config, size string) (Row, error) {
 	row := Row{Config: config, Size: size}
 	workers := 1
 	if strings.HasSuffix(config, "-2w") || strings.HasSuffix(config, "-2w-bypass") {

@@ -23,7 +23,7 @@ import (
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("bench: want a subcommand: train, compare, labels, accuracy, tracker, replay, gen, sink, veth, memory, echo, ping, banlatency, wrap, udpmesh")
+		return usageErr("bench: want a subcommand: train, compare, labels, accuracy, tracker, replay, gen, sink, veth, memory, echo, ping, banlatency, wrap, udpmesh, stress")
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -59,6 +59,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdWrap(args[1:], stdout, stderr)
 	case "udpmesh":
 		return cmdUDPMesh(args[1:], stderr)
+	case "stress":
+		return cmdStress(args[1:], stdout, stderr)
 	}
 	return usageErr("bench: unknown subcommand %q", args[0])
 }

@@ -34,6 +34,8 @@ func cmdGen(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&o.Packets, "packets", 1_000_000, "packets at most")
 	secs := fs.Float64("seconds", 5, "seconds at most")
 	mix := fs.String("mix", "", "captures whose frame sizes to use, comma-separated (default: 64-byte frames)")
+	fs.StringVar(&o.Flood, "flood", "", "every packet a new flow: udp, syn, udp6, syn6 or mix")
+	fs.Uint64Var(&o.Seed, "seed", 0, "varies a flood's tuples between runs")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}

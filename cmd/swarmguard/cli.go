@@ -31,6 +31,7 @@ var synopsis = map[string]string{
 	"bench udpmesh":    "[flags]",
 	"bench veth":       "[flags]",
 	"bench wrap":       "--encap KIND [flags] IN OUT",
+	"bench stress":     "[--full] [--append FILE] SCENARIO|all",
 }
 
 var badValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-(\S+): (.*)$`)

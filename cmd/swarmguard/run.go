@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if miss, err := missingCaps(runCaps); err != nil || miss != "" {
 		return &exitError{code: 2, err: fmt.Errorf("run: needs root or the capabilities %s (XDP, AF_XDP and bpffs)%s", miss, errSuffix(err))}
+	}
+	if c.MemoryLimit > 0 {
+		debug.SetMemoryLimit(c.MemoryLimit)
 	}
 	svc, err := startService(c, path, set, cfg, stdout, stderr)
 	if err != nil {
@@ -135,12 +139,20 @@ func liveConfig(c *config.Config) (live.Config, error) {
 	cfg := live.Config{Monitor: c.Monitor, Queues: c.Queues, Generic: c.Generic, FailOpen: c.FailOpen,
 		BanFor: c.BanFor, BanLocal: c.BanLocal, MonitorOnly: c.MonitorOnly, PinPath: c.Pin,
 		Local: c.Local, AllowNets: c.AllowNets, AllowPorts: c.AllowPorts, Model: m,
-		Flows:  shard.TableConfig{Capacity: c.FlowTable},
+		Flows: shard.TableConfig{Capacity: c.FlowTable, NewPerSecond: newFlows(c.NewFlows)}, MaxHosts: c.MaxHosts, UserPPS: newFlows(c.UserPPS),
 		Socket: xsk.Options{Frames: c.Frames, RingSize: c.Ring}}
 	if len(c.Bridge) == 2 {
 		cfg.Bridge = [2]string{c.Bridge[0], c.Bridge[1]}
 	}
 	return cfg, nil
+}
+
+// newFlows maps the option (0: no bound) to the runner's (negative: no bound).
+func newFlows(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func kernelCounters(k [bpf.NumCounters]uint64) string {

@@ -48,9 +48,18 @@ type Config struct {
 	// AllowNets and AllowPorts are never dropped or banned.
 	AllowNets  []netip.Prefix
 	AllowPorts []uint16
-	// Flows sizes each worker's flow table; Model is the scoring model.
+	// Flows sizes each worker's flow table and its new-flow budget
+	// (default DefaultNewPerSecond); Model is the scoring model.
 	Flows shard.TableConfig
-	Model *classifier.Model
+	// UserPPS is each CPU's budget of packets per second sent to the
+	// workers (default DefaultUserPPS; negative: no budget). Over it the XDP
+	// program sends a sixteenth of the flows on and forwards (bridge) or
+	// passes (monitor) the rest uninspected, counted as shed.
+	UserPPS int
+	// MaxHosts bounds the merged host state (default 1<<18 hosts); the
+	// least recently active go first.
+	MaxHosts int
+	Model    *classifier.Model
 	// Records receives decision records (JSON lines); nil discards them.
 	Records io.Writer
 	// Log receives one-line operational messages; nil discards them.
@@ -73,6 +82,11 @@ type Config struct {
 const (
 	DefaultFailOpen = time.Second
 	DefaultBanFor   = 5 * time.Hour
+	// DefaultNewPerSecond is each worker's new-flow budget: over it, new
+	// flows are sampled (one in sixteen) and the rest pass uninspected.
+	DefaultNewPerSecond = 50_000
+	// DefaultUserPPS is each CPU's budget of packets to the workers.
+	DefaultUserPPS = 300_000
 )
 
 // DefaultLocal are the address ranges taken as local by default.
@@ -103,6 +117,16 @@ func (c *Config) check() error {
 	}
 	if c.Model == nil {
 		c.Model = classifier.DefaultModel()
+	}
+	if c.UserPPS == 0 {
+		c.UserPPS = DefaultUserPPS
+	} else if c.UserPPS < 0 {
+		c.UserPPS = 0
+	}
+	if c.Flows.NewPerSecond == 0 {
+		c.Flows.NewPerSecond = DefaultNewPerSecond
+	} else if c.Flows.NewPerSecond < 0 {
+		c.Flows.NewPerSecond = 0 // no bound
 	}
 	if c.Records == nil {
 		c.Records = io.Discard

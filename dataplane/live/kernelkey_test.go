@@ -45,7 +45,7 @@ func loadKernel(tb testing.TB) *kernel {
 		tb.Skip(err)
 	}
 	tb.Cleanup(func() { o.Close() })
-	if err := o.Configure(bpf.Bridge, 1, time.Hour); err != nil {
+	if err := o.Configure(bpf.Bridge, 1, time.Hour, 0); err != nil {
 		tb.Fatal(err)
 	}
 	if err := o.Beat(); err != nil {

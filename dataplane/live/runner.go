@@ -52,9 +52,19 @@ type Stats struct {
 	Snapshot    time.Time                   // when the host snapshot was last published
 	Heartbeat   time.Time                   // the last heartbeat the kernel took
 	Started     time.Time
+	// Merge is how long the last tick's hand-over, merge and publish took
+	// (it must stay under the 100 ms tick); MergeMax the longest so far.
+	Merge, MergeMax time.Duration
+	// FramesUnaccounted is, after Stop, the UMEM frames found nowhere
+	// (UMEM accounting: 0 unless frames leaked or traffic was in flight).
+	FramesUnaccounted int
+	// UserBudget is each CPU's budget of packets per second to the
+	// workers, as adapted to what they take (0: no budget).
+	UserBudget int
 	// Control-path failures, each also logged (at most once per
 	// errorLogEvery for each kind) with its cause.
 	HeartbeatErrors uint64 // heartbeat writes that failed: the kernel fails open once it is stale
+	Withheld        uint64 // heartbeats withheld because a worker or the control loop made no progress
 	BypassErrors    uint64 // bypass entries not written (the flow stays in userspace)
 	BanErrors       uint64 // bans not written
 	RecordErrors    uint64 // decision records not written
@@ -98,7 +108,10 @@ type qworker struct {
 	pfds     []unix.PollFd
 	// Socket counters, added once per batch; read by the control loop.
 	rx, tx, full, kickErrs atomic.Uint64
-	audit                  *auditRing // recent frames, when auditing
+	// loops counts the worker's turns (a batch, or a poll that timed out):
+	// the watchdog beats only while every worker makes progress.
+	loops atomic.Uint64
+	audit *auditRing // recent frames, when auditing
 }
 
 // Runner is a running dataplane.
@@ -120,7 +133,11 @@ type Runner struct {
 	harness   Harness    // a benchmark mode (StartHarness); zero in service
 	affinity  chan error // workers that could not be pinned to their CPU, for the control loop to log
 	errs      errorLog
+	beatErrs  errorLog     // the watchdog's own, on its goroutine
+	ticked    atomic.Int64 // when the control loop last finished a tick (ns)
 	reconf    chan reconf
+	budget    int    // packets per second per CPU to the workers, as adapted (adaptBudget)
+	ringFull  uint64 // rx ring overflows at the last tick
 	// monitorOnly is the policy's MonitorOnly for the workers, which read
 	// it per frame; a reload sets it.
 	monitorOnly atomic.Bool
@@ -187,7 +204,7 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 	if cfg.Monitor != "" {
 		mode = bpf.Monitor
 	}
-	if err := objs.Configure(mode, 1, cfg.FailOpen); err != nil {
+	if err := objs.Configure(mode, 1, cfg.FailOpen, cfg.UserPPS); err != nil {
 		return fail(err)
 	}
 	if err := objs.Beat(); err != nil {
@@ -212,7 +229,8 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 			}
 		}
 	}
-	r.engine = shard.NewEngine(shard.EngineConfig{Workers: queues, Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model}})
+	r.engine = shard.NewEngine(shard.EngineConfig{Workers: queues, Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model},
+		Hosts: hostmerge.Config{MaxHosts: cfg.MaxHosts}})
 	for q, w := range r.engine.Workers() {
 		qw := &qworker{id: q, w: w, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch)}
 		if cfg.Audit > 0 {
@@ -252,9 +270,81 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 		r.wg.Add(1)
 		go r.loop(qw)
 	}
-	r.wg.Add(1)
+	// The workers hold their threads; the control loop and the watchdog
+	// must find a P of their own at once, not after a preemption.
+	if n := len(r.workers) + 2; runtime.GOMAXPROCS(0) < n {
+		runtime.GOMAXPROCS(n)
+	}
+	r.ticked.Store(time.Now().UnixNano())
+	r.wg.Add(2)
 	go r.control()
+	go r.watchdog()
 	return r, nil
+}
+
+// workerNice is the workers' nice value; the control loop and the
+// watchdog keep the process's (0).
+const workerNice = 5
+
+// controlStuck is how long the control loop may go without finishing a
+// tick before the watchdog stops beating: a merge of a flood's hosts may
+// be slow, but a loop that is gone this long is stuck.
+const controlStuck = 10 * time.Second
+
+// watchdog beats the kernel's heartbeat on a thread of its own, every
+// quarter of the fail-open limit, as long as the process makes progress:
+// every worker has turned its loop within half the limit and the control
+// loop has finished a tick within controlStuck. The heartbeat says the
+// process is alive and working, not that it keeps up: an overloaded
+// process keeps beating (and sheds load); a stuck worker or control loop
+// stops it, and the kernel fails open.
+func (r *Runner) watchdog() {
+	defer r.wg.Done()
+	runtime.LockOSThread()
+	every := min(hostmerge.Tick, r.cfg.FailOpen/4)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := make([]uint64, len(r.workers))
+	moved := make([]time.Time, len(r.workers))
+	for i := range moved {
+		moved[i] = time.Now()
+	}
+	stuck := ""
+	for now := range t.C {
+		if r.stopping.Load() {
+			return
+		}
+		why := ""
+		for i, q := range r.workers {
+			if l := q.loops.Load(); l != last[i] {
+				last[i], moved[i] = l, now
+			} else if d := now.Sub(moved[i]); d > r.cfg.FailOpen/2 {
+				why = fmt.Sprintf("worker %d has made no progress for %v", q.id, d.Round(time.Millisecond))
+			}
+		}
+		if d := now.Sub(time.Unix(0, r.ticked.Load())); d > controlStuck {
+			why = fmt.Sprintf("the control loop has not finished a tick for %v", d.Round(time.Millisecond))
+		}
+		if why != "" {
+			if stuck == "" {
+				fmt.Fprintf(r.cfg.Log, "swarmguard: %s: heartbeat withheld, the kernel fails open after %v\n", why, r.cfg.FailOpen)
+			}
+			stuck = why
+			r.count(func(s *Stats) { s.Withheld++ })
+			continue
+		}
+		if stuck != "" {
+			fmt.Fprintf(r.cfg.Log, "swarmguard: progress again; heartbeat resumed\n")
+			stuck = ""
+		}
+		if err := r.objs.Beat(); err != nil {
+			// Loud: the kernel fails open once the heartbeat is stale.
+			r.count(func(s *Stats) { s.HeartbeatErrors++ })
+			r.beatErrs.log(r.cfg.Log, "heartbeat", fmt.Errorf("%w (the kernel forwards everything itself after --fail-open %v)", err, r.cfg.FailOpen))
+			continue
+		}
+		r.count(func(s *Stats) { s.Heartbeat = now })
+	}
 }
 
 // loop is one queue's worker: locked to its thread, pinned to a CPU. It
@@ -268,7 +358,14 @@ func (r *Runner) loop(q *qworker) {
 		r.affinity <- fmt.Errorf("worker %d: pin to CPU %d: %w", q.id, q.id%runtime.NumCPU(), err)
 	}
 	bridge := len(q.socks) == 2
+	// Below the control loop and the watchdog: under overload the workers
+	// give way to the threads that keep decisions and the heartbeat going
+	// (a higher nice value needs no privilege).
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, workerNice); err != nil {
+		r.affinity <- fmt.Errorf("worker %d: nice %d: %w", q.id, workerNice, err)
+	}
 	for !r.stopping.Load() {
+		q.loops.Add(1)
 		q.w.Poll()
 		got := 0
 		for side, s := range q.socks {
@@ -351,14 +448,8 @@ func (r *Runner) control() {
 			if r.stopping.Load() {
 				return
 			}
-			if err := r.objs.Beat(); err != nil {
-				// Loud: the kernel fails open once the heartbeat is stale.
-				r.count(func(s *Stats) { s.HeartbeatErrors++ })
-				r.errs.log(r.cfg.Log, "heartbeat", fmt.Errorf("%w (the kernel forwards everything itself after --fail-open %v)", err, r.cfg.FailOpen))
-			} else {
-				r.count(func(s *Stats) { s.Heartbeat = now })
-			}
 			r.tick(now)
+			r.ticked.Store(time.Now().UnixNano())
 			r.tickEvents(now)
 			if now.Sub(lastExpire) > time.Minute {
 				gone, err := r.reconcileBans()
@@ -386,7 +477,9 @@ const tickWait = 50 * time.Millisecond
 
 // tick ticks the engine at wall time now and publishes the counters.
 func (r *Runner) tick(now time.Time) {
+	began := time.Now()
 	got := r.engine.TickAsync(now.UnixNano(), tickWait)
+	took := time.Since(began)
 	select {
 	case err := <-r.affinity:
 		r.errs.log(r.cfg.Log, "affinity", err)
@@ -424,6 +517,7 @@ func (r *Runner) tick(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Worker, r.stats.Flows = ws, fs
+	r.stats.Merge, r.stats.MergeMax = took, max(r.stats.MergeMax, took)
 	r.stats.RxFrames, r.stats.TxFrames, r.stats.TxFull, r.stats.KickErrors = rx, tx, full, kick
 	if got < len(r.workers) {
 		r.stats.Late++
@@ -440,6 +534,41 @@ func (r *Runner) tick(now time.Time) {
 	r.stats.Lost = r.lost.Load()
 	r.stats.XSKRxDropped, r.stats.XSKRxRingFull, r.stats.XSKFillEmpty = xs.Rx_dropped, xs.Rx_ring_full, xs.Rx_fill_ring_empty_descs
 	r.stats.XSKTxEmpty, r.stats.XSKInvalid = xs.Tx_ring_empty_descs, xs.Rx_invalid_descs
+	r.stats.UserBudget = r.adaptBudget(xs.Rx_ring_full)
+}
+
+// adaptBudget moves the kernel's budget of packets to the workers (per CPU)
+// toward what the workers take: down by a quarter at a tick in which a
+// socket's rx ring overflowed, back up by a fiftieth of the configured
+// budget at a tick in which none did. So an overloaded box sheds in the
+// kernel, counted, instead of losing frames at full rings. It returns the
+// budget in force. Control goroutine only.
+func (r *Runner) adaptBudget(ringFull uint64) int {
+	top := r.cfg.UserPPS
+	if top == 0 {
+		return 0
+	}
+	if r.budget == 0 {
+		r.budget = top
+	}
+	was := r.budget
+	switch {
+	case ringFull > r.ringFull:
+		r.budget = max(r.budget*3/4, 1000, top/1000)
+	case r.budget < top:
+		r.budget = min(top, r.budget+max(1, top/50))
+	}
+	r.ringFull = ringFull
+	if r.budget != was {
+		mode := bpf.Bridge
+		if r.cfg.Monitor != "" {
+			mode = bpf.Monitor
+		}
+		if err := r.objs.Configure(mode, 1, r.cfg.FailOpen, r.budget); err != nil {
+			r.errs.log(r.cfg.Log, "userspace budget", err)
+		}
+	}
+	return r.budget
 }
 
 // errorLogEvery bounds how often one kind of control-path failure is logged.
@@ -554,6 +683,14 @@ func (r *Runner) Config() Config {
 func (r *Runner) Stop() error {
 	r.stopping.Store(true)
 	r.wg.Wait()
+	// The workers are gone: their sockets' frames can be counted.
+	lost := 0
+	for _, q := range r.workers {
+		for _, s := range q.socks {
+			lost += s.Unaccounted()
+		}
+	}
+	r.count(func(s *Stats) { s.FramesUnaccounted = lost })
 	for {
 		select {
 		case d := <-r.decisions:

@@ -57,6 +57,11 @@ var (
 	dFlowsNew   = desc("flows_created_total", "Flows created.", "worker")
 	dFlowsEvict = desc("flows_evicted_total", "Flows forced out of a full bucket.", "worker")
 	dFlowsExp   = desc("flows_expired_total", "Flows that left at their idle limit.", "worker")
+	dFlowsShed  = desc("flows_shed_packets_total", "Packets of new flows over the worker's new-flow budget, passed uninspected (overload).", "worker")
+	dBudget     = desc("userspace_budget_packets_per_second", "Each CPU's budget of packets to the workers, as adapted to what they take; over it the kernel sheds (0: no budget).")
+	dMerge      = desc("merge_duration_seconds", "How long the last tick's hand-over, host merge and snapshot publish took (the tick is 100 ms).")
+	dMergeMax   = desc("merge_duration_max_seconds", "The longest tick so far.")
+	dWithheld   = desc("heartbeats_withheld_total", "Heartbeats the watchdog withheld because a worker or the control loop made no progress.")
 	dXSK        = desc("xsk_frames_total", "The kernel's AF_XDP socket statistics (XDP_STATISTICS), summed over the sockets.", "event")
 	dHosts      = desc("hosts", "Hosts in the merged host state.")
 	dPredicted  = desc("predicted_peers", "Peers predicted from tracker, DHT and PEX answers, within their TTL.")
@@ -120,6 +125,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		n(dFlowsNew, w.Flows.Created, id)
 		n(dFlowsEvict, w.Flows.Evicted, id)
 		n(dFlowsExp, w.Flows.Expired, id)
+		n(dFlowsShed, w.Flows.Shed, id)
 	}
 	n(dXSK, st.XSKRxDropped, "rx_dropped")
 	n(dXSK, st.XSKRxRingFull, "rx_ring_full")
@@ -140,6 +146,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		n(dDecisions, st.ByLabel[l], l.String())
 	}
 	n(dLost, st.Lost)
+	n(dWithheld, st.Withheld)
+	g(dBudget, float64(st.UserBudget))
+	g(dMerge, st.Merge.Seconds())
+	g(dMergeMax, st.MergeMax.Seconds())
 	n(dLate, st.Late)
 	if !st.Snapshot.IsZero() {
 		g(dSnapAge, now.Sub(st.Snapshot).Seconds())

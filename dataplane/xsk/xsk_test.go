@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
@@ -48,9 +49,10 @@ func send(spec string) int {
 // rig is a socket on a veth port behind the XDP program in monitor mode,
 // and a namespace that sends to it.
 type rig struct {
-	env *netnstest.Env
-	gen string
-	s   *Socket
+	env  *netnstest.Env
+	gen  string
+	s    *Socket
+	objs *bpf.Objects
 }
 
 func newRig(t *testing.T, o Options) *rig {
@@ -70,7 +72,7 @@ func newRig(t *testing.T, o Options) *rig {
 		t.Skip(err)
 	}
 	t.Cleanup(func() { objs.Close() })
-	objs.Configure(bpf.Monitor, 1, time.Hour)
+	objs.Configure(bpf.Monitor, 1, time.Hour, 0)
 	objs.Beat()
 	l, err := link.AttachXDP(link.XDPOptions{Program: objs.Program(), Interface: ifi.Index, Flags: link.XDPDriverMode})
 	if err != nil {
@@ -85,7 +87,7 @@ func newRig(t *testing.T, o Options) *rig {
 	if err := objs.SetSocket(0, s.FD()); err != nil {
 		t.Fatal(err)
 	}
-	return &rig{env: env, gen: gen, s: s}
+	return &rig{env: env, gen: gen, s: s, objs: objs}
 }
 
 // send has the namespace send n test datagrams.
@@ -152,4 +154,64 @@ func TestEveryReceiveFrameIsUsed(t *testing.T) {
 	if len(seen) < 32 {
 		t.Errorf("%d distinct frames in use, want all 32 receive frames", len(seen))
 	}
+}
+
+// udpFrame is an Ethernet/IPv4/UDP frame of flow i.
+func udpFrame(i int) []byte {
+	b := make([]byte, 60)
+	b[12], b[13] = 0x08, 0x00
+	ip := b[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	ip[3] = 46
+	copy(ip[12:16], []byte{10, 99, byte(i >> 8), byte(i)})
+	copy(ip[16:20], []byte{10, 98, 0, 1})
+	ip[20], ip[21] = byte(i>>8)|0x80, byte(i)
+	ip[22], ip[23] = 0x1b, 0x58
+	ip[25] = 26
+	return b
+}
+
+// Over a CPU's budget to the workers, the program sends the sampled
+// sixteenth of the flows on (XDP_REDIRECT to the socket) and passes the rest
+// uninspected (monitor mode), counted as shed; without a budget, or within
+// it, every flow goes to the socket.
+func TestOverBudgetFlowsAreShed(t *testing.T) {
+	r := newRig(t, Options{Frames: 256, RingSize: 128})
+	runAll := func() (redirected, passed int) {
+		for i := range 3200 {
+			ret, err := r.objs.Program().Run(&ebpf.RunOptions{Data: udpFrame(i), Context: &xdpMD{DataEnd: 60, IngressIfindex: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch ret {
+			case 4: // XDP_REDIRECT
+				redirected++
+			case 2: // XDP_PASS
+				passed++
+			default:
+				t.Fatalf("flow %d: action %d", i, ret)
+			}
+		}
+		return
+	}
+	r.objs.Configure(bpf.Monitor, 1, time.Hour, 1) // one packet a second: nothing is within budget
+	r.objs.Beat()
+	c0, _ := r.objs.Counters()
+	red, pass := runAll()
+	c1, _ := r.objs.Counters()
+	if red < 3200/16/2 || red > 3200/16*2 || c1[bpf.Shed]-c0[bpf.Shed] != uint64(pass) || c1[bpf.FailOpenPass] != c0[bpf.FailOpenPass] {
+		t.Fatalf("over budget: %d to the socket, %d passed, shed counter %d", red, pass, c1[bpf.Shed]-c0[bpf.Shed])
+	}
+	for _, pps := range []int{0, 1_000_000_000} {
+		r.objs.Configure(bpf.Monitor, 1, time.Hour, pps)
+		if red, pass := runAll(); red != 3200 || pass != 0 {
+			t.Fatalf("budget %d pps: %d to the socket, %d passed", pps, red, pass)
+		}
+	}
+}
+
+type xdpMD struct {
+	Data, DataEnd, DataMeta      uint32
+	IngressIfindex, RxQueueIndex uint32
+	EgressIfindex                uint32
 }

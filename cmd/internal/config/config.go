@@ -33,6 +33,7 @@ type Config struct {
 
 	Pin      string
 	FailOpen time.Duration
+	UserPPS  int // packets per second per CPU to the workers before the kernel sheds; 0: no budget
 
 	MonitorOnly bool
 	BanFor      time.Duration
@@ -45,6 +46,10 @@ type Config struct {
 	P2PAt     float64 // 0: the model's THigh
 	NormalAt  float64 // 0: the model's TLow
 	FlowTable int     // flow slots per worker; 0: the engine's default
+	NewFlows  int     // new flows per second per worker before shedding; 0: no bound
+	MaxHosts  int
+
+	MemoryLimit int64 // the Go runtime's soft memory limit; 0: none
 
 	LogFile    string // "-": stdout
 	LogMaxSize int64
@@ -67,7 +72,7 @@ type Config struct {
 // Default is the configuration with every documented default.
 func Default() *Config {
 	return &Config{
-		Pin: "/sys/fs/bpf/swarmguard", FailOpen: time.Second,
+		Pin: "/sys/fs/bpf/swarmguard", FailOpen: time.Second, UserPPS: 300_000,
 		BanFor:    5 * time.Hour,
 		Local:     mustPrefixes("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"),
 		AllowNets: []netip.Prefix{}, AllowPorts: []uint16{}, Bridge: []string{}, Webhooks: []string{},
@@ -75,6 +80,7 @@ func Default() *Config {
 		MetricsListen: "127.0.0.1:9425", StatusSocket: "/run/swarmguard/swarmguard.sock",
 		WebhookTimeout: 5 * time.Second, WebhookRetries: 3, WebhookQueue: 1024,
 		AuditPackets: 16, AuditMaxSize: 64 << 20, AuditKeep: 4,
+		NewFlows: 50_000, MaxHosts: 1 << 17, MemoryLimit: 512 << 20,
 	}
 }
 
@@ -103,6 +109,7 @@ func (c *Config) Options() []Option {
 		{"sockets.ring", "ring", "entries per AF_XDP ring (0: 2048; a power of two)", false, intVal{p: &c.Ring, max: 1 << 16, pow2: true}},
 		{"kernel.pin", "pin", "bpffs directory of the ban map and XDP links", false, strVal{&c.Pin, absPath}},
 		{"kernel.fail_open", "fail-open", "heartbeat age after which the kernel forwards (bridge) or passes (monitor) everything", false, durVal{p: &c.FailOpen, min: 10 * time.Millisecond, max: time.Hour}},
+		{"kernel.userspace_pps", "userspace-pps", "packets per second per CPU the XDP program sends to the workers; over it a sixteenth of the flows are still sent and the rest forwarded uninspected, counted as shed (0: no budget)", false, intVal{p: &c.UserPPS, max: 100_000_000}},
 		{"policy.monitor_only", "monitor-only", "log decisions; drop and ban nothing", true, boolVal{&c.MonitorOnly}},
 		{"policy.ban_for", "ban-for", "how long a ban lasts", true, durVal{p: &c.BanFor, min: time.Second, max: MaxBan}},
 		{"policy.ban_local", "ban-local", "ban the local host of a p2p flow instead of its remote peer", true, boolVal{&c.BanLocal}},
@@ -113,6 +120,9 @@ func (c *Config) Options() []Option {
 		{"classifier.p2p_threshold", "p2p-threshold", "probability at which a flow is p2p (0: the model's)", true, floatVal{p: &c.P2PAt, min: 0.5, max: 0.999}},
 		{"classifier.normal_threshold", "normal-threshold", "probability at or under which a flow is normal (0: the model's)", true, floatVal{p: &c.NormalAt, min: 0.001, max: 0.5}},
 		{"classifier.flow_table", "flow-table", "flow slots per worker (0: 65536); memory is about 128 B a slot", false, intVal{p: &c.FlowTable, max: 1 << 26}},
+		{"classifier.new_flows_per_second", "new-flows", "new flows a worker inspects per second; over it one in sixteen is sampled and the rest pass uninspected, counted (0: no bound)", false, intVal{p: &c.NewFlows, max: 100_000_000}},
+		{"classifier.max_hosts", "max-hosts", "hosts kept in the merged host state, the least recently active dropped first; about 2 KiB a host", false, intVal{p: &c.MaxHosts, min: 1024, max: 1 << 26}},
+		{"process.memory_limit", "memory-limit", "soft limit of the Go heap (GOMEMLIMIT): the collector works harder near it; size it above flow tables + max_hosts x 2 KiB (0: none)", false, sizeVal{p: &c.MemoryLimit, max: 1 << 40}},
 		{"log.file", "records", "decision log (EVE-like JSON lines): - for stdout (journald), or a file", false, strVal{&c.LogFile, nil}},
 		{"log.max_size", "log-max-size", "rotate the log file at this size (0: never)", true, sizeVal{p: &c.LogMaxSize, max: 1 << 40}},
 		{"log.keep", "log-keep", "rotated log files kept", true, intVal{p: &c.LogKeep, max: 1000}},

@@ -18,6 +18,7 @@ var sectionHelp = map[string]string{
 	"status":     "The control socket of `swarmguard status`, `reload` and the explained `bans` list.",
 	"webhooks":   "HTTP notices of bans, unbans and hosts turned p2p.",
 	"audit":      "A pcap of the first packets of every p2p flow, to show why a host was blocked.",
+	"process":    "The process's own limits.",
 }
 
 // WriteYAML writes c as a documented configuration file; for Default(),

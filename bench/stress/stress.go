@@ -1,0 +1,433 @@
+// Package stress runs the reliability scenarios against the live bridge on
+// the veth harness (bench/veth): floods of new flows and of hosts,
+// measured against the promises an inline box must keep under them. Each
+// scenario is bounded in time, removes what it made (also on failure),
+// and returns a table of what was offered, what was held, and whether each
+// promise held. `swarmguard bench stress` prints it; RELIABILITY.md keeps
+// the runs.
+package stress
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarmguard/swarmguard/bench/veth"
+	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/dataplane/live"
+)
+
+// Options shape a run.
+type Options struct {
+	Self string    // this binary, re-executed in the namespaces (generator, replay)
+	Root string    // the repository, for its captures
+	Full bool      // the full scenario (make reliability); else the short one (make test)
+	Log  io.Writer // progress lines
+}
+
+// Scenarios, in the order `bench stress all` runs them.
+var Scenarios = []string{"flood", "hosts"}
+
+// Promise is one thing the box must keep, and whether it did.
+type Promise struct {
+	What   string `json:"what"`
+	Held   bool   `json:"held"`
+	Detail string `json:"detail"`
+}
+
+// Result is one scenario's run.
+type Result struct {
+	Scenario string      `json:"scenario"`
+	Figures  [][2]string `json:"figures"` // name, value
+	Promises []Promise   `json:"promises"`
+}
+
+// Held says whether every promise held.
+func (r *Result) Held() bool {
+	for _, p := range r.Promises {
+		if !p.Held {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *Result) figure(name, format string, a ...any) {
+	r.Figures = append(r.Figures, [2]string{name, fmt.Sprintf(format, a...)})
+}
+
+func (r *Result) promise(what string, held bool, format string, a ...any) {
+	r.Promises = append(r.Promises, Promise{What: what, Held: held, Detail: fmt.Sprintf(format, a...)})
+}
+
+// Run runs one scenario.
+func Run(name string, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	switch name {
+	case "flood":
+		return flood(o)
+	case "hosts":
+		return hosts(o)
+	}
+	return nil, fmt.Errorf("stress: unknown scenario %q (%s)", name, strings.Join(Scenarios, ", "))
+}
+
+// rig is the harness with swarmguard's runner on the bridge.
+type rig struct {
+	o         Options
+	env       *veth.Env
+	gen, sink string
+	r         *live.Runner
+	pin       string
+	recs      bytes.Buffer
+	recMu     sync.Mutex
+	logb      bytes.Buffer
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// up builds the harness and starts the runner with cfg's limits.
+func up(o Options, cfg live.Config) (*rig, error) {
+	env, err := veth.Setup(veth.Options{Self: o.Self, Log: o.Log, NoSink: true})
+	if err != nil {
+		return nil, err
+	}
+	g := &rig{o: o, env: env, pin: fmt.Sprintf("/sys/fs/bpf/sgstress%d", os.Getpid())}
+	g.gen, g.sink = env.Namespaces()
+	a, b := env.Ports()
+	cfg.Bridge, cfg.PinPath = [2]string{a, b}, g.pin
+	cfg.Records, cfg.Log = lockedWriter{&g.recMu, &g.recs}, lockedWriter{&g.recMu, &g.logb}
+	if g.r, err = live.Start(cfg); err != nil {
+		g.down()
+		return nil, err
+	}
+	return g, nil
+}
+
+// down stops the runner (if running) and removes everything.
+func (g *rig) down() {
+	if g.r != nil {
+		g.r.Stop()
+		g.r = nil
+	}
+	g.env.Close()
+	os.RemoveAll(g.pin)
+}
+
+// inGen runs the binary in the generator's namespace and returns its stdout.
+func (g *rig) inGen(args ...string) ([]byte, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", g.gen, g.o.Self}, args...)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %v: %s", strings.Join(args[:2], " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out, nil
+}
+
+// stream runs one iperf3 TCP stream gen -> sink for d and returns its
+// received bits per second.
+func (g *rig) stream(d time.Duration) (float64, error) {
+	srv := exec.Command("ip", "netns", "exec", g.sink, "iperf3", "-s", "-1", "-p", "5201", "-B", "10.96.0.2")
+	if err := srv.Start(); err != nil {
+		return 0, fmt.Errorf("iperf3 server: %w", err)
+	}
+	defer func() {
+		srv.Process.Kill()
+		srv.Wait()
+	}()
+	var out []byte
+	var err error
+	for try := 0; try < 20; try++ { // the server needs a moment to listen
+		out, err = exec.Command("ip", "netns", "exec", g.gen, "iperf3", "-c", "10.96.0.2", "-p", "5201", "-J",
+			"-t", strconv.FormatFloat(d.Seconds(), 'f', 1, 64)).Output()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("iperf3: %w: %s", err, out)
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	if r.End.SumReceived.BitsPerSecond == 0 {
+		return 0, fmt.Errorf("iperf3: nothing received: %.600s", out)
+	}
+	return r.End.SumReceived.BitsPerSecond, nil
+}
+
+// replay sends captures from the generator's side at a fixed rate, at
+// most max frames.
+func (g *rig) replay(rate, max int, files ...string) error {
+	_, err := g.inGen(append([]string{"bench", "replay", "--iface", "eth0", "--rate", strconv.Itoa(rate), "--max", strconv.Itoa(max)}, files...)...)
+	return err
+}
+
+// flood runs the generator in flood mode.
+func (g *rig) flood(kind string, packets uint64, d time.Duration, seed int) error {
+	_, err := g.inGen("bench", "gen", "--iface", "eth0", "--queues", "2", "--flood", kind, "--seed", strconv.Itoa(seed),
+		"--packets", strconv.FormatUint(packets, 10), "--seconds", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
+	return err
+}
+
+// bans is the kernel's ban list as a set.
+func (g *rig) bans() (map[string]bool, error) {
+	list, err := g.r.Bans()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, b := range list {
+		out[b.Addr.String()] = true
+	}
+	return out, nil
+}
+
+// rss is this process's resident memory in bytes.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// peak samples f every 50 ms until stop is closed and returns the highest.
+func peak(f func() uint64, stop <-chan struct{}) <-chan uint64 {
+	out := make(chan uint64, 1)
+	go func() {
+		var hi uint64
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := f(); v > hi {
+				hi = v
+			}
+			select {
+			case <-stop:
+				out <- hi
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+// umemBytes is what the runner's sockets map: frames x 4 KiB, per socket.
+func umemBytes(cfg live.Config, sockets int) uint64 {
+	frames := cfg.Socket.Frames
+	if frames == 0 {
+		frames = 8192
+	}
+	return uint64(sockets) * uint64(frames) * 4096
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// flood: millions of new 5-tuples (TCP SYN and UDP, IPv4 and IPv6) at the
+// generator's top rate, with a real swarm replayed and a long-lived TCP
+// stream through the bridge at the same time.
+func flood(o Options) (*Result, error) {
+	res := &Result{Scenario: "flood"}
+	packets, secs := uint64(1_000_000), 3*time.Second
+	maxHosts, limit := 1<<15, int64(160<<20)
+	if o.Full {
+		packets, secs, maxHosts, limit = 5_000_000, 15*time.Second, 1<<17, 384<<20
+	}
+	cfg := live.Config{MaxHosts: maxHosts}
+	// The memory cap: the Go heap's soft limit (a setting: process.memory_limit)
+	// plus what the kernel maps for the sockets, plus the runtime's own.
+	old := debug.SetMemoryLimit(limit)
+	defer debug.SetMemoryLimit(old)
+	g, err := up(o, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer g.down()
+	goroutines := runtime.NumGoroutine()
+	swarm := []string{filepath.Join(o.Root, "testdata/ndpi/pcap/bittorrent.pcap"), filepath.Join(o.Root, "testdata/captures/encrypted.pcap")}
+
+	// The swarms first, unflooded: their peers are banned.
+	if err := g.replay(20000, 1_000_000, swarm...); err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	before, err := g.bans()
+	if err != nil {
+		return nil, err
+	}
+	base, err := g.stream(secs)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Log, "stress flood: unflooded stream %.2f Gbit/s, %d bans\n", base/1e9, len(before))
+
+	st0 := g.r.Stats()
+	stop := make(chan struct{})
+	hi := peak(rss, stop)
+	var wg sync.WaitGroup
+	var floodErr, replayErr error
+	var flooded float64
+	var streamErr error
+	began := time.Now()
+	wg.Add(3)
+	go func() { defer wg.Done(); floodErr = g.flood("mix", packets, secs+time.Second, 1) }()
+	// The same swarms again during the flood: their banned peers' frames
+	// must still be dropped by the bans.
+	go func() { defer wg.Done(); replayErr = g.replay(5000, int(5000*secs.Seconds()), swarm...) }()
+	go func() { defer wg.Done(); flooded, streamErr = g.stream(secs) }()
+	wg.Wait()
+	took := time.Since(began)
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	peakRSS := <-hi
+	for _, e := range []error{floodErr, replayErr, streamErr} {
+		if e != nil {
+			return nil, e
+		}
+	}
+	st := g.r.Stats()
+	after, err := g.bans()
+	if err != nil {
+		return nil, err
+	}
+	kept := 0
+	for a := range before {
+		if after[a] {
+			kept++
+		}
+	}
+	d := func(c bpf.Counter) uint64 { return st.Kernel[c] - st0.Kernel[c] }
+	fs := st.Flows
+	res.figure("offered", "%d new flows (TCP SYN, UDP; IPv4, IPv6) in %.1f s, with a replayed swarm and one TCP stream", packets, took.Seconds())
+	res.figure("kernel", "%d packets seen, %d to workers, %d shed in the kernel, %d dropped by bans, %d failed open", d(bpf.RX), d(bpf.ToXSK), d(bpf.Shed), d(bpf.BanDrop), d(bpf.FailOpenForward)+d(bpf.FailOpenPass))
+	res.figure("workers", "%d flows created, %d evicted (full bucket), %d expired, %d new-flow packets shed over the budget; rx ring overflows %d", fs.Created-st0.Flows.Created, fs.Evicted-st0.Flows.Evicted, fs.Expired-st0.Flows.Expired, fs.Shed-st0.Flows.Shed, st.XSKRxRingFull-st0.XSKRxRingFull)
+	res.figure("budget", "userspace budget adapted to %d packets/s per CPU (configured %d)", st.UserBudget, live.DefaultUserPPS)
+	res.figure("hosts", "%d of at most %d (classifier.max_hosts)", st.Hosts, maxHosts)
+	umem := umemBytes(cfg, 4)
+	capBytes := uint64(limit) + umem + 64<<20
+	res.figure("memory", "peak RSS %s; cap %s = heap limit %s (process.memory_limit) + UMEM %s + 64 MiB runtime", mib(peakRSS), mib(capBytes), mib(uint64(limit)), mib(umem))
+	res.figure("stream", "%.2f Gbit/s flooded vs %.2f unflooded (%.0f%%)", flooded/1e9, base/1e9, 100*flooded/base)
+	res.figure("merge", "longest tick %v", st.MergeMax.Round(time.Millisecond))
+
+	res.promise("no fail-open while alive", d(bpf.FailOpenForward)+d(bpf.FailOpenPass) == 0 && st.Withheld == 0, "%d packets failed open, %d heartbeats withheld", d(bpf.FailOpenForward)+d(bpf.FailOpenPass), st.Withheld)
+	res.promise("memory under the cap", peakRSS <= capBytes, "peak %s, cap %s", mib(peakRSS), mib(capBytes))
+	res.promise("host state bounded", st.Hosts <= maxHosts, "%d hosts, max %d", st.Hosts, maxHosts)
+	res.promise("overload shed and counted", d(bpf.Shed)+fs.Shed-st0.Flows.Shed > 0 || st.XSKRxRingFull == st0.XSKRxRingFull, "%d shed in the kernel, %d by the workers", d(bpf.Shed), fs.Shed-st0.Flows.Shed)
+	res.promise("the swarm stays banned", len(before) > 0 && kept == len(before) && d(bpf.BanDrop) > 0, "%d of %d bans kept; %d packets dropped by bans during the flood", kept, len(before), d(bpf.BanDrop))
+	// The stream's throughput is a timing figure: a promise only in the
+	// full run on an otherwise idle machine.
+	if o.Full {
+		res.promise("the stream keeps 90% of its throughput", flooded >= 0.9*base, "%.0f%%", 100*flooded/base)
+	}
+	g.r.Stop()
+	stopped := g.r.Stats()
+	g.r = nil
+	time.Sleep(100 * time.Millisecond)
+	leaked := runtime.NumGoroutine() - goroutines
+	res.promise("no frame or goroutine leak", stopped.FramesUnaccounted == 0 && leaked <= 2, "%d UMEM frames unaccounted, %d goroutines more than before the flood", stopped.FramesUnaccounted, leaked)
+	return res, nil
+}
+
+// hosts: a flood from a million distinct source addresses (a scan or a
+// spoofed flood): host state stays bounded, the merge within its tick, and
+// the real swarm's hosts are still labelled.
+func hosts(o Options) (*Result, error) {
+	res := &Result{Scenario: "hosts"}
+	packets, secs, maxHosts := uint64(300_000), 3*time.Second, 1<<15
+	if o.Full {
+		packets, secs, maxHosts = 1_000_000, 10*time.Second, 1<<17
+	}
+	g, err := up(o, live.Config{MaxHosts: maxHosts})
+	if err != nil {
+		return nil, err
+	}
+	defer g.down()
+	swarm := filepath.Join(o.Root, "testdata/ndpi/pcap/bittorrent.pcap")
+	st0 := g.r.Stats()
+	var wg sync.WaitGroup
+	var floodErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); floodErr = g.flood("udp", packets, secs, 2) }()
+	time.Sleep(secs / 2)
+	replayErr := g.replay(20000, 1_000_000, swarm) // in the middle of the flood
+	wg.Wait()
+	if floodErr != nil || replayErr != nil {
+		return nil, fmt.Errorf("hosts: flood %v, replay %v", floodErr, replayErr)
+	}
+	time.Sleep(500 * time.Millisecond)
+	st := g.r.Stats()
+	g.recMu.Lock()
+	p2pHosts := strings.Count(g.recs.String(), `"event_type":"host"`)
+	g.recMu.Unlock()
+	bans, err := g.bans()
+	if err != nil {
+		return nil, err
+	}
+	res.figure("offered", "%d packets from as many source addresses in %v, with a swarm replayed in the middle", packets, secs)
+	res.figure("hosts", "%d kept of at most %d; %d flows created", st.Hosts, maxHosts, st.Flows.Created-st0.Flows.Created)
+	res.figure("merge", "longest tick %v (the tick is 100 ms; a worker late for it hands over at the next: %d late ticks)", st.MergeMax.Round(time.Millisecond), st.Late-st0.Late)
+	res.figure("swarm", "%d hosts turned p2p, %d bans", p2pHosts, len(bans))
+	res.promise("host state bounded", st.Hosts <= maxHosts, "%d hosts, max %d", st.Hosts, maxHosts)
+	if o.Full { // a timing figure: a promise only in the full run
+		res.promise("the merge stays under its tick", st.MergeMax < 100*time.Millisecond, "longest %v", st.MergeMax.Round(time.Millisecond))
+	}
+	res.promise("the real swarm's hosts are still labelled", p2pHosts > 0, "%d hosts turned p2p", p2pHosts)
+	return res, nil
+}
+
+// Markdown is a result as a RELIABILITY.md section.
+func Markdown(r *Result, machine, command string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s\n\n%s\n\n`%s`\n\n| figure | value |\n|---|---|\n", r.Scenario, machine, command)
+	for _, f := range r.Figures {
+		fmt.Fprintf(&b, "| %s | %s |\n", f[0], f[1])
+	}
+	b.WriteString("\n| promise | held | detail |\n|---|---|---|\n")
+	for _, p := range r.Promises {
+		held := "yes"
+		if !p.Held {
+			held = "**no**"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", p.What, held, p.Detail)
+	}
+	return b.String() + "\n"
+}

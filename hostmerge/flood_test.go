@@ -1,0 +1,39 @@
+package hostmerge
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/swarmguard/swarmguard/classifier"
+)
+
+// floodDelta is a tick of a random-source flood: n new hosts, one flow each.
+func floodDelta(d *Delta, tick, n int) {
+	for i := range n {
+		j := tick*n + i
+		src := Host{Addr: netip.AddrFrom4([4]byte{10, 96 + byte(j>>16&15), byte(j >> 8), byte(j)})}
+		dst := Host{Addr: netip.AddrFrom4([4]byte{10, 112 + byte(j>>16&15), byte(j >> 8), byte(j)})}
+		d.FlowStart(src, dst, uint16(j), 17)
+	}
+}
+
+// BenchmarkMergeFloodTick is one 100 ms tick of a flood of new source
+// addresses (20,000 flows, 40,000 new hosts) into a merger at its host
+// bound: the time must stay well under the tick.
+func BenchmarkMergeFloodTick(b *testing.B) {
+	m := NewMerger(Config{Model: classifier.DefaultModel(), MaxHosts: 1 << 15})
+	d := NewDelta(1 << 16)
+	now := int64(1e18)
+	tick := 0
+	for b.Loop() {
+		b.StopTimer()
+		d.Reset()
+		floodDelta(d, tick, 20000)
+		tick++
+		now += int64(100 * time.Millisecond)
+		b.StartTimer()
+		m.Merge(now, d)
+	}
+	b.ReportMetric(float64(m.Hosts()), "hosts")
+}
