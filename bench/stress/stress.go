@@ -158,28 +158,32 @@ func (g *rig) stream(d time.Duration) (float64, error) {
 		srv.Process.Kill()
 		srv.Wait()
 	}()
-	var out []byte
-	var err error
-	for try := 0; try < 20; try++ { // the server needs a moment to listen
-		out, err = exec.Command("ip", "netns", "exec", g.gen, "iperf3", "-c", "10.96.0.2", "-p", "5201", "-J",
-			"-t", strconv.FormatFloat(d.Seconds(), 'f', 1, 64)).Output()
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("iperf3: %w: %s", err, out)
-	}
 	var r struct {
 		End struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
+		Error string `json:"error"`
 	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %w", err)
+	var out []byte
+	var err error
+	// The server needs a moment to listen (up to 10 s on a loaded machine);
+	// iperf3 -J reports a refused connection in its JSON, status 0.
+	for try := 0; try < 100; try++ {
+		out, err = exec.Command("ip", "netns", "exec", g.gen, "iperf3", "-c", "10.96.0.2", "-p", "5201", "-J",
+			"-t", strconv.FormatFloat(d.Seconds(), 'f', 1, 64)).Output()
+		r.Error = ""
+		if jerr := json.Unmarshal(out, &r); jerr != nil && err == nil {
+			err = fmt.Errorf("iperf3 output: %w", jerr)
+		}
+		if err == nil && r.Error == "" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || r.Error != "" {
+		return 0, fmt.Errorf("iperf3: %v %s", err, r.Error)
 	}
 	if r.End.SumReceived.BitsPerSecond == 0 {
 		return 0, fmt.Errorf("iperf3: nothing received: %.600s", out)
