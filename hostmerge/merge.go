@@ -31,12 +31,12 @@ const (
 
 // Config bounds the merger's memory. Zero fields take the defaults.
 type Config struct {
-	MaxHosts     int           // hosts kept (default 1<<18); the least recently active go first
+	MaxHosts int // hosts kept (default 1<<18); the least recently active go first
 	// NewPerMerge bounds the hosts one merge creates (default 4096, about
 	// 40,000 a second): a flood of new source addresses then costs the
 	// merge, and memory, a bounded amount; the events of hosts over it are
 	// dropped and counted (ShedHosts). Hosts already known are never shed.
-	NewPerMerge int
+	NewPerMerge  int
 	MaxPredicted int           // predicted peers kept (default 1<<20)
 	PredictTTL   time.Duration // how long a predicted peer counts (default 30 min)
 	Model        *classifier.Model

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"github.com/swarmguard/swarmguard/classifier"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -214,5 +215,24 @@ func TestNewFlowBudgetShedsAndSamples(t *testing.T) {
 	k, h := key(20000)
 	if f, created := tb.Lookup(&k, h, now+int64(100*time.Millisecond)); f == nil || !created {
 		t.Fatal("the budget did not come back")
+	}
+}
+
+// Every frame a worker gets is counted by what became of it: decided,
+// slow path, shed, or not classified by reason.
+func TestEveryFrameIsCounted(t *testing.T) {
+	w := NewWorker(Config{Model: classifier.DefaultModel(), Flows: TableConfig{NewPerSecond: 10}})
+	frames := readFrames(t, filepath.Join("..", "testdata", "ndpi", "pcap", "bittorrent.pcap"))
+	frames = append(frames, readFrames(t, filepath.Join("..", "testdata", "ndpi", "pcap", "443-curl.pcap"))...)
+	for i, fr := range frames {
+		w.Packet(fr.link, fr.data, fr.ts)
+		if i%7 == 0 { // and frames cut short
+			w.Packet(fr.link, fr.data[:min(len(fr.data), 30)], fr.ts)
+		}
+	}
+	s, tb := w.Stats, w.table.Stats
+	sum := s.Decided + s.Slow + tb.Shed + s.Fragments + s.NotIP + s.OtherL4 + s.Malformed + s.TooDeep
+	if sum != s.Packets || s.Malformed == 0 || tb.Shed == 0 {
+		t.Fatalf("packets %d, counted %d: %+v shed %d", s.Packets, sum, s, tb.Shed)
 	}
 }

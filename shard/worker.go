@@ -45,6 +45,7 @@ type Stats struct {
 	TooDeep   uint64 // frames with more encapsulation than packet.MaxEncap: counted, not followed
 	Decided   uint64 // packets that ended at the cached final label
 	Inspected uint64 // packets the recognizers looked at
+	Slow      uint64 // packets of flows without a final label (the slow path; Inspected is part of it)
 	Dropped   uint64 // packets of p2p flows
 	Redecided uint64 // flows rescored because a host turned p2p
 }
@@ -58,6 +59,7 @@ func (s *Stats) add(o *Stats) {
 	s.TooDeep += o.TooDeep
 	s.Decided += o.Decided
 	s.Inspected += o.Inspected
+	s.Slow += o.Slow
 	s.Dropped += o.Dropped
 	s.Redecided += o.Redecided
 }
@@ -209,6 +211,7 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 		return Pass
 	}
 	f.Account(dir, m.PayloadLen, m.TCPFlags, now)
+	w.Stats.Slow++
 	v := w.slow(f, m, dir, created)
 	if v == Drop {
 		w.Stats.Dropped++

@@ -35,6 +35,9 @@ type Options struct {
 	// the tuples between runs.
 	Flood string
 	Seed  uint64
+	// Malformed sends the malformed corpus (MalformedCorpus) in turn,
+	// over 256 variations of its addresses.
+	Malformed bool
 }
 
 // floodKinds are the frames of a flood, in turn for "mix".
@@ -198,6 +201,14 @@ func Run(o Options) (Result, error) {
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
 	}
+	var bad [][]byte
+	if o.Malformed {
+		for v := uint32(0); v < 256; v++ {
+			for _, m := range MalformedCorpus(net.HardwareAddr{2, 0, 0, 0, 0, 1}, v) {
+				bad = append(bad, m.Frame)
+			}
+		}
+	}
 	kinds, flood := floodKinds[o.Flood]
 	if o.Flood != "" && !flood {
 		return res, fmt.Errorf("gen: flood %q: want udp, syn, udp6, syn6 or mix", o.Flood)
@@ -258,7 +269,7 @@ func Run(o Options) (Result, error) {
 			k := res.Sent
 			f := &flows[k%uint64(len(flows))]
 			s := socks[f.q]
-			if flood {
+			if flood || o.Malformed {
 				// A flood's frames spread over the queues by packet.
 				s = socks[int(k%uint64(len(socks)))]
 			}
@@ -270,6 +281,10 @@ func Run(o Options) (Result, error) {
 			}
 			size := 60
 			switch {
+			case len(bad) > 0:
+				f := bad[k%uint64(len(bad))]
+				size = copy(buf, f)
+				copy(buf[6:12], mac)
 			case flood:
 				size = floodFrame(buf, mac, kinds[k%uint64(len(kinds))], k+o.Seed<<40)
 			case len(tmpl) > 0:

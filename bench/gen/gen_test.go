@@ -32,3 +32,19 @@ func TestFloodFramesAreDistinctFlows(t *testing.T) {
 		seen[key] = true
 	}
 }
+
+// The malformed corpus decodes to what it claims in the Go decoder: no
+// frame of it panics, and the ones with lying headers are not OK.
+func TestMalformedCorpusIsWhatItSays(t *testing.T) {
+	var m packet.Meta
+	notOK := 0
+	c := MalformedCorpus(net.HardwareAddr{2, 0, 0, 0, 0, 1}, 3)
+	for _, f := range c {
+		if packet.Decode(packet.LinkEthernet, f.Frame, &m) != packet.OK {
+			notOK++
+		}
+	}
+	if len(c) < 25 || notOK < 10 {
+		t.Fatalf("%d kinds, %d not OK", len(c), notOK)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmguard/swarmguard/bench/gen"
 	"github.com/swarmguard/swarmguard/bench/veth"
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/dataplane/live"
@@ -36,7 +37,7 @@ type Options struct {
 }
 
 // Scenarios, in the order `bench stress all` runs them.
-var Scenarios = []string{"flood", "hosts"}
+var Scenarios = []string{"flood", "hosts", "malformed"}
 
 // Promise is one thing the box must keep, and whether it did.
 type Promise struct {
@@ -80,6 +81,8 @@ func Run(name string, o Options) (*Result, error) {
 		return flood(o)
 	case "hosts":
 		return hosts(o)
+	case "malformed":
+		return malformed(o)
 	}
 	return nil, fmt.Errorf("stress: unknown scenario %q (%s)", name, strings.Join(Scenarios, ", "))
 }
@@ -415,6 +418,61 @@ func hosts(o Options) (*Result, error) {
 		res.promise("the merge stays under its tick", st.MergeMax < 100*time.Millisecond, "longest %v", st.MergeMax.Round(time.Millisecond))
 	}
 	res.promise("the real swarm's hosts are still labelled", p2pHosts > 0, "%d hosts turned p2p", p2pHosts)
+	return res, nil
+}
+
+// malformed: the generator's corpus of bad frames (bench/gen
+// MalformedCorpus: cut headers, lying lengths, extension chains past the
+// bound, bogus peer-wire/bencode/uTP/KRPC lengths, VLAN stacks, runts,
+// jumbos) at its top rate, mixed with a real swarm and a TCP stream.
+func malformed(o Options) (*Result, error) {
+	res := &Result{Scenario: "malformed"}
+	packets, secs := uint64(500_000), 3*time.Second
+	if o.Full {
+		packets, secs = 10_000_000, 15*time.Second
+	}
+	g, err := up(o, live.Config{})
+	if err != nil {
+		return nil, err
+	}
+	defer g.down()
+	swarm := []string{filepath.Join(o.Root, "testdata/ndpi/pcap/bittorrent.pcap"), filepath.Join(o.Root, "testdata/captures/encrypted.pcap")}
+	st0 := g.r.Stats()
+	var wg sync.WaitGroup
+	var genErr, replayErr, streamErr error
+	var stream float64
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		_, genErr = g.inGen("bench", "gen", "--iface", "eth0", "--queues", "2", "--malformed",
+			"--packets", strconv.FormatUint(packets, 10), "--seconds", strconv.FormatFloat(secs.Seconds(), 'f', 1, 64))
+	}()
+	go func() { defer wg.Done(); replayErr = g.replay(5000, int(5000*secs.Seconds()), swarm...) }()
+	go func() { defer wg.Done(); stream, streamErr = g.stream(secs) }()
+	wg.Wait()
+	for _, e := range []error{genErr, replayErr, streamErr} {
+		if e != nil {
+			return nil, e
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	st := g.r.Stats()
+	alive := time.Since(st.Heartbeat) < time.Second
+	d := func(c bpf.Counter) uint64 { return st.Kernel[c] - st0.Kernel[c] }
+	w, w0 := st.Worker, st0.Worker
+	bans, err := g.bans()
+	if err != nil {
+		return nil, err
+	}
+	res.figure("offered", "%d malformed frames (%d kinds x 256 address variations) in %v, with a replayed swarm and one TCP stream", packets, len(gen.MalformedCorpus(nil, 0)), secs)
+	res.figure("kernel", "%d packets seen, %d to workers, %d not IP (forwarded), %d failed open", d(bpf.RX), d(bpf.ToXSK), d(bpf.NotIP), d(bpf.FailOpenForward)+d(bpf.FailOpenPass))
+	res.figure("workers", "%d frames: %d malformed, %d too deep, %d not IP, %d other L4, %d fragments, %d decided, %d slow path, %d shed",
+		w.Packets-w0.Packets, w.Malformed-w0.Malformed, w.TooDeep-w0.TooDeep, w.NotIP-w0.NotIP, w.OtherL4-w0.OtherL4, w.Fragments-w0.Fragments, w.Decided-w0.Decided, w.Slow-w0.Slow, st.Flows.Shed-st0.Flows.Shed)
+	res.figure("good traffic", "TCP stream %.2f Gbit/s; %d bans from the swarm", stream/1e9, len(bans))
+	counted := w.Decided + w.Slow + st.Flows.Shed + w.Fragments + w.NotIP + w.OtherL4 + w.Malformed + w.TooDeep
+	res.promise("no panic: the process lives and beats", alive && d(bpf.FailOpenForward)+d(bpf.FailOpenPass) == 0, "heartbeat %v ago, %d failed open", time.Since(st.Heartbeat).Round(time.Millisecond), d(bpf.FailOpenForward)+d(bpf.FailOpenPass))
+	res.promise("every frame a worker got is counted by what became of it", counted == w.Packets && w.Malformed > w0.Malformed, "%d frames, %d counted (%d malformed)", w.Packets, counted, w.Malformed-w0.Malformed)
+	res.promise("good traffic still forwarded and decided", stream > 0 && len(bans) > 0, "stream %.2f Gbit/s, %d bans", stream/1e9, len(bans))
 	return res, nil
 }
 
