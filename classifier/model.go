@@ -272,8 +272,18 @@ func (m *Model) Score(f *FlowState, h *HostFeatures) float64 {
 //     peer wire framing, a client id): host context and flow behaviour (ports,
 //     sizes) describe many normal flows of a P2P host too, so they never
 //     make a flow p2p alone.
+//
+// A predicted peer is a signature only for a host that already has an
+// answered BitTorrent peer flow (host_bt_peers): a tracker, DHT or PEX
+// answer can be forged, and a forged one naming a normal server must not
+// get a normal host's flows to it dropped (stress spoof). A real client's
+// first peer flows carry their own evidence (MSE, a handshake); from its
+// first answered one on, its predicted peers are decided at the SYN.
 func (m *Model) gate(f *FlowState, v *Vector, h *HostFeatures, p float64) float64 {
-	if p < m.THigh || f.Evidence&evPlainBT != 0 {
+	if p < m.THigh {
+		return p
+	}
+	if f.Evidence&(evPlainBT&^EvPredicted) != 0 || f.Evidence&EvPredicted != 0 && h.X[FHostBTPeers-FirstHostFeature] > 0 {
 		return p
 	}
 	capP := math.Nextafter(m.THigh, 0)

@@ -38,6 +38,8 @@ type Options struct {
 	// Malformed sends the malformed corpus (MalformedCorpus) in turn,
 	// over 256 variations of its addresses.
 	Malformed bool
+	// Spoof sends the spoofing corpus (SpoofCorpus) once, in order.
+	Spoof bool
 }
 
 // floodKinds are the frames of a flood, in turn for "mix".
@@ -209,6 +211,10 @@ func Run(o Options) (Result, error) {
 			}
 		}
 	}
+	if o.Spoof {
+		bad = SpoofCorpus(net.HardwareAddr{2, 0, 0, 0, 0, 1})
+		o.Packets = uint64(len(bad))
+	}
 	kinds, flood := floodKinds[o.Flood]
 	if o.Flood != "" && !flood {
 		return res, fmt.Errorf("gen: flood %q: want udp, syn, udp6, syn6 or mix", o.Flood)
@@ -269,7 +275,7 @@ func Run(o Options) (Result, error) {
 			k := res.Sent
 			f := &flows[k%uint64(len(flows))]
 			s := socks[f.q]
-			if flood || o.Malformed {
+			if flood || o.Malformed || o.Spoof {
 				// A flood's frames spread over the queues by packet.
 				s = socks[int(k%uint64(len(socks)))]
 			}

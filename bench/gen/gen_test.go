@@ -48,3 +48,14 @@ func TestMalformedCorpusIsWhatItSays(t *testing.T) {
 		t.Fatalf("%d kinds, %d not OK", len(c), notOK)
 	}
 }
+
+// The spoofing corpus's frames decode, and its forged tracker answer is one
+// the recognizer takes (so the scenario tests what a believed answer does).
+func TestSpoofCorpusDecodes(t *testing.T) {
+	var m packet.Meta
+	for i, f := range SpoofCorpus(net.HardwareAddr{2, 0, 0, 0, 0, 1}) {
+		if r := packet.Decode(packet.LinkEthernet, f, &m); r != packet.OK {
+			t.Fatalf("frame %d: %v", i, r)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package stress
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
@@ -19,7 +21,9 @@ func TestShortScenarios(t *testing.T) {
 		t.Skip("needs iperf3 (bench/deps.sh installs it)")
 	}
 	root, _ := filepath.Abs("../..")
-	o := Options{Self: testbin.Build(t), Root: root, Log: testWriter{t}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	o := Options{Self: testbin.Build(t), Root: root, Log: testWriter{t}, Ctx: ctx}
 	for _, name := range Scenarios {
 		t.Run(name, func(t *testing.T) {
 			r, err := Run(name, o)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/swarmguard/swarmguard/bench/stress"
@@ -42,9 +45,13 @@ func cmdStress(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat("testdata/captures/encrypted.pcap"); err != nil {
 		return usageErr("bench stress: run it from the repository (it replays testdata/captures)")
 	}
+	// Ctrl-C or SIGTERM: the scenario's commands are killed and it removes
+	// its namespaces, links, programs and pins before the command returns.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	failed := 0
 	for _, name := range names {
-		r, err := stress.Run(name, stress.Options{Self: self, Root: root, Full: *full, Log: stderr})
+		r, err := stress.Run(name, stress.Options{Self: self, Root: root, Full: *full, Log: stderr, Ctx: ctx})
 		if err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("bench stress %s: %w", name, err)}
 		}

@@ -583,3 +583,20 @@ func TestIdleUndecidedFlowLeavesLive(t *testing.T) {
 	}
 	t.Logf("flow left %v after its last packet (idle limit %v, tick %v)", left, idle, hostmerge.Tick)
 }
+
+// Stop twice (a test's own and its deferred one; a signal during a stop):
+// the second returns at once. It used to count the UMEM frames of sockets
+// the first had unmapped, and fault.
+func TestStopTwiceDoesNotFault(t *testing.T) {
+	_, _, _, a, b := bridgeEnv(t)
+	r := start(t, Config{Bridge: [2]string{a, b}})
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.FramesUnaccounted != 0 {
+		t.Fatalf("%d UMEM frames unaccounted with no traffic", st.FramesUnaccounted)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}

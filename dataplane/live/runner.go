@@ -124,6 +124,7 @@ type Runner struct {
 	engine    *shard.Engine
 	decisions chan decision
 	stopping  atomic.Bool
+	stopped   atomic.Bool
 	wg        sync.WaitGroup
 	out       *bufio.Writer
 	enc       *json.Encoder
@@ -681,6 +682,11 @@ func (r *Runner) Config() Config {
 // the program and closes the sockets. The pinned ban map stays. It returns
 // the first error of the run's control path or of the shutdown.
 func (r *Runner) Stop() error {
+	// A second Stop (a test's deferred one after its own) returns at once:
+	// the sockets are gone by then.
+	if !r.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
 	r.stopping.Store(true)
 	r.wg.Wait()
 	// The workers are gone: their sockets' frames can be counted.
