@@ -5,7 +5,7 @@ BIN       := bin/swarmguard
 CORPUS    := testdata/ndpi
 FUZZTIME  ?= 3s
 
-.PHONY: reliability all build static install deb demo demo-offline test vet unit fuzz bench train accuracy captures generate clean
+.PHONY: race fuzz-long reliability all build static install deb demo demo-offline test vet unit fuzz bench train accuracy captures generate clean
 
 all: build
 
@@ -63,7 +63,7 @@ demo: build
 demo-offline: build
 	$(BIN) classify --quiet --labels $(CORPUS)/labels.jsonl,testdata/captures/labels.jsonl $(CORPUS)/pcap/* testdata/captures/*.pcap
 
-test: vet unit fuzz
+test: vet unit race fuzz
 
 # staticcheck is pinned; go run fetches it through the module proxy.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -75,6 +75,16 @@ vet:
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The race detector over the engine with two workers (shard, hostmerge) and
+# over the live runner on a veth bridge (dataplane/live, as root).
+race:
+	$(GO) test -count=1 -race ./shard/ ./hostmerge/ ./dataplane/live/
+
+# Every fuzz target for 10 minutes (FUZZTIME=10m make fuzz); crashers are
+# saved under the package's testdata/fuzz and become seed corpus entries.
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=10m
 
 # Every fuzz target runs for FUZZTIME on its seed corpus plus new inputs.
 # A failure prints the fuzzer's output. A crash always saves its input under

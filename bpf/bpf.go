@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -104,6 +105,42 @@ func Load(o Options) (*Objects, error) {
 		return nil, fmt.Errorf("load XDP program: %w", err)
 	}
 	return &objs, nil
+}
+
+// Repin pins the ban map and its epoch in dir again when their files are
+// gone (the file deleted, bpffs unmounted and mounted again): the maps
+// live on in the kernel as long as the program holds them, and the next
+// start finds them, and the bans, where it looks. It returns how many it
+// pinned.
+func (o *Objects) Repin(dir string) (int, error) {
+	n := 0
+	for name, m := range map[string]*ebpf.Map{"bans": o.objs.Bans, "ban_epoch": o.objs.BanEpoch} {
+		path := filepath.Join(dir, name)
+		if _, err := os.Stat(path); err == nil || !os.IsNotExist(err) {
+			continue
+		}
+		if err := EnsureBPFFS(dir); err != nil {
+			return n, err
+		}
+		if err := m.Unpin(); err != nil {
+			return n, fmt.Errorf("repin %s: %w", name, err)
+		}
+		if err := m.Pin(path); err != nil {
+			return n, fmt.Errorf("repin %s: %w", name, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ProgramID is the kernel's id of the loaded XDP program.
+func (o *Objects) ProgramID() (uint32, error) {
+	info, err := o.objs.Swarmguard.Info()
+	if err != nil {
+		return 0, fmt.Errorf("program info: %w", err)
+	}
+	id, _ := info.ID()
+	return uint32(id), nil
 }
 
 // DefaultPinPath is where swarmguard pins its ban map.

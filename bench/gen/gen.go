@@ -35,6 +35,9 @@ type Options struct {
 	// the tuples between runs.
 	Flood string
 	Seed  uint64
+	// FloodHosts, when set, draws a flood's addresses from that many hosts
+	// a side (new flows from a steady population, not new hosts).
+	FloodHosts int
 	// Malformed sends the malformed corpus (MalformedCorpus) in turn,
 	// over 256 variations of its addresses.
 	Malformed bool
@@ -62,8 +65,14 @@ func mix64(x uint64) uint64 {
 }
 
 // floodFrame writes packet k of a flood into b and returns its length.
-func floodFrame(b []byte, mac net.HardwareAddr, kind int, k uint64) int {
+func floodFrame(b []byte, mac net.HardwareAddr, kind int, k uint64, hosts uint64) int {
 	x, y := mix64(k), mix64(^k)
+	if hosts > 0 {
+		// Addresses from a fixed population; ports (from x and y before
+		// folding) keep every packet a new flow.
+		sp, dp := x%64000, y%65535
+		x, y = (x>>16)%hosts<<16|sp, (y>>16)%hosts<<16|dp
+	}
 	for i := 0; i < 6; i++ {
 		b[i] = 0x02
 	}
@@ -106,10 +115,10 @@ func floodFrame(b []byte, mac net.HardwareAddr, kind int, k uint64) int {
 		ip[7] = 64
 		ip[8], ip[9] = 0xfd, 0x00
 		ip[10], ip[11] = 0x00, 0x96
-		binary.BigEndian.PutUint64(ip[16:], x)
+		binary.BigEndian.PutUint64(ip[16:], x>>16)
 		ip[24], ip[25] = 0xfd, 0x00
 		ip[26], ip[27] = 0x01, 0x12
-		binary.BigEndian.PutUint64(ip[32:], y)
+		binary.BigEndian.PutUint64(ip[32:], y>>16)
 		l4 := b[54:]
 		binary.BigEndian.PutUint16(l4[0:], sp)
 		binary.BigEndian.PutUint16(l4[2:], dp)
@@ -292,7 +301,7 @@ func Run(o Options) (Result, error) {
 				size = copy(buf, f)
 				copy(buf[6:12], mac)
 			case flood:
-				size = floodFrame(buf, mac, kinds[k%uint64(len(kinds))], k+o.Seed<<40)
+				size = floodFrame(buf, mac, kinds[k%uint64(len(kinds))], k+o.Seed<<40, uint64(o.FloodHosts))
 			case len(tmpl) > 0:
 				t := &tmpl[k%uint64(len(tmpl))]
 				size = t.WireLen

@@ -17,7 +17,7 @@ func TestFloodFramesAreDistinctFlows(t *testing.T) {
 	buf := make([]byte, 128)
 	for k := uint64(0); k < 100_000; k++ {
 		kind := floodKinds["mix"][k%4]
-		n := floodFrame(buf, mac, kind, k)
+		n := floodFrame(buf, mac, kind, k, 0)
 		if r := packet.Decode(packet.LinkEthernet, buf[:n], &m); r != packet.OK {
 			t.Fatalf("packet %d (kind %d): %v", k, kind, r)
 		}

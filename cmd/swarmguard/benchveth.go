@@ -36,6 +36,7 @@ func cmdGen(args []string, stdout, stderr io.Writer) error {
 	mix := fs.String("mix", "", "captures whose frame sizes to use, comma-separated (default: 64-byte frames)")
 	fs.StringVar(&o.Flood, "flood", "", "every packet a new flow: udp, syn, udp6, syn6 or mix")
 	fs.Uint64Var(&o.Seed, "seed", 0, "varies a flood's tuples between runs")
+	fs.IntVar(&o.FloodHosts, "flood-hosts", 0, "draw a flood's addresses from this many hosts a side (0: new hosts too)")
 	fs.BoolVar(&o.Spoof, "spoof", false, "send the spoofing corpus once: a forged tracker exchange, unanswered DHT queries, SYNs and MSE-shaped packets")
 	fs.BoolVar(&o.Malformed, "malformed", false, "send the malformed-frame corpus (truncated headers, lying lengths, VLAN stacks, runts, jumbos)")
 	if err := parseFlags(fs, args, stderr); err != nil {

@@ -40,7 +40,7 @@ commands:
                        a capture's frames inside PPPoE, MPLS, GRE, GTP-U, VXLAN, ...
   bench udpmesh [flags] voice/video/game-like UDP for the capture harness
   bench stress [--full] [--append RELIABILITY.md] SCENARIO|all
-                       reliability scenarios (flood, hosts, malformed, spoof) against the live bridge, with their promises (root)
+                       reliability scenarios (flood, hosts, malformed, spoof, faults, soak) against the live bridge, with their promises (root)
   version              the build: module version and source revision
 `
 

@@ -56,7 +56,7 @@ type Config struct {
 	// program sends a sixteenth of the flows on and forwards (bridge) or
 	// passes (monitor) the rest uninspected, counted as shed.
 	UserPPS int
-	// MaxHosts bounds the merged host state (default 1<<18 hosts); the
+	// MaxHosts bounds the merged host state (default DefaultMaxHosts); the
 	// least recently active go first.
 	MaxHosts int
 	Model    *classifier.Model
@@ -85,6 +85,8 @@ const (
 	// DefaultNewPerSecond is each worker's new-flow budget: over it, new
 	// flows are sampled (one in sixteen) and the rest pass uninspected.
 	DefaultNewPerSecond = 50_000
+	// DefaultMaxHosts bounds the host state (about 2 KiB a host).
+	DefaultMaxHosts = 1 << 17
 	// DefaultUserPPS is each CPU's budget of packets to the workers.
 	DefaultUserPPS = 300_000
 )
@@ -117,6 +119,9 @@ func (c *Config) check() error {
 	}
 	if c.Model == nil {
 		c.Model = classifier.DefaultModel()
+	}
+	if c.MaxHosts == 0 {
+		c.MaxHosts = DefaultMaxHosts
 	}
 	if c.UserPPS == 0 {
 		c.UserPPS = DefaultUserPPS

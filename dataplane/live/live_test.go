@@ -1,11 +1,14 @@
 package live
 
 import (
+	"path/filepath"
+
 	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cilium/ebpf/link"
 	"net"
 	"net/netip"
 	"os"
@@ -599,4 +602,41 @@ func TestStopTwiceDoesNotFault(t *testing.T) {
 	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// What another process or an operator takes away is put back within a
+// second or two, each with a log line and a counter: the program's link
+// detached (as bpftool link detach does), the pinned ban map deleted.
+func TestHealsDetachedProgramAndDeletedPins(t *testing.T) {
+	_, _, _, a, b := bridgeEnv(t)
+	r := start(t, Config{Bridge: [2]string{a, b}})
+	pin := r.Config().PinPath
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if ok() {
+				return
+			}
+		}
+		t.Fatalf("%s: not healed within 5 s (stats %+v)", what, r.Stats())
+	}
+	if err := os.Remove(filepath.Join(pin, "bans")); err != nil {
+		t.Fatal(err)
+	}
+	wait("ban map unpinned", func() bool {
+		_, err := os.Stat(filepath.Join(pin, "bans"))
+		return err == nil && r.Stats().Repinned > 0
+	})
+	l, err := link.LoadPinnedLink(filepath.Join(pin, "link_"+a), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Detach(); err != nil {
+		t.Skipf("link detach: %v", err)
+	}
+	l.Close()
+	wait("program detached", func() bool {
+		mode, err := xdpMode(r.ports[0].Index)
+		return err == nil && mode != "none" && r.Stats().Reattached > 0
+	})
 }

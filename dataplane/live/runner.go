@@ -71,6 +71,8 @@ type Stats struct {
 	ReconcileErrors uint64 // expired-ban clean-ups that failed
 	FillErrors      uint64 // frames the fill ring did not take (kept for the next fill)
 	KickErrors      uint64 // transmit kicks the kernel refused
+	// Healing (heal): the program attached again, pinned objects pinned again.
+	Reattached, Repinned, HealErrors uint64
 }
 
 // WorkerStats is one queue's worker: its sockets' frames and its engine's
@@ -438,6 +440,7 @@ func (r *Runner) control() {
 	tick := time.NewTicker(hostmerge.Tick)
 	defer tick.Stop()
 	lastExpire := time.Now()
+	ticks := 0
 	for {
 		select {
 		case d := <-r.decisions:
@@ -451,6 +454,9 @@ func (r *Runner) control() {
 			}
 			r.tick(now)
 			r.ticked.Store(time.Now().UnixNano())
+			if ticks++; ticks%healEvery == 0 {
+				r.heal()
+			}
 			r.tickEvents(now)
 			if now.Sub(lastExpire) > time.Minute {
 				gone, err := r.reconcileBans()

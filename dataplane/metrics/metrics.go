@@ -61,6 +61,7 @@ var (
 	dBudget     = desc("userspace_budget_packets_per_second", "Each CPU's budget of packets to the workers, as adapted to what they take; over it the kernel sheds (0: no budget).")
 	dMerge      = desc("merge_duration_seconds", "How long the last tick's hand-over, host merge and snapshot publish took (the tick is 100 ms).")
 	dMergeMax   = desc("merge_duration_max_seconds", "The longest tick so far.")
+	dHealed     = desc("healed_total", "What the control loop put back: the XDP program attached again, pinned objects pinned again, or failed to.", "what")
 	dWithheld   = desc("heartbeats_withheld_total", "Heartbeats the watchdog withheld because a worker or the control loop made no progress.")
 	dXSK        = desc("xsk_frames_total", "The kernel's AF_XDP socket statistics (XDP_STATISTICS), summed over the sockets.", "event")
 	dHosts      = desc("hosts", "Hosts in the merged host state.")
@@ -147,6 +148,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	n(dLost, st.Lost)
 	n(dWithheld, st.Withheld)
+	n(dHealed, st.Reattached, "reattached")
+	n(dHealed, st.Repinned, "repinned")
+	n(dHealed, st.HealErrors, "failed")
 	g(dBudget, float64(st.UserBudget))
 	g(dMerge, st.Merge.Seconds())
 	g(dMergeMax, st.MergeMax.Seconds())
