@@ -90,14 +90,7 @@ func floodFrame(b []byte, mac net.HardwareAddr, kind int, k uint64, hosts uint64
 		ip := b[14:34]
 		ip[9] = 6
 		binary.BigEndian.PutUint16(ip[2:], 40)
-		ip[10], ip[11] = 0, 0
-		var sum uint32
-		for i := 0; i < 20; i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-		}
-		sum = sum&0xffff + sum>>16
-		sum = sum&0xffff + sum>>16
-		binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+		fixChecksum(ip)
 		tcp := b[34:54]
 		clear(tcp)
 		binary.BigEndian.PutUint16(tcp[0:], sp)
@@ -347,16 +340,9 @@ func frame(b []byte, src net.HardwareAddr, s, d uint32, sp, dp uint16) {
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)-14))
 	ip[4], ip[5], ip[6], ip[7] = 0, 0, 0, 0
 	ip[8], ip[9] = 64, 17
-	ip[10], ip[11] = 0, 0
 	binary.BigEndian.PutUint32(ip[12:], s)
 	binary.BigEndian.PutUint32(ip[16:], d)
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	sum = sum&0xffff + sum>>16
-	sum = sum&0xffff + sum>>16
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	fixChecksum(ip)
 	u := b[34:42]
 	binary.BigEndian.PutUint16(u[0:], sp)
 	binary.BigEndian.PutUint16(u[2:], dp)
@@ -381,14 +367,7 @@ func replayed(b []byte, t *Template, src net.HardwareAddr, s, d uint32, sp, dp u
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)-14))
 	binary.BigEndian.PutUint32(ip[12:], s)
 	binary.BigEndian.PutUint32(ip[16:], d)
-	ip[10], ip[11] = 0, 0
-	var sum uint32
-	for i := 0; i < ihl; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	sum = sum&0xffff + sum>>16
-	sum = sum&0xffff + sum>>16
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	fixChecksum(ip[:ihl])
 	l4 := ip[ihl:]
 	if len(l4) >= 8 {
 		binary.BigEndian.PutUint16(l4[0:], sp)

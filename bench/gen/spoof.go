@@ -89,7 +89,7 @@ func SpoofCorpus(mac net.HardwareAddr) [][]byte {
 	return out
 }
 
-// fixChecksum sets an IPv4 header's checksum.
+// fixChecksum sets the checksum of ip, an IPv4 header (IHL*4 bytes).
 func fixChecksum(ip []byte) {
 	ip[10], ip[11] = 0, 0
 	var sum uint32
