@@ -18,7 +18,7 @@ const (
 	xdpRedirect = 4
 )
 
-func load(t *testing.T) *Objects {
+func load(t testing.TB) *Objects {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs")
