@@ -37,3 +37,28 @@ func BenchmarkMergeFloodTick(b *testing.B) {
 	}
 	b.ReportMetric(float64(m.Hosts()), "hosts")
 }
+
+// A flood of one-flow sources at the host bound evicts its own hosts, not
+// the real ones: a host with many flows, and one labelled p2p, stay.
+func TestFloodEvictsFloodHostsFirst(t *testing.T) {
+	m := NewMerger(Config{Model: classifier.DefaultModel(), MaxHosts: 4096})
+	d := NewDelta(1 << 16)
+	now := int64(1e18)
+	real := Host{Addr: netip.MustParseAddr("192.0.2.10")}
+	for i := range 50 {
+		d.FlowStart(real, Host{Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})}, uint16(6881+i), 6)
+	}
+	m.Merge(now, d)
+	for tick := range 20 {
+		d.Reset()
+		floodDelta(d, tick, 3000)
+		now += int64(100 * time.Millisecond)
+		m.Merge(now, d)
+		if m.Hosts() > 4096 {
+			t.Fatalf("tick %d: %d hosts over the bound", tick, m.Hosts())
+		}
+		if v := m.Snapshot().HostView(real); v.Flows == 0 {
+			t.Fatalf("tick %d: the real host was evicted by the flood", tick)
+		}
+	}
+}

@@ -302,10 +302,24 @@ func (m *Merger) bound(now int64, predDirty *[numShards]bool) {
 		return
 	}
 	// Over the bound (checked at every merge, so it is passed by at most
-	// one merge's new hosts): drop hosts idle for longer than the long
-	// window, then the least recently active, down to 15/16 of the bound so
-	// that the next merges need not scan again.
+	// one merge's new hosts): drop down to 15/16 of the bound so that the
+	// next merges need not scan again. First the hosts a flood of spoofed
+	// or scanning sources brings: at most one flow in the long window, no
+	// p2p label; a real subscriber has more. Then hosts idle for longer
+	// than the long window, then the least recently active.
 	target := m.cfg.MaxHosts - m.cfg.MaxHosts/16
+	for _, sh := range m.hosts {
+		for a, h := range sh {
+			if m.nhosts <= target {
+				return
+			}
+			if w := &h.win[numWindows-1]; w.newFlows+w.inbound < 1.5 && h.label != classifier.P2P {
+				delete(sh, a)
+				m.nhosts--
+				m.EvictedHosts++
+			}
+		}
+	}
 	cut := now - int64(Long)
 	for m.nhosts > target {
 		for _, sh := range m.hosts {

@@ -639,6 +639,20 @@ func (r *Runner) Ports() []Port {
 	return out
 }
 
+// HostLabel is an untagged host's label in the newest snapshot, "" when
+// the host state does not hold it. Any goroutine may call it.
+func (r *Runner) HostLabel(a netip.Addr) string {
+	snap := r.engine.Merger().Snapshot()
+	if snap == nil {
+		return ""
+	}
+	v := snap.HostView(hostmerge.HostOf(a, 0))
+	if v.Flows == 0 && v.Peers == 0 {
+		return ""
+	}
+	return v.Label.String()
+}
+
 // Ban is one ban of the kernel map.
 type Ban struct {
 	Addr    netip.Addr
