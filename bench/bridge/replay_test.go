@@ -56,7 +56,7 @@ func TestHiddenSwarmLiveMatchesOffline(t *testing.T) {
 	pin := fmt.Sprintf("/sys/fs/bpf/sgreplay%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
 	var recs testbin.Buffer
-	var logb bytes.Buffer
+	var logb testbin.Buffer
 	// Monitor-only: the bridge bans and drops nothing, so every flow of the
 	// capture reaches the engine, as it does offline (with bans the swarm's
 	// peers are cut off within a second and their later flows never start).

@@ -64,7 +64,7 @@ func tunnelThroughBridge(t *testing.T, kind string, inputs []string, wantBans bo
 	pin := fmt.Sprintf("/sys/fs/bpf/sgtun%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
 	var recs testbin.Buffer
-	var logb bytes.Buffer
+	var logb testbin.Buffer
 	r, err := live.Start(live.Config{Bridge: [2]string{a, b}, PinPath: pin, Records: &recs, Log: &logb})
 	if err != nil {
 		t.Skipf("start: %v", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/swarmguard/swarmguard/dataplane/xsk"
 	"github.com/swarmguard/swarmguard/hostmerge"
 	"github.com/swarmguard/swarmguard/internal/netnstest"
+	"github.com/swarmguard/swarmguard/internal/testbin"
 	"github.com/swarmguard/swarmguard/shard"
 	"golang.org/x/sys/unix"
 )
@@ -198,7 +199,7 @@ func start(t *testing.T, cfg Config) *Runner {
 	t.Helper()
 	cfg.PinPath = fmt.Sprintf("/sys/fs/bpf/sgtest%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(cfg.PinPath) })
-	var log bytes.Buffer
+	var log testbin.Buffer
 	cfg.Log = &log
 	r, err := Start(cfg)
 	if err != nil {
@@ -220,7 +221,7 @@ func role(t *testing.T, env *netnstest.Env, ns string, args ...string) string {
 
 func TestBridgeForwardsAndDecides(t *testing.T) {
 	env, gen, sink, a, b := bridgeEnv(t)
-	var recs bytes.Buffer
+	var recs testbin.Buffer
 	r := start(t, Config{Bridge: [2]string{a, b}, Records: &recs})
 	// Every datagram must cross. On a busy machine the kernel may drop a
 	// few that a starved worker did not take in time (the stats below show
@@ -276,7 +277,7 @@ const btHandshake = "\x13BitTorrent protocol\x00\x00\x00\x00\x00\x10\x00\x05" +
 // an answer, so it bans nobody (one UDP packet is spoofable).
 func TestBridgeDoesNotBanOnOnePacket(t *testing.T) {
 	env, gen, sink, a, b := bridgeEnv(t)
-	var recs bytes.Buffer
+	var recs testbin.Buffer
 	r := start(t, Config{Bridge: [2]string{a, b}, Records: &recs})
 	srv := make(chan struct{})
 	go func() { role(t, env, sink, "krpc-server", "10.99.3.2:6881", "1500"); close(srv) }()
@@ -294,7 +295,7 @@ func TestBridgeDoesNotBanOnOnePacket(t *testing.T) {
 // p2p with flow-level evidence: the flow is dropped, the responder banned.
 func TestBridgeBansAnsweredP2P(t *testing.T) {
 	env, gen, sink, a, b := bridgeEnv(t)
-	var recs bytes.Buffer
+	var recs testbin.Buffer
 	r := start(t, Config{Bridge: [2]string{a, b}, Records: &recs})
 	srv := make(chan struct{})
 	go func() { role(t, env, sink, "bt-server", "10.99.3.2:51413", "3000"); close(srv) }()
@@ -360,7 +361,7 @@ func TestCrashFailsOpenAndKeepsBans(t *testing.T) {
 		t.Fatalf("forwarding stopped at %v after the kill", last.Sub(killed))
 	}
 	// The next start takes over and keeps the ban.
-	var log bytes.Buffer
+	var log testbin.Buffer
 	r, err := Start(Config{Bridge: [2]string{a, b}, PinPath: pin, Log: &log})
 	if err != nil {
 		t.Fatal(err)
@@ -511,7 +512,7 @@ func TestMonitorClassifiesAndForwardsNothing(t *testing.T) {
 	port := env.Veth("m", gen, "10.99.5.1/24", 1)
 	env.Exec(gen, "ethtool", "-K", "eth0", "tx", "off")
 	env.Run("ip", "-n", gen, "neigh", "add", "10.99.5.2", "lladdr", "02:00:00:00:00:02", "dev", "eth0")
-	var recs bytes.Buffer
+	var recs testbin.Buffer
 	r := start(t, Config{Monitor: port, Records: &recs})
 	role(t, env, gen, "send", "10.99.5.2:6881", "3", "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
 	role(t, env, gen, "send", "10.99.5.2:7000", "20", "just-some-datagrams")
