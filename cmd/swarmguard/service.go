@@ -195,8 +195,7 @@ func (s *service) reload(why string) error {
 		fmt.Fprintf(s.stderr, "swarmguard: %s: %s changes only on restart; keeping the running value\n", why, k)
 	}
 	old.KeepRestartOnly(n)
-	ch, err := s.r.Reconfigure(live.Policy{MonitorOnly: cfg.MonitorOnly, BanFor: cfg.BanFor, BanLocal: cfg.BanLocal,
-		Local: cfg.Local, AllowNets: cfg.AllowNets, AllowPorts: cfg.AllowPorts, Model: cfg.Model})
+	ch, err := s.r.Reconfigure(cfg.Policy())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reloads.last = time.Now()

@@ -118,8 +118,8 @@ func (r *Runner) applyPolicy(p Policy) (Changes, error) {
 	return ch, nil
 }
 
-// policyOf is cfg's reloadable part.
-func policyOf(c *Config) Policy {
+// Policy is c's reloadable part: what Reconfigure takes.
+func (c *Config) Policy() Policy {
 	return Policy{MonitorOnly: c.MonitorOnly, BanFor: c.BanFor, BanLocal: c.BanLocal,
 		Local: slices.Clone(c.Local), AllowNets: slices.Clone(c.AllowNets), AllowPorts: slices.Clone(c.AllowPorts), Model: c.Model}
 }
@@ -128,5 +128,5 @@ func policyOf(c *Config) Policy {
 func (r *Runner) Policy() Policy {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return policyOf(&r.cfg)
+	return r.cfg.Policy()
 }

@@ -45,15 +45,7 @@ func TestWebhookDeliveryRetriesAndTimeouts(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer bad.Close()
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := hangingServer(t)
 
 	h := New([]string{good.URL, bad.URL, hang.URL}, Options{Timeout: 200 * time.Millisecond, Retries: 2, Backoff: 10 * time.Millisecond, Queue: 64})
 	defer h.Close()
@@ -75,15 +67,7 @@ func TestWebhookDeliveryRetriesAndTimeouts(t *testing.T) {
 // Send never blocks: with a receiver that hangs and a queue of 4, a burst
 // of 10,000 notices returns at once, the overflow counted as dropped.
 func TestWebhookQueueNeverBlocks(t *testing.T) {
-	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer hang.Close()
-	defer close(release)
+	hang := hangingServer(t)
 	h := New([]string{hang.URL}, Options{Timeout: time.Minute, Retries: 0, Queue: 4})
 	done := make(chan struct{})
 	go func() {
@@ -105,4 +89,17 @@ func TestWebhookQueueNeverBlocks(t *testing.T) {
 	if c := h.Counts(); c.Dropped+c.Sent+c.Failed < 9999 {
 		t.Fatalf("after close: %+v", c)
 	}
+}
+
+// hangingServer answers nothing until the client gives up or the test ends.
+func hangingServer(t *testing.T) *httptest.Server {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv
 }
