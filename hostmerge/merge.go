@@ -1,7 +1,6 @@
 package hostmerge
 
 import (
-	"maps"
 	"math"
 	"net/netip"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/hostmerge/cowmap"
 )
 
 // Window lengths: the short window catches bursts, the medium one swarm
@@ -44,8 +44,10 @@ type Config struct {
 
 // host is the merger's state of one host.
 type host struct {
+	addr Host
 	last int64
 	win  [numWindows]counters
+	pend counters // this merge's events, summed exactly before they join the windows
 	// Distinct remote IPs and ports of outbound flows over the medium
 	// window: two sketches, rotated every half window.
 	ips, ports         [2]*hyperloglog.Sketch
@@ -53,8 +55,10 @@ type host struct {
 	peers, nports      uint32                   // cached estimates of the two sketch pairs
 	stale              bool                     // the sketches changed since the estimates
 	estAt              int64                    // when the estimates were made
-	view               View                     // the last computed view
-	changed            bool                     // state changed since view was computed
+	view               *View                    // the published view; never written once published
+	viewGen            uint64                   // the generation view was derived in
+	touched            bool                     // in this merge's touched list
+	pos                int32                    // index in its shard's Merger.order; -1 once evicted
 	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
 	msePeers           [overlapBits / 64]uint64 // hashed peers of flows through the MSE/PE key exchange
 	btPeers, discPeers [overlapBits / 64]uint64 // hashed peers of answered flows with BitTorrent / discovery signatures
@@ -65,22 +69,30 @@ type host struct {
 // Merger folds worker deltas into host state and publishes snapshots. Only
 // the goroutine that calls Merge touches its state; workers read the
 // published Snapshot.
+//
+// A merge costs what changed: the hosts the deltas touched (and a bounded
+// share of idle hosts, re-derived so that decay shows) get new views in a
+// copy-on-write map that shares everything else with the last snapshot.
 type Merger struct {
-	cfg      Config
-	hosts    [numShards]map[Host]*host // by shardOf, like the snapshot
-	nhosts   int
-	pred     [numShards]map[predKey]int64 // expiry, ns; sharded by host like the snapshot
-	snap     atomic.Pointer[Snapshot]
-	refresh  int // next shard refreshed to show decay on idle hosts
-	lastTick int64
-	npred    int
-	sum      map[Host]counters
-	gen      uint64 // merges so far: the generation of the next snapshot
-	turns    []Turn // hosts that turned p2p in the last turnGens generations
+	cfg     Config
+	hosts   [numShards]map[Host]*host // by shardOf
+	order   [numShards][]*host        // each shard's hosts, for the refresh walk and eviction
+	refresh int                       // the shard the refresh walk is in
+	cursor  int                       // the walk's next index in it
+	touched []*host                   // hosts this merge changed
+	nhosts  int
+	views   *cowmap.Builder[Host, *View]
+	pred    [numShards]map[predKey]int64 // expiry, ns: the merger's own copy, swept one shard a merge
+	preds   *cowmap.Builder[predKey, int64]
+	sweep   int // next shard of pred swept
+	snap    atomic.Pointer[Snapshot]
+	npred   int
+	gen     uint64 // merges so far: the generation of the next snapshot
+	turns   []Turn // hosts that turned p2p in the last turnGens generations
 	// Evicted counts hosts and predictions dropped to stay within bounds.
 	EvictedHosts, EvictedPredictions uint64
-	// ShedHosts counts new hosts not created because a merge had made
-	// NewPerMerge already (their events that merge are dropped).
+	// ShedHosts counts the events of new hosts not created because a merge
+	// had made NewPerMerge already (those events are dropped).
 	ShedHosts uint64
 	created   int // hosts this merge created
 }
@@ -118,17 +130,18 @@ func NewMerger(c Config) *Merger {
 	if c.PredictTTL <= 0 {
 		c.PredictTTL = Long
 	}
-	m := &Merger{cfg: c, sum: make(map[Host]counters)}
+	m := &Merger{
+		cfg:   c,
+		// Hosts are bounded, so their map is made for the bound and never
+		// rehashes in a merge; predictions are usually far below theirs.
+		views: cowmap.New[Host, *View](c.MaxHosts + c.NewPerMerge),
+		preds: cowmap.New[predKey, int64](4096),
+	}
 	for i := range m.pred {
 		m.pred[i] = make(map[predKey]int64)
 		m.hosts[i] = make(map[Host]*host)
 	}
-	s := &Snapshot{}
-	for i := range s.hosts {
-		s.hosts[i] = &hostShard{}
-		s.pred[i] = &predShard{}
-	}
-	m.snap.Store(s)
+	m.snap.Store(&Snapshot{hosts: m.views.Freeze(), pred: m.preds.Freeze()})
 	return m
 }
 
@@ -175,8 +188,8 @@ func (h *host) decay(now int64) {
 	}
 }
 
-func newHost(now int64) *host {
-	h := &host{last: now, rotated: now}
+func newHost(a Host, now int64) *host {
+	h := &host{addr: a, last: now, rotated: now}
 	for i := range h.ips {
 		h.ips[i], _ = hyperloglog.NewSketch(hllPrec, true)
 		h.ports[i], _ = hyperloglog.NewSketch(hllPrec, true)
@@ -185,7 +198,8 @@ func newHost(now int64) *host {
 }
 
 // host returns a's state, creating it within this merge's budget of new
-// hosts; nil when a is new and the budget is spent.
+// hosts; nil when a is new and the budget is spent. It marks the host
+// touched.
 func (m *Merger) host(a Host, now int64) *host {
 	sh := m.hosts[shardOf(a)]
 	h := sh[a]
@@ -195,12 +209,18 @@ func (m *Merger) host(a Host, now int64) *host {
 			return nil
 		}
 		m.created++
-		h = newHost(now)
+		h = newHost(a, now)
 		sh[a] = h
+		o := &m.order[shardOf(a)]
+		h.pos = int32(len(*o))
+		*o = append(*o, h)
 		m.nhosts++
 	}
-	h.changed = true
-	h.decay(now)
+	if !h.touched {
+		h.touched = true
+		m.touched = append(m.touched, h)
+		h.decay(now)
+	}
 	return h
 }
 
@@ -208,27 +228,22 @@ func (m *Merger) host(a Host, now int64) *host {
 // now, publishes a new snapshot and resets the deltas. Folding is
 // commutative, so any number of workers gives the same state.
 func (m *Merger) Merge(now int64, deltas ...*Delta) {
-	var dirty, predDirty [numShards]bool
-	// Sum the deltas first: integer counts add exactly, so the result does
-	// not depend on how many workers there are or in which order they come.
-	clear(m.sum)
+	// Sum each host's counts over the deltas first: integer counts add
+	// exactly, so the windows do not depend on how many workers there are
+	// or in which order they come.
+	m.created = 0
 	for _, d := range deltas {
 		d.each(func(a Host, c *counters) {
-			s := m.sum[a]
-			s.add(c)
-			m.sum[a] = s
+			if h := m.host(a, now); h != nil {
+				h.pend.add(c)
+			}
 		})
 	}
-	m.created = 0
-	for a, c := range m.sum {
-		h := m.host(a, now)
-		if h == nil {
-			continue
-		}
+	for _, h := range m.touched {
 		for i := range h.win {
-			h.win[i].add(&c)
+			h.win[i].add(&h.pend)
 		}
-		dirty[shardOf(a)] = true
+		h.pend = counters{}
 	}
 	for _, d := range deltas {
 		for _, r := range d.remotes {
@@ -236,7 +251,6 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 			if h == nil {
 				continue
 			}
-			dirty[shardOf(r.host)] = true
 			bit := r.peer % overlapBits
 			switch r.kind {
 			case msePeer:
@@ -257,7 +271,6 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 			} else {
 				h.udpPeers[bit/64] |= 1 << (bit % 64)
 			}
-			dirty[shardOf(r.host)] = true
 		}
 		exp := now + int64(m.cfg.PredictTTL)
 		for _, p := range d.predicted {
@@ -270,34 +283,31 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 				m.npred++
 			}
 			m.pred[i][k] = exp
-			predDirty[i] = true
+			m.preds.Set(predHash(k), k, exp)
 		}
 		d.Reset()
 	}
-	// Idle hosts decay too: one more shard is re-derived every tick, so every
-	// host's view is at most 6.4 s old.
-	refresh := m.refresh
-	dirty[refresh] = true
-	m.refresh = (m.refresh + 1) % numShards
-	m.bound(now, &predDirty)
-	m.publish(now, &dirty, &predDirty, refresh)
-	m.lastTick = now
+	m.sweepPredictions(now)
+	m.bound(now)
+	m.publish(now)
 }
 
-// bound drops the least recently active hosts and expired predictions when
-// over the limits. It runs at most once a second of input time.
-func (m *Merger) bound(now int64, predDirty *[numShards]bool) {
-	if now/int64(time.Second) != m.lastTick/int64(time.Second) {
-		for i, shard := range m.pred {
-			for k, exp := range shard {
-				if exp <= now {
-					delete(shard, k)
-					m.npred--
-					predDirty[i] = true
-				}
-			}
+// sweepPredictions drops the expired predictions of one shard a merge
+// (every one within 6.4 s of expiring; Predicted checks the time anyway).
+func (m *Merger) sweepPredictions(now int64) {
+	shard := m.pred[m.sweep]
+	m.sweep = (m.sweep + 1) % numShards
+	for k, exp := range shard {
+		if exp <= now {
+			delete(shard, k)
+			m.preds.Delete(predHash(k), k)
+			m.npred--
 		}
 	}
+}
+
+// bound drops the least recently active hosts when over the limit.
+func (m *Merger) bound(now int64) {
 	if m.nhosts <= m.cfg.MaxHosts {
 		return
 	}
@@ -308,76 +318,107 @@ func (m *Merger) bound(now int64, predDirty *[numShards]bool) {
 	// p2p label; a real subscriber has more. Then hosts idle for longer
 	// than the long window, then the least recently active.
 	target := m.cfg.MaxHosts - m.cfg.MaxHosts/16
-	for _, sh := range m.hosts {
-		for a, h := range sh {
-			if m.nhosts <= target {
-				return
-			}
-			if w := &h.win[numWindows-1]; w.newFlows+w.inbound < 1.5 && h.label != classifier.P2P {
-				delete(sh, a)
-				m.nhosts--
-				m.EvictedHosts++
+	m.evictWhere(target, func(h *host) bool {
+		w := &h.win[numWindows-1]
+		return w.newFlows+w.inbound < 1.5 && h.label != classifier.P2P
+	})
+	for cut := now - int64(Long); m.nhosts > target; cut += int64(Long) / 4 {
+		m.evictWhere(target, func(h *host) bool { return h.last < cut })
+	}
+}
+
+// evictWhere evicts hosts for which drop holds, newest first in each
+// shard, until target hosts are left.
+func (m *Merger) evictWhere(target int, drop func(h *host) bool) {
+	for s := range m.order {
+		// Backwards: evict moves the shard's last host into the freed
+		// index, and that host has been looked at already.
+		for i := len(m.order[s]) - 1; i >= 0 && m.nhosts > target; i-- {
+			if h := m.order[s][i]; drop(h) {
+				m.evict(h)
 			}
 		}
 	}
-	cut := now - int64(Long)
-	for m.nhosts > target {
-		for _, sh := range m.hosts {
-			for a, h := range sh {
-				if h.last < cut && m.nhosts > target {
-					delete(sh, a)
-					m.nhosts--
-					m.EvictedHosts++
-				}
-			}
-		}
-		cut += int64(Long) / 4
+}
+
+// evict forgets h: its state, its place in the refresh walk and its view
+// in the next snapshot.
+func (m *Merger) evict(h *host) {
+	s := shardOf(h.addr)
+	delete(m.hosts[s], h.addr)
+	o := m.order[s]
+	last := o[len(o)-1]
+	o[h.pos], last.pos = last, h.pos
+	o[len(o)-1] = nil
+	m.order[s] = o[:len(o)-1]
+	if h.view != nil {
+		m.views.Delete(hostHash(h.addr), h.addr)
 	}
+	h.pos = -1
+	m.nhosts--
+	m.EvictedHosts++
 }
 
 func shardOf(a Host) int {
 	return int(hostHash(a) % numShards)
 }
 
-// publish copies the dirty shards into a new snapshot; clean shards are
-// shared with the previous one, which stays valid for its readers.
-//
-// Only hosts whose state changed get a new view; the others keep theirs,
-// except in the refresh shard, where every view is derived again so that
-// decay shows on idle hosts.
-func (m *Merger) publish(now int64, dirty, predDirty *[numShards]bool, refresh int) {
-	old := m.snap.Load()
+// maxRefresh bounds the idle hosts re-derived per merge. The refresh walk
+// takes one shard a merge, so up to 131,072 hosts every view is at most
+// 64 merges (6.4 s) old; a larger shard takes several merges, so a merge
+// stays bounded at a million hosts. An idle host's view only shows decay:
+// a flow touches both its hosts, which are re-derived in the next merge.
+const maxRefresh = 2048
+
+// publish derives new views for the hosts this merge touched and for the
+// next stretch of the refresh walk, stores the ones that differ in the
+// copy-on-write map and publishes it with the predictions as the next
+// snapshot. Earlier snapshots stay valid for their readers.
+func (m *Merger) publish(now int64) {
 	m.gen++
-	s := &Snapshot{Time: now, Gen: m.gen, hosts: old.hosts, pred: old.pred}
 	keep := 0
 	for keep < len(m.turns) && m.turns[keep].Gen+turnGens <= m.gen {
 		keep++
 	}
 	// A new slice each time: earlier snapshots keep theirs.
 	turns := append(make([]Turn, 0, len(m.turns)-keep+4), m.turns[keep:]...)
-	for i := range dirty {
-		if predDirty[i] {
-			s.pred[i] = &predShard{m: maps.Clone(m.pred[i])}
+	for _, h := range m.touched {
+		h.touched = false
+		if h.pos >= 0 {
+			turns = m.derive(h, now, turns)
 		}
-		if !dirty[i] {
-			continue
-		}
-		sh := &hostShard{idx: make(map[Host]int32, len(m.hosts[i])), views: make([]View, 0, len(m.hosts[i]))}
-		for a, h := range m.hosts[i] {
-			if h.changed || i == refresh {
-				h.decay(now)
-				was := h.label
-				h.view = m.view(h)
-				h.changed = false
-				if h.label == classifier.P2P && was != classifier.P2P && len(turns) < maxTurns {
-					turns = append(turns, Turn{Gen: m.gen, Host: a})
-				}
-			}
-			sh.idx[a] = int32(len(sh.views))
-			sh.views = append(sh.views, h.view)
-		}
-		s.hosts[i] = sh
 	}
-	m.turns, s.turns = turns, turns
-	m.snap.Store(s)
+	m.touched = m.touched[:0]
+	o := m.order[m.refresh]
+	end := min(len(o), m.cursor+maxRefresh)
+	for _, h := range o[min(m.cursor, end):end] {
+		if h.viewGen != m.gen {
+			h.decay(now)
+			turns = m.derive(h, now, turns)
+		}
+	}
+	m.cursor = end
+	if end == len(o) {
+		m.refresh, m.cursor = (m.refresh+1)%numShards, 0
+	}
+	m.turns = turns
+	m.snap.Store(&Snapshot{Time: now, Gen: m.gen, hosts: m.views.Freeze(), pred: m.preds.Freeze(), turns: turns})
+}
+
+// derive computes h's view for this generation and stores it when it
+// differs from the published one.
+func (m *Merger) derive(h *host, now int64, turns []Turn) []Turn {
+	was := h.label
+	v := m.view(h)
+	h.viewGen = m.gen
+	if h.label == classifier.P2P && was != classifier.P2P && len(turns) < maxTurns {
+		turns = append(turns, Turn{Gen: m.gen, Host: h.addr})
+	}
+	if h.view == nil || *h.view != v {
+		nv := new(View)
+		*nv = v
+		h.view = nv
+		m.views.Set(hostHash(h.addr), h.addr, nv)
+	}
+	return turns
 }

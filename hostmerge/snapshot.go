@@ -9,6 +9,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/hostmerge/cowmap"
 )
 
 // View is what the snapshot says about one host.
@@ -25,23 +26,14 @@ type View struct {
 	Unanswered float64
 }
 
-// hostShard is one shard of the snapshot's hosts: an index into a slice of
-// views, so that a lookup hands out a pointer and the map's slots stay
-// small (a View is ~100 bytes; a worker looks up two per scoring).
-type hostShard struct {
-	idx   map[Host]int32
-	views []View
-}
-type predShard struct{ m map[predKey]int64 }
-
 // Snapshot is an immutable view of all hosts at one merge. Workers hold one
 // for a tick and never write to it.
 type Snapshot struct {
 	Time  int64
 	Gen   uint64 // merges before this snapshot; 0 for the empty first one
 	turns []Turn
-	hosts [numShards]*hostShard
-	pred  [numShards]*predShard
+	hosts cowmap.Map[Host, *View]
+	pred  cowmap.Map[predKey, int64]
 	zero  View // what HostView answers for a host never seen
 }
 
@@ -51,9 +43,8 @@ func (s *Snapshot) Host(a Host) View { return *s.HostView(a) }
 // HostView is Host without the copy, for the packet path. The view belongs
 // to the snapshot, which is immutable: read it, never write it.
 func (s *Snapshot) HostView(a Host) *View {
-	sh := s.hosts[shardOf(a)]
-	if i, ok := sh.idx[a]; ok {
-		return &sh.views[i]
+	if v, ok := s.hosts.Get(hostHash(a), a); ok {
+		return v
 	}
 	return &s.zero
 }
@@ -61,8 +52,15 @@ func (s *Snapshot) HostView(a Host) *View {
 // Predicted reports whether a discovery answer announced peer to host and
 // the announcement is still within its TTL at time now.
 func (s *Snapshot) Predicted(host Host, peer netip.AddrPort, now int64) bool {
-	exp, ok := s.pred[shardOf(host)].m[predKey{host: host, peer: peer}]
+	k := predKey{host: host, peer: peer}
+	exp, ok := s.pred.Get(predHash(k), k)
 	return ok && exp > now
+}
+
+// predHash mixes a prediction's host and peer.
+func predHash(k predKey) uint64 {
+	x := hostHash(k.host) ^ (addrHash(k.peer.Addr())+uint64(k.peer.Port()))*0x9e3779b97f4a7c15
+	return x ^ x>>32
 }
 
 // TurnedSince calls fn for every host that turned p2p after generation gen
@@ -77,11 +75,10 @@ func (s *Snapshot) TurnedSince(gen uint64, fn func(h Host)) {
 
 // Range calls fn for every host of the snapshot, with its view to read.
 func (s *Snapshot) Range(fn func(h Host, v *View)) {
-	for _, sh := range s.hosts {
-		for a, i := range sh.idx {
-			fn(a, &sh.views[i])
-		}
-	}
+	s.hosts.Range(func(h Host, v *View) bool {
+		fn(h, v)
+		return true
+	})
 }
 
 // estEvery is the most often a host's distinct counts are re-estimated.
