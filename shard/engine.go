@@ -29,6 +29,8 @@ type Engine struct {
 	deltas  []*hostmerge.Delta // merge scratch: the deltas handed over,
 	from    []int              // and the worker of each
 	stats   []tickStats        // each worker's counters at its last hand-over
+	// mergeTook is the last merge's time, hand-overs not counted.
+	mergeTook time.Duration
 }
 
 // tickStats is a worker's counters as handed over at a tick.
@@ -83,6 +85,10 @@ func NewEngine(c EngineConfig) *Engine {
 
 // Workers are the engine's workers, in shard order.
 func (e *Engine) Workers() []*Worker { return e.workers }
+
+// MergeTook is how long the last tick's merge and snapshot publish took,
+// without the wait for hand-overs. Only the clock's goroutine may call it.
+func (e *Engine) MergeTook() time.Duration { return e.mergeTook }
 
 // Merger is the engine's host merger (its snapshot is the hosts' state).
 func (e *Engine) Merger() *hostmerge.Merger { return e.merger }
@@ -166,7 +172,9 @@ func (e *Engine) merge(now int64, wait time.Duration) int {
 			e.stats[i] = h.tickStats
 		}
 	}
+	began := time.Now()
 	e.merger.Merge(now, e.deltas...)
+	e.mergeTook = time.Since(began)
 	for j, d := range e.deltas {
 		e.workers[e.from[j]].link.spare <- d
 	}

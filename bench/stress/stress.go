@@ -388,7 +388,7 @@ func flood(o Options) (*Result, error) {
 	capBytes := uint64(limit) + umem + 64<<20
 	res.figure("memory", "peak RSS %s; cap %s = heap limit %s (process.memory_limit) + UMEM %s + 64 MiB runtime", mib(peakRSS), mib(capBytes), mib(uint64(limit)), mib(umem))
 	res.figure("stream", "%.2f Gbit/s flooded vs %.2f unflooded (%.0f%%)", flooded/1e9, base/1e9, 100*flooded/base)
-	res.figure("merge", "longest tick %v", st.MergeMax.Round(time.Millisecond))
+	res.figure("merge", "longest merge and publish %v; longest tick %v", st.MergeMax.Round(time.Millisecond), st.TickMax.Round(time.Millisecond))
 
 	res.promise("no fail-open while alive", d(bpf.FailOpenForward)+d(bpf.FailOpenPass) == 0 && st.Withheld == 0, "%d packets failed open, %d heartbeats withheld", d(bpf.FailOpenForward)+d(bpf.FailOpenPass), st.Withheld)
 	res.promise("memory under the cap", peakRSS <= capBytes, "peak %s, cap %s", mib(peakRSS), mib(capBytes))
@@ -456,7 +456,7 @@ func hosts(o Options) (*Result, error) {
 	}
 	res.figure("offered", "%d packets from as many source addresses in %v, after a real swarm", packets, secs)
 	res.figure("hosts", "%d kept of at most %d; %d flows created", st.Hosts, maxHosts, st.Flows.Created-st0.Flows.Created)
-	res.figure("merge", "longest tick %v (the tick is 100 ms; a worker late for it hands over at the next: %d late ticks)", st.MergeMax.Round(time.Millisecond), st.Late-st0.Late)
+	res.figure("merge", "longest merge and publish %v; longest tick %v with the wait for hand-overs (the tick is 100 ms; a worker late for it hands over at the next: %d late ticks)", st.MergeMax.Round(time.Millisecond), st.TickMax.Round(time.Millisecond), st.Late-st0.Late)
 	res.figure("swarm", "%d hosts turned p2p before the flood, %d still labelled p2p after it; %d bans", len(labelled), kept, len(bans))
 	res.promise("host state bounded", st.Hosts <= maxHosts, "%d hosts, max %d", st.Hosts, maxHosts)
 	if o.Full { // a timing figure: a promise only in the full run

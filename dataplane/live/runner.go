@@ -52,7 +52,11 @@ type Stats struct {
 	Snapshot    time.Time                   // when the host snapshot was last published
 	Heartbeat   time.Time                   // the last heartbeat the kernel took
 	Started     time.Time
-	// Merge is how long the last tick's hand-over, merge and publish took
+	// Tick is how long the last tick took: the wait for the workers'
+	// hand-overs (at most 50 ms), the merge and the publish; TickMax the
+	// longest so far.
+	Tick, TickMax time.Duration
+	// Merge is how long the last tick's merge and snapshot publish took
 	// (it must stay under the 100 ms tick); MergeMax the longest so far.
 	Merge, MergeMax time.Duration
 	// FramesUnaccounted is, after Stop, the UMEM frames found nowhere
@@ -524,7 +528,9 @@ func (r *Runner) tick(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stats.Worker, r.stats.Flows = ws, fs
-	r.stats.Merge, r.stats.MergeMax = took, max(r.stats.MergeMax, took)
+	r.stats.Tick, r.stats.TickMax = took, max(r.stats.TickMax, took)
+	merge := r.engine.MergeTook()
+	r.stats.Merge, r.stats.MergeMax = merge, max(r.stats.MergeMax, merge)
 	r.stats.RxFrames, r.stats.TxFrames, r.stats.TxFull, r.stats.KickErrors = rx, tx, full, kick
 	if got < len(r.workers) {
 		r.stats.Late++
