@@ -131,7 +131,7 @@ func NewMerger(c Config) *Merger {
 		c.PredictTTL = Long
 	}
 	m := &Merger{
-		cfg:   c,
+		cfg: c,
 		// Hosts are bounded, so their map is made for the bound and never
 		// rehashes in a merge; predictions are usually far below theirs.
 		views: cowmap.New[Host, *View](c.MaxHosts + c.NewPerMerge),
