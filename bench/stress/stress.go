@@ -697,11 +697,11 @@ func soak(o Options) (*Result, error) {
 	g.r = nil
 	time.Sleep(100 * time.Millisecond)
 	leaked := runtime.NumGoroutine() - goroutines
-	slope, liveSlope := rssSlope(samples), rssSlope(heap)
+	slope, heapSlope := rssSlope(samples), rssSlope(heap)
 	p99 := gcPauseP99()
 	res.figure("offered", "%v: %d rounds of four real-client captures (hidden-mix, busy, encrypted, plain; whole, 20,000 frames/s), monitor-only, and 2,000 new flows a second among 1,000 + 1,000 hosts", dur, rounds)
 	res.figure("decisions", "%d flows decided, %d compared with the same captures offline", st.Decisions, compared)
-	res.figure("memory", "RSS %.0f MiB at the end; slope over the second half %.2f MiB/min; heap live after GC %.0f MiB, slope %.2f MiB/min", last(samples), slope, last(heap), liveSlope)
+	res.figure("memory", "RSS %.0f MiB at the end; slope over the second half %.2f MiB/min; heap live after GC %.0f MiB, slope %.2f MiB/min", last(samples), slope, last(heap), heapSlope)
 	res.figure("gc", "pause p99 %v (runtime/metrics)", p99)
 	// MiB a minute over the second half: a minute's second half is still
 	// warm-up (host sketches filling, the heap finding its size); an hour's
@@ -710,12 +710,12 @@ func soak(o Options) (*Result, error) {
 	// short run holds the heap live after each collection flat, where a
 	// leak shows; the hour holds both.
 	flat := 8.0
-	held := len(samples) >= 10 && liveSlope < flat
+	held := len(samples) >= 10 && heapSlope < flat
 	if o.Full {
 		flat = 1
 		held = held && slope < flat
 	}
-	res.promise("memory flat", held, "RSS %.2f, live heap %.2f MiB/min (at most %.0f)", slope, liveSlope, flat)
+	res.promise("memory flat", held, "RSS %.2f, live heap %.2f MiB/min (at most %.0f)", slope, heapSlope, flat)
 	res.promise("no goroutine or frame leak", stopped.FramesUnaccounted == 0 && leaked <= 2, "%d UMEM frames unaccounted, %d goroutines more", stopped.FramesUnaccounted, leaked)
 	res.promise("decisions as offline", compared > 0 && wrong == 0, "%d of %d differ in kind %v", wrong, compared, wrongEx)
 	return res, nil

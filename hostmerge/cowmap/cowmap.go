@@ -109,17 +109,18 @@ func New[K comparable, V any](capacity int) *Builder[K, V] {
 	for n*load < capacity {
 		n <<= 1
 	}
-	return &Builder[K, V]{m: makeMap[K, V](n), gen: 1}
+	return &Builder[K, V]{m: makeMap[K, V](n, 0), gen: 1}
 }
 
-// makeMap makes an empty map of n buckets (a power of two, at least a page).
-func makeMap[K comparable, V any](n int) Map[K, V] {
+// makeMap makes an empty map of n buckets (a power of two, at least a page)
+// whose chunks generation gen may change in place.
+func makeMap[K comparable, V any](n int, gen uint64) Map[K, V] {
 	// Shared until written: gen 0 is never a builder's.
 	empty := &page[K, V]{}
 	npages := n / pageSize
 	chunks := make([]*chunk[K, V], (npages+1<<chunkBits-1)>>chunkBits)
 	for i := range chunks {
-		c := &chunk[K, V]{pages: make([]*page[K, V], min(npages, 1<<chunkBits))}
+		c := &chunk[K, V]{gen: gen, pages: make([]*page[K, V], min(npages, 1<<chunkBits))}
 		for j := range c.pages {
 			c.pages[j] = empty
 		}
@@ -195,7 +196,7 @@ func (b *Builder[K, V]) Set(h uint64, k K, v V) {
 // generation's (frozen versions keep the old one).
 func (b *Builder[K, V]) grow() {
 	old := b.m
-	b.m = makeMap[K, V](int(old.mask+1) * 2)
+	b.m = makeMap[K, V](int(old.mask+1)*2, b.gen) // fresh chunks: no copy before the first write
 	b.m.n = old.n
 	b.ownedChunks = true
 	for _, c := range old.chunks {
