@@ -286,8 +286,11 @@ static __always_inline int fail_open(struct xdp_md *ctx, struct config *c, __u32
 static __always_inline int to_worker(struct xdp_md *ctx, struct config *c, __u64 *hb, __u32 h)
 {
 	__u64 now = bpf_ktime_get_ns();
-	// Nobody reads the sockets: the kernel takes over.
-	if (now - *hb > c->failopen_ns)
+	// Nobody reads the sockets: the kernel takes over. A beat written on
+	// another CPU after now was read is newer than now, not 2^64 ns old:
+	// the unsigned difference would wrap and fail one packet open.
+	__u64 beat = *hb;
+	if (now > beat && now - beat > c->failopen_ns)
 		return fail_open(ctx, c, C_FAILOPEN_FWD);
 	__u32 per = c->per_queue ? c->per_queue : 1;
 	__u32 ifidx = ctx->ingress_ifindex;
