@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
-
 	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/hostmerge/cowmap"
 )
@@ -49,8 +47,8 @@ type host struct {
 	win  [numWindows]counters
 	pend counters // this merge's events, summed exactly before they join the windows
 	// Distinct remote IPs and ports of outbound flows over the medium
-	// window: two sketches, rotated every half window.
-	ips, ports         [2]*hyperloglog.Sketch
+	// window, rotated every half window.
+	ips, ports         distinct
 	rotated            int64
 	peers, nports      uint32                   // cached estimates of the two sketch pairs
 	stale              bool                     // the sketches changed since the estimates
@@ -75,11 +73,12 @@ type host struct {
 // copy-on-write map that shares everything else with the last snapshot.
 type Merger struct {
 	cfg     Config
-	hosts   [numShards]map[Host]*host // by shardOf
-	order   [numShards][]*host        // each shard's hosts, for the refresh walk and eviction
-	refresh int                       // the shard the refresh walk is in
-	cursor  int                       // the walk's next index in it
-	touched []*host                   // hosts this merge changed
+	hosts   index              // every host, by address
+	order   [numShards][]*host // each shard's hosts, for the refresh walk and eviction
+	refresh int                // the shard the refresh walk is in
+	cursor  int                // the walk's next index in it
+	touched []*host            // hosts this merge changed
+	free    []*host            // evicted hosts, reused for new ones: a flood at the bound allocates no host state
 	nhosts  int
 	views   *cowmap.Builder[Host, *View]
 	pred    [numShards]map[predKey]int64 // expiry, ns: the merger's own copy, swept one shard a merge
@@ -135,11 +134,11 @@ func NewMerger(c Config) *Merger {
 		// Hosts are bounded, so their map is made for the bound and never
 		// rehashes in a merge; predictions are usually far below theirs.
 		views: cowmap.New[Host, *View](c.MaxHosts + c.NewPerMerge),
+		hosts: newIndex(c.MaxHosts + c.NewPerMerge),
 		preds: cowmap.New[predKey, int64](4096),
 	}
 	for i := range m.pred {
 		m.pred[i] = make(map[predKey]int64)
-		m.hosts[i] = make(map[Host]*host)
 	}
 	m.snap.Store(&Snapshot{hosts: m.views.Freeze(), pred: m.preds.Freeze()})
 	return m
@@ -177,10 +176,8 @@ func (h *host) decay(now int64) {
 	}
 	h.last = now
 	if now-h.rotated >= int64(Medium/2) {
-		h.ips[1], h.ips[0] = h.ips[0], h.ips[1]
-		h.ports[1], h.ports[0] = h.ports[0], h.ports[1]
-		h.ips[0].Reset()
-		h.ports[0].Reset()
+		h.ips.rotate()
+		h.ports.rotate()
 		h.stale = true
 		h.tcpPeers, h.udpPeers, h.msePeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
 		h.btPeers, h.discPeers = [overlapBits / 64]uint64{}, [overlapBits / 64]uint64{}
@@ -188,30 +185,34 @@ func (h *host) decay(now int64) {
 	}
 }
 
-func newHost(a Host, now int64) *host {
-	h := &host{addr: a, last: now, rotated: now}
-	for i := range h.ips {
-		h.ips[i], _ = hyperloglog.NewSketch(hllPrec, true)
-		h.ports[i], _ = hyperloglog.NewSketch(hllPrec, true)
+// newHost makes a's state, in an evicted host's memory when there is one
+// (nothing refers to an evicted host: snapshots hold views, not hosts).
+func (m *Merger) newHost(a Host, now int64) *host {
+	if n := len(m.free); n > 0 {
+		h := m.free[n-1]
+		m.free[n-1] = nil
+		m.free = m.free[:n-1]
+		*h = host{addr: a, last: now, rotated: now}
+		return h
 	}
-	return h
+	return &host{addr: a, last: now, rotated: now}
 }
 
 // host returns a's state, creating it within this merge's budget of new
 // hosts; nil when a is new and the budget is spent. It marks the host
 // touched.
 func (m *Merger) host(a Host, now int64) *host {
-	sh := m.hosts[shardOf(a)]
-	h := sh[a]
+	hash := hostHash(a)
+	h := m.hosts.get(hash, a)
 	if h == nil {
 		if m.created >= m.cfg.NewPerMerge {
 			m.ShedHosts++
 			return nil
 		}
 		m.created++
-		h = newHost(a, now)
-		sh[a] = h
-		o := &m.order[shardOf(a)]
+		h = m.newHost(a, now)
+		m.hosts.put(hash, h)
+		o := &m.order[hash%numShards]
 		h.pos = int32(len(*o))
 		*o = append(*o, h)
 		m.nhosts++
@@ -263,9 +264,9 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 				h.discPeers[bit/64] |= 1 << (bit % 64)
 				continue
 			}
-			h.ips[0].InsertHash(r.peer)
+			h.ips.insert(r.peer)
 			h.stale = true
-			h.ports[0].InsertHash(uint64(r.port)*0x9e3779b97f4a7c15 + 1)
+			h.ports.insert(uint64(r.port)*0x9e3779b97f4a7c15 + 1)
 			if r.proto == 6 {
 				h.tcpPeers[bit/64] |= 1 << (bit % 64)
 			} else {
@@ -344,19 +345,25 @@ func (m *Merger) evictWhere(target int, drop func(h *host) bool) {
 // evict forgets h: its state, its place in the refresh walk and its view
 // in the next snapshot.
 func (m *Merger) evict(h *host) {
-	s := shardOf(h.addr)
-	delete(m.hosts[s], h.addr)
+	hash := hostHash(h.addr)
+	s := hash % numShards
+	m.hosts.del(hash, h)
 	o := m.order[s]
 	last := o[len(o)-1]
 	o[h.pos], last.pos = last, h.pos
 	o[len(o)-1] = nil
 	m.order[s] = o[:len(o)-1]
 	if h.view != nil {
-		m.views.Delete(hostHash(h.addr), h.addr)
+		m.views.Delete(hash, h.addr)
 	}
 	h.pos = -1
 	m.nhosts--
 	m.EvictedHosts++
+	// bound evicts a sixteenth of the hosts at once, and the merges after
+	// it create them again: keep that many.
+	if len(m.free) < m.cfg.MaxHosts/16+m.cfg.NewPerMerge {
+		m.free = append(m.free, h)
+	}
 }
 
 func shardOf(a Host) int {

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
-
 	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/hostmerge/cowmap"
 )
@@ -101,7 +99,7 @@ func (m *Merger) view(h *host) View {
 	if h.stale && (h.last-h.estAt >= estEvery || h.estAt == 0) {
 		// HyperLogLog estimates read ~1k registers each: refreshed after a
 		// change, at most once a second per host.
-		h.peers, h.nports = uint32(m.union(h.ips)), uint32(m.union(h.ports))
+		h.peers, h.nports = uint32(h.ips.count()), uint32(h.ports.count())
 		h.stale, h.estAt = false, h.last
 	}
 	peers, ports := float64(h.peers), float64(h.nports)
@@ -160,16 +158,6 @@ func (m *Merger) view(h *host) View {
 	h.p = v.P
 	v.Label = h.label
 	return v
-}
-
-// union estimates the distinct count over both halves of a window. The
-// scratch sketch is sparse while both halves are, so small hosts are counted
-// from the sparse list (linear counting) instead of 1024 dense registers.
-func (m *Merger) union(sk [2]*hyperloglog.Sketch) uint64 {
-	u, _ := hyperloglog.NewSketch(hllPrec, true)
-	_ = u.Merge(sk[0])
-	_ = u.Merge(sk[1])
-	return u.Estimate()
 }
 
 func popcount(b *[overlapBits / 64]uint64) int {

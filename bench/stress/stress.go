@@ -119,6 +119,7 @@ type rig struct {
 	recs      bytes.Buffer
 	recMu     sync.Mutex
 	logb      bytes.Buffer
+	gcPercent int // the collector's setting before up, put back by down
 }
 
 type lockedWriter struct {
@@ -138,7 +139,9 @@ func up(o Options, cfg live.Config) (*rig, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &rig{o: o, env: env, pin: fmt.Sprintf("/sys/fs/bpf/sgstress%d", os.Getpid())}
+	// The runner lives in this process: run it with the collector set as
+	// swarmguard run sets it (process.gc_percent's default).
+	g := &rig{o: o, env: env, pin: fmt.Sprintf("/sys/fs/bpf/sgstress%d", os.Getpid()), gcPercent: debug.SetGCPercent(live.DefaultGCPercent)}
 	if cfg.PinPath != "" {
 		g.pin = cfg.PinPath
 	}
@@ -164,6 +167,7 @@ func (g *rig) down() {
 	}
 	g.env.Close()
 	os.RemoveAll(g.pin)
+	debug.SetGCPercent(g.gcPercent)
 }
 
 // inGen runs the binary in the generator's namespace and returns its stdout.
@@ -626,6 +630,12 @@ func soak(o Options) (*Result, error) {
 				return
 			case <-t.C:
 				samples = append(samples, float64(rss())/(1<<20))
+				// A collection every fifth second: at process.gc_percent's
+				// 400 the runtime's own come too rarely in a minute for
+				// their live heaps to show a trend.
+				if len(samples)%5 == 0 {
+					runtime.GC()
+				}
 				heap = append(heap, heapLive())
 			}
 		}

@@ -37,6 +37,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if c.MemoryLimit > 0 {
 		debug.SetMemoryLimit(c.MemoryLimit)
 	}
+	debug.SetGCPercent(c.GCPercent)
 	svc, err := startService(c, path, set, cfg, stdout, stderr)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("run: %w", err)}

@@ -89,6 +89,12 @@ const (
 	DefaultMaxHosts = 1 << 17
 	// DefaultUserPPS is each CPU's budget of packets to the workers.
 	DefaultUserPPS = 300_000
+	// DefaultGCPercent is the collector's GOGC for a process running the
+	// dataplane, with the memory limit as the bound: the host state is a
+	// large heap of pointers, and every cycle reads all of it. At the
+	// runtime's 100 a flood of new hosts made a cycle every second or two,
+	// and merges that met one ran twice as long (bench stress hosts).
+	DefaultGCPercent = 400
 )
 
 // DefaultLocal are the address ranges taken as local by default.

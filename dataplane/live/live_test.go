@@ -641,3 +641,37 @@ func TestHealsDetachedProgramAndDeletedPins(t *testing.T) {
 		return err == nil && mode != "none" && r.Stats().Reattached > 0
 	})
 }
+
+// The control loop and the watchdog run on threads of their own above the
+// default priority, the workers below it: under overload the merge, the
+// decisions and the heartbeat go first.
+func TestControlThreadsAboveWorkers(t *testing.T) {
+	_, _, _, a, b := bridgeEnv(t)
+	r := start(t, Config{Bridge: [2]string{a, b}})
+	nices := map[int]int{}
+	// The threads set their priority as they start: give them a few ticks.
+	for try := 0; try < 50 && (nices[controlNice] < 2 || nices[workerNice] < len(r.workers)); try++ {
+		time.Sleep(20 * time.Millisecond)
+		clear(nices)
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			stat, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+			if err != nil {
+				continue // the thread ended
+			}
+			// Fields after the command's closing parenthesis; nice is the 19th field.
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			n, err := strconv.Atoi(f[16])
+			if err != nil {
+				t.Fatalf("task %s: nice %q: %v", task.Name(), f[16], err)
+			}
+			nices[n]++
+		}
+	}
+	if nices[controlNice] < 2 || nices[workerNice] < len(r.workers) {
+		t.Fatalf("threads by nice value %v: want 2 at %d (control loop, watchdog) and %d at %d (workers)", nices, controlNice, len(r.workers), workerNice)
+	}
+}

@@ -270,7 +270,7 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 		}
 		r.links = append(r.links, l)
 	}
-	r.affinity = make(chan error, len(r.workers))
+	r.affinity = make(chan error, 2*len(r.workers)+2)
 	r.out = bufio.NewWriterSize(cfg.Records, 1<<16)
 	r.enc = json.NewEncoder(r.out)
 	for _, qw := range r.workers {
@@ -289,9 +289,28 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 	return r, nil
 }
 
-// workerNice is the workers' nice value; the control loop and the
-// watchdog keep the process's (0).
-const workerNice = 5
+// workerNice is the workers' nice value and controlNice the control
+// loop's and the watchdog's: under overload the threads that merge host
+// state, apply decisions and beat the heartbeat run before the workers and
+// before anything else on the box at the default priority (a traffic
+// generator, a shell). Raising a thread needs CAP_SYS_NICE; without it
+// they keep the process's priority, and one line says so.
+const (
+	workerNice  = 5
+	controlNice = -10
+)
+
+// raise locks the calling goroutine to its thread and gives the thread
+// controlNice. The thread ends with the goroutine.
+func (r *Runner) raise(who string) {
+	runtime.LockOSThread()
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, controlNice); err != nil {
+		select {
+		case r.affinity <- fmt.Errorf("%s: nice %d (it keeps the process's priority): %w", who, controlNice, err):
+		default:
+		}
+	}
+}
 
 // controlStuck is how long the control loop may go without finishing a
 // tick before the watchdog stops beating: a merge of a flood's hosts may
@@ -307,7 +326,7 @@ const controlStuck = 10 * time.Second
 // stops it, and the kernel fails open.
 func (r *Runner) watchdog() {
 	defer r.wg.Done()
-	runtime.LockOSThread()
+	r.raise("watchdog")
 	every := min(hostmerge.Tick, r.cfg.FailOpen/4)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -441,6 +460,7 @@ func (r *Runner) loop(q *qworker) {
 // counters and flushes the records; between ticks it applies decisions.
 func (r *Runner) control() {
 	defer r.wg.Done()
+	r.raise("control loop")
 	tick := time.NewTicker(hostmerge.Tick)
 	defer tick.Stop()
 	lastExpire := time.Now()

@@ -50,6 +50,7 @@ type Config struct {
 	MaxHosts  int
 
 	MemoryLimit int64 // the Go runtime's soft memory limit; 0: none
+	GCPercent   int   // the collector's GOGC
 
 	LogFile    string // "-": stdout
 	LogMaxSize int64
@@ -80,7 +81,7 @@ func Default() *Config {
 		MetricsListen: "127.0.0.1:9425", StatusSocket: "/run/swarmguard/swarmguard.sock",
 		WebhookTimeout: 5 * time.Second, WebhookRetries: 3, WebhookQueue: 1024,
 		AuditPackets: 16, AuditMaxSize: 64 << 20, AuditKeep: 4,
-		NewFlows: 50_000, MaxHosts: 1 << 17, MemoryLimit: 512 << 20,
+		NewFlows: 50_000, MaxHosts: 1 << 17, MemoryLimit: 512 << 20, GCPercent: 400,
 	}
 }
 
@@ -123,6 +124,7 @@ func (c *Config) Options() []Option {
 		{"classifier.new_flows_per_second", "new-flows", "new flows a worker inspects per second; over it one in sixteen is sampled and the rest pass uninspected, counted (0: no bound)", false, intVal{p: &c.NewFlows, max: 100_000_000}},
 		{"classifier.max_hosts", "max-hosts", "hosts kept in the merged host state, the least recently active dropped first; about 2 KiB a host", false, intVal{p: &c.MaxHosts, min: 1024, max: 1 << 26}},
 		{"process.memory_limit", "memory-limit", "soft limit of the Go heap (GOMEMLIMIT): the collector works harder near it; size it above flow tables + max_hosts x 2 KiB (0: none)", false, sizeVal{p: &c.MemoryLimit, max: 1 << 40}},
+		{"process.gc_percent", "gc-percent", "the collector's GOGC: heap growth between collections, in percent of the live heap; memory_limit bounds the heap whatever it is, so a high value makes collections rarer without passing the limit", false, intVal{p: &c.GCPercent, min: 25, max: 10000}},
 		{"log.file", "records", "decision log (EVE-like JSON lines): - for stdout (journald), or a file", false, strVal{&c.LogFile, nil}},
 		{"log.max_size", "log-max-size", "rotate the log file at this size (0: never)", true, sizeVal{p: &c.LogMaxSize, max: 1 << 40}},
 		{"log.keep", "log-keep", "rotated log files kept", true, intVal{p: &c.LogKeep, max: 1000}},
