@@ -3,8 +3,12 @@
 // creates). It runs the generator (bench/gen) in gen-ns, a counting XDP sink
 // in sink-ns, and in between, in turn: the XDP_DROP and devmap-forward
 // kernel baselines, a null AF_XDP forwarder, and swarmguard with and
-// without the bypass map on 1 and 2 workers. Every figure is from the same
-// run; loss is measured at the sink, not assumed.
+// without the bypass map on 1 and 2 workers, and swarmguard's XDP program
+// alone on its ban-drop and fail-open paths. Every figure is from the same
+// run; loss is measured at the sink, not assumed. With the kernel's BPF
+// statistics on for the run, each configuration also reports its XDP
+// program's own time per packet (run_time_ns / run_cnt), which the
+// generator sharing the cores does not blur the way packets/s is blurred.
 package veth
 
 import (
@@ -14,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -21,7 +26,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/swarmguard/swarmguard/bench/gen"
 	"github.com/swarmguard/swarmguard/bpf"
@@ -48,7 +56,10 @@ type Options struct {
 }
 
 // Configurations, in the order they run.
-var AllConfigs = []string{"xdp-drop", "devmap", "null-1w", "null-2w", "sg-1w", "sg-1w-bypass", "sg-2w", "sg-2w-bypass"}
+// sg-ban and sg-failopen are swarmguard's XDP program with no process
+// behind it: every generator source banned (each packet dropped on the
+// ban lookup), or no heartbeat (each packet forwarded by the kernel).
+var AllConfigs = []string{"xdp-drop", "devmap", "null-1w", "null-2w", "sg-1w", "sg-1w-bypass", "sg-2w", "sg-2w-bypass", "sg-ban", "sg-failopen"}
 
 // Row is one configuration at one frame size.
 type Row struct {
@@ -64,6 +75,10 @@ type Row struct {
 	UserShare float64 `json:"userspace_share,omitempty"`   // packets that reached a worker / packets
 	RTTp50us  float64 `json:"rtt_p50_us,omitempty"`        // round trip of a ping-pong flow through the path
 	RTTp99us  float64 `json:"rtt_p99_us,omitempty"`
+	// KernelNs is the XDP program's run time per run on port A and B
+	// (bpf_stats: run_time_ns / run_cnt), packets of every path it took.
+	KernelNs  float64 `json:"xdp_ns_per_packet,omitempty"`
+	KernelRun uint64  `json:"xdp_runs,omitempty"`
 	VsNull    float64 `json:"vs_null,omitempty"`
 	VsDevmap  float64 `json:"vs_devmap,omitempty"`
 }
@@ -239,6 +254,13 @@ func Run(o Options) ([]Row, error) {
 		return nil, err
 	}
 	defer e.cleanup()
+	// The kernel counts programs' run time only while someone holds this
+	// (BPF_ENABLE_STATS; kernel.bpf_stats_enabled is the sysctl of it).
+	if st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+		fmt.Fprintf(o.Log, "bench veth: no XDP run-time figures: enable BPF statistics: %v\n", err)
+	} else {
+		defer st.Close()
+	}
 	var rows []Row
 	for _, size := range o.Sizes {
 		var null, devmap float64
@@ -292,6 +314,7 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 	var (
 		r       *live.Runner
 		objs    *bpf.Bench
+		kobjs   *bpf.Objects // swarmguard's program with no process (sg-ban, sg-failopen)
 		l       link.Link
 		atA     bool // the kernel baseline counts at port A, not at the sink
 		cleanup = func() {}
@@ -327,6 +350,22 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 			}
 			cleanup = func() { lb.Close(); l.Close(); objs.Close() }
 		}
+	case config == "sg-ban" || config == "sg-failopen":
+		if kobjs, err = kernelOnly(o, config == "sg-ban", ifA.Index, ifB.Index); err != nil {
+			return row, err
+		}
+		la, err := link.AttachXDP(link.XDPOptions{Program: kobjs.Program(), Interface: ifA.Index, Flags: link.XDPDriverMode})
+		if err != nil {
+			kobjs.Close()
+			return row, fmt.Errorf("attach: %w", err)
+		}
+		lb, err := link.AttachXDP(link.XDPOptions{Program: kobjs.Program(), Interface: ifB.Index, Flags: link.XDPDriverMode})
+		if err != nil {
+			la.Close()
+			kobjs.Close()
+			return row, fmt.Errorf("attach: %w", err)
+		}
+		cleanup = func() { lb.Close(); la.Close(); kobjs.Close() }
 	default:
 		pin := fmt.Sprintf("/sys/fs/bpf/%s%s", e.prefix, strings.ReplaceAll(config, "-", ""))
 		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: workers, PinPath: pin}
@@ -356,6 +395,17 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 	if r != nil {
 		k0 = r.Stats().Kernel
 	}
+	if kobjs != nil {
+		if k0, err = kobjs.Counters(); err != nil {
+			return row, err
+		}
+	}
+	prog, err := xdpProgram(e.a)
+	if err != nil {
+		return row, err
+	}
+	defer prog.Close()
+	ps0, perr := prog.Stats()
 	cpu0 := cpuNow()
 	g, err := e.generate(o, workers, size)
 	if err != nil {
@@ -363,6 +413,10 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 	}
 	time.Sleep(300 * time.Millisecond) // let queued frames drain
 	cpu := cpuNow() - cpu0
+	if ps1, err := prog.Stats(); perr == nil && err == nil && ps1.RunCount > ps0.RunCount && ps1.Runtime > ps0.Runtime {
+		row.KernelRun = ps1.RunCount - ps0.RunCount
+		row.KernelNs = float64(ps1.Runtime-ps0.Runtime) / float64(row.KernelRun)
+	}
 	after, err := e.counted()
 	if err != nil {
 		return row, err
@@ -391,8 +445,15 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 			row.CPUns = float64(cpu.Nanoseconds()) / float64(row.Delivered)
 		}
 	}
+	if kobjs != nil {
+		k, err := kobjs.Counters()
+		if err != nil {
+			return row, err
+		}
+		row.Dropped = k[bpf.BanDrop] - k0[bpf.BanDrop]
+	}
 	row.Lost = int64(row.Sent) - int64(row.Delivered) - int64(row.Dropped)
-	if !atA && o.Latency {
+	if !atA && config != "sg-ban" && o.Latency {
 		out, err := exec.Command("ip", "netns", "exec", e.gen, o.Self, "bench", "ping", "--to", "10.96.0.2:7", "--count", "400").Output()
 		var lr struct {
 			P50 int64 `json:"p50_ns"`
@@ -413,21 +474,21 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 // Markdown renders rows as a table.
 func Markdown(rows []Row) string {
 	var b strings.Builder
-	b.WriteString("| config | size | sent | delivered | dropped (counted) | lost | Mpps | x null fwd | x devmap | userspace share | CPU ns/pkt (this process) | RTT p50/p99 us |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| config | size | sent | delivered | dropped (counted) | lost | Mpps | x null fwd | x devmap | userspace share | CPU ns/pkt (this process) | XDP ns/run (bpf_stats) | RTT p50/p99 us |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		rtt := "-"
 		if r.RTTp50us > 0 {
 			rtt = fmt.Sprintf("%.0f / %.0f", r.RTTp50us, r.RTTp99us)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %.3f | %.2f | %.2f | %s | %s | %s |\n", r.Config, r.Size, r.Sent, r.Delivered, r.Dropped, r.Lost,
-			r.Mpps, r.VsNull, r.VsDevmap, pct(r.UserShare, r.Config), ns(r.CPUns), rtt)
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %.3f | %.2f | %.2f | %s | %s | %s | %s |\n", r.Config, r.Size, r.Sent, r.Delivered, r.Dropped, r.Lost,
+			r.Mpps, r.VsNull, r.VsDevmap, pct(r.UserShare, r.Config), ns(r.CPUns), ns1(r.KernelNs), rtt)
 	}
 	return b.String()
 }
 
 func pct(x float64, c string) string {
-	if strings.HasPrefix(c, "xdp") || c == "devmap" {
+	if strings.HasPrefix(c, "xdp") || c == "devmap" || c == "sg-ban" || c == "sg-failopen" {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f %%", 100*x)
@@ -438,4 +499,57 @@ func ns(x float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f", x)
+}
+
+func ns1(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", x)
+}
+
+// xdpProgram is the XDP program attached to the interface name.
+func xdpProgram(name string) (*ebpf.Program, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("xdp program of %s: %w", name, err)
+	}
+	x := l.Attrs().Xdp
+	if x == nil || !x.Attached || x.ProgId == 0 {
+		return nil, fmt.Errorf("xdp program of %s: none attached", name)
+	}
+	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(x.ProgId))
+	if err != nil {
+		return nil, fmt.Errorf("xdp program of %s (id %d): %w", name, x.ProgId, err)
+	}
+	return p, nil
+}
+
+// kernelOnly loads swarmguard's program for the configurations with no
+// process: ban (a live heartbeat, every generator source banned for an
+// hour, so each packet drops on the ban lookup) or fail-open (no heartbeat,
+// so each packet is forwarded to the other port by the kernel).
+func kernelOnly(o *Options, ban bool, a, b int) (*bpf.Objects, error) {
+	k, err := bpf.Load(bpf.Options{})
+	if err != nil {
+		return nil, err
+	}
+	failOpen := 10 * time.Millisecond
+	if ban {
+		failOpen = time.Hour
+	}
+	err = errors.Join(k.SetPeerPort(a, b), k.SetPeerPort(b, a), k.Configure(bpf.Bridge, 1, failOpen, 0))
+	if ban {
+		err = errors.Join(err, k.Beat())
+		until := bpf.Monotonic() + uint64(time.Hour)
+		for h := range min(o.Hosts, 256) {
+			// The generator's sources (bench/gen: 10.98.h.1).
+			err = errors.Join(err, k.Ban(netip.AddrFrom4([4]byte{10, 98, byte(h), 1}), until))
+		}
+	}
+	if err != nil {
+		k.Close()
+		return nil, fmt.Errorf("swarmguard program alone: %w", err)
+	}
+	return k, nil
 }
