@@ -104,6 +104,14 @@ func Load(o Options) (*Objects, error) {
 		}
 		return nil, fmt.Errorf("load XDP program: %w", err)
 	}
+	// The epoch starts at 1 or more: at 0 the program checks every decided
+	// packet's bans (a ban map no epoch has seen, as after the epoch's pin
+	// was lost), which cost a box that had never banned anyone two hash
+	// lookups on every bypassed packet.
+	if err := objs.bans().touch(); err != nil {
+		objs.Close()
+		return nil, fmt.Errorf("load XDP program: %w", err)
+	}
 	return &objs, nil
 }
 

@@ -285,3 +285,16 @@ func TestBansHoldDuringFailOpen(t *testing.T) {
 		t.Fatalf("counters %v", c)
 	}
 }
+
+// A loaded program's ban epoch is never 0: at 0 every decided packet
+// would look its bans up.
+func TestBanEpochStartsAboveZero(t *testing.T) {
+	o := load(t)
+	var ep uint64
+	if err := o.objs.BanEpoch.Lookup(uint32(0), &ep); err != nil {
+		t.Fatal(err)
+	}
+	if ep == 0 {
+		t.Fatal("ban epoch 0 after load")
+	}
+}
