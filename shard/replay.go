@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/swarmguard/swarmguard/classifier"
@@ -53,13 +52,49 @@ type frameRef struct {
 	ts     int64
 }
 
-// lane is one worker's share of the frames between two ticks, and its records.
+// lane is one worker and its records.
 type lane struct {
-	w      *Worker
+	w     *Worker
+	flows []FlowRecord
+}
+
+// batch is one lane's frames between two ticks.
+type batch struct {
 	arena  []byte
 	frames []frameRef
-	flows  []FlowRecord
 }
+
+// segment is every lane's frames between two ticks.
+type segment struct {
+	batches []batch
+	n       int
+}
+
+func (s *segment) reset() {
+	for i := range s.batches {
+		s.batches[i].arena, s.batches[i].frames = s.batches[i].arena[:0], s.batches[i].frames[:0]
+	}
+	s.n = 0
+}
+
+// run feeds lane i's frames of s to its worker.
+func (s *segment) run(l *lane, i int) {
+	b := &s.batches[i]
+	for _, fr := range b.frames {
+		l.w.Packet(fr.link, b.arena[fr.off:fr.off+fr.n], fr.ts)
+	}
+}
+
+// inlineMax is the size of a segment below which the reading goroutine
+// runs the lanes itself: waking the lanes' goroutines costs more than a
+// few dozen packets (real captures have that many per tick of packet time).
+const inlineMax = 512
+
+// segmentMax bounds a segment: a long stretch of packets within one tick
+// of packet time (a capture whose clock stood still or stepped back) is
+// handed to the lanes in pieces, with no tick between them, instead of
+// buffered whole.
+const segmentMax = 1 << 14
 
 // Replay runs the frames of src through Workers workers, with packet time
 // as the engine's clock; pcap names the records. Packets are dealt to
@@ -98,20 +133,74 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 		last     int64
 		tick     = int64(hostmerge.Tick)
 	)
-	runLanes := func() {
-		var wg sync.WaitGroup
-		for _, l := range lanes {
-			if len(l.frames) == 0 {
-				continue
-			}
-			wg.Go(func() {
-				for _, fr := range l.frames {
-					l.w.Packet(fr.link, l.arena[fr.off:fr.off+fr.n], fr.ts)
+	// Several lanes: a pipeline. The reading goroutine deals the frames
+	// of the next tick's segment to the lanes while the lanes' goroutines
+	// run the previous one; at each tick it waits for them, ticks the
+	// engine (which needs every lane stopped) and hands them the segment
+	// it filled. Each lane sees its frames in order with the snapshots of
+	// the same ticks as a single worker would.
+	var segs [2]segment
+	for i := range segs {
+		segs[i].batches = make([]batch, len(lanes))
+	}
+	cur := &segs[0]
+	var (
+		inflight     *segment // run by the lanes' goroutines
+		inflightTick int64    // the tick after it
+		work         []chan *segment
+		done         = make(chan struct{}, len(lanes))
+	)
+	if len(lanes) > 1 {
+		work = make([]chan *segment, len(lanes))
+		for i, l := range lanes {
+			work[i] = make(chan *segment, 1)
+			go func() {
+				for sg := range work[i] {
+					sg.run(l, i)
+					done <- struct{}{}
 				}
-				l.frames, l.arena = l.frames[:0], l.arena[:0]
-			})
+			}()
 		}
-		wg.Wait()
+		defer func() {
+			for _, c := range work {
+				close(c)
+			}
+		}()
+	}
+	// settle waits for the lanes' segment and runs the tick after it.
+	settle := func() {
+		if inflight == nil {
+			return
+		}
+		for range lanes {
+			<-done
+		}
+		if inflightTick != 0 {
+			e.Tick(inflightTick)
+		}
+		inflight = nil
+	}
+	// boundary ends cur, followed by tick t (0: no tick).
+	boundary := func(t int64) {
+		settle()
+		if cur.n < inlineMax {
+			for i, l := range lanes {
+				cur.run(l, i)
+			}
+			cur.reset()
+			if t != 0 {
+				e.Tick(t)
+			}
+			return
+		}
+		inflight, inflightTick = cur, t
+		for _, c := range work {
+			c <- cur
+		}
+		if cur = &segs[0]; cur == inflight {
+			cur = &segs[1]
+		}
+		cur.reset()
 	}
 	for {
 		frame, link, ts, err := src.Next()
@@ -131,8 +220,11 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 			nextTick = now - now%tick + tick
 		}
 		if now >= nextTick {
-			runLanes()
-			e.Tick(nextTick)
+			if len(lanes) == 1 {
+				e.Tick(nextTick)
+			} else {
+				boundary(nextTick)
+			}
 			nextTick = now - now%tick + tick
 		}
 		if len(lanes) == 1 {
@@ -144,11 +236,17 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 			key.Set(&meta)
 			i = int(key.Hash() % uint64(len(lanes)))
 		}
-		l := lanes[i]
-		l.frames = append(l.frames, frameRef{off: len(l.arena), n: len(frame), link: link, ts: now})
-		l.arena = append(l.arena, frame...)
+		b := &cur.batches[i]
+		b.frames = append(b.frames, frameRef{off: len(b.arena), n: len(frame), link: link, ts: now})
+		b.arena = append(b.arena, frame...)
+		if cur.n++; cur.n == segmentMax {
+			boundary(0)
+		}
 	}
-	runLanes()
+	if len(lanes) > 1 {
+		boundary(0)
+		settle()
+	}
 	e.Flush(last + 1)
 	for _, l := range lanes {
 		res.Flows = append(res.Flows, l.flows...)

@@ -49,13 +49,21 @@ func newClassic(br *bufio.Reader) (*classic, error) {
 	if _, err := io.ReadFull(c.r, h); err != nil {
 		return nil, err
 	}
+	if err := c.header(h); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// header reads the 24-byte file header h.
+func (c *classic) header(h []byte) error {
 	switch m := binary.LittleEndian.Uint32(h); {
 	case m == magicMicro || m == magicNano || m == magicKuznetzov:
 		c.order = binary.LittleEndian
 	case binary.BigEndian.Uint32(h) == magicMicro || binary.BigEndian.Uint32(h) == magicNano || binary.BigEndian.Uint32(h) == magicKuznetzov:
 		c.order = binary.BigEndian
 	default:
-		return nil, fmt.Errorf("unknown magic %x", h[:4])
+		return fmt.Errorf("unknown magic %x", h[:4])
 	}
 	m := c.order.Uint32(h)
 	c.nano = m == magicNano
@@ -64,13 +72,13 @@ func newClassic(br *bufio.Reader) (*classic, error) {
 	}
 	major, minor := c.order.Uint16(h[4:6]), c.order.Uint16(h[6:8])
 	if major != 2 {
-		return nil, fmt.Errorf("unknown version %d.%d", major, minor)
+		return fmt.Errorf("unknown version %d.%d", major, minor)
 	}
 	c.swapped = minor < 3
 	// The link type's upper bits carry the FCS length (LINKTYPE_ with
 	// LT_FCS_LENGTH_PRESENT); the type itself is the low 16.
 	c.link = packet.LinkType(c.order.Uint32(h[20:24]) & 0xffff)
-	return c, nil
+	return nil
 }
 
 // next reads one record; the frame is valid until the next call.
@@ -82,25 +90,39 @@ func (c *classic) next() ([]byte, time.Time, error) {
 		}
 		return nil, time.Time{}, io.EOF
 	}
+	incl, ts, err := c.record(h)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	data := c.frameBuf(incl)
+	if _, err := io.ReadFull(c.r, data); err != nil {
+		return nil, time.Time{}, io.ErrUnexpectedEOF
+	}
+	return data, ts, nil
+}
+
+// record reads a record header: the captured length and the time.
+func (c *classic) record(h []byte) (int, time.Time, error) {
 	sec, frac := c.order.Uint32(h[0:4]), c.order.Uint32(h[4:8])
 	incl, orig := c.order.Uint32(h[8:12]), c.order.Uint32(h[12:16])
 	if c.swapped {
 		incl, orig = orig, incl
 	}
 	if incl > maxRecord {
-		return nil, time.Time{}, fmt.Errorf("record of %d bytes (captured length larger than any snaplen)", incl)
+		return 0, time.Time{}, fmt.Errorf("record of %d bytes (captured length larger than any snaplen)", incl)
 	}
 	_ = orig
-	if cap(c.buf) < int(incl) {
-		c.buf = make([]byte, max(int(incl), 2048))
-	}
-	data := c.buf[:incl]
-	if _, err := io.ReadFull(c.r, data); err != nil {
-		return nil, time.Time{}, io.ErrUnexpectedEOF
-	}
 	ns := int64(frac) * 1000
 	if c.nano {
 		ns = int64(frac)
 	}
-	return data, time.Unix(int64(sec), ns).UTC(), nil
+	return int(incl), time.Unix(int64(sec), ns).UTC(), nil
+}
+
+// frameBuf is the reused buffer for a frame of n bytes.
+func (c *classic) frameBuf(n int) []byte {
+	if cap(c.buf) < n {
+		c.buf = make([]byte, max(n, 2048))
+	}
+	return c.buf[:n]
 }

@@ -31,6 +31,7 @@ type Reader struct {
 	cnt    countingReader
 	br     *bufio.Reader
 	pcap   *classic
+	mp     *mapped // an uncompressed classic pcap file, read from a mapping
 	ng     *pcapgo.NgReader
 	link   packet.LinkType
 	offset int64 // end of the last record read in full
@@ -65,6 +66,14 @@ func Open(name string) (*Reader, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("open capture: %w", err)
+	}
+	mp, err := mapClassic(f)
+	if err != nil {
+		f.Close()
+		return nil, &Error{File: name, Offset: 0, Err: fmt.Errorf("pcap header: %w", err)}
+	}
+	if mp != nil {
+		return &Reader{name: name, f: f, mp: mp, link: mp.link, offset: int64(mp.pos)}, nil
 	}
 	r, err := newReader(name, f)
 	if err != nil {
@@ -136,6 +145,19 @@ func (r *Reader) Offset() int64 { return r.offset }
 func (r *Reader) Next() (frame []byte, link packet.LinkType, ts time.Time, err error) {
 	var ci gopacket.CaptureInfo
 	link = r.link
+	if r.mp != nil {
+		frame, ts, err = r.mp.next()
+		switch {
+		case err == nil:
+			r.offset = int64(r.mp.pos)
+			return frame, link, ts, nil
+		case err == io.EOF:
+			return nil, 0, time.Time{}, io.EOF
+		case errors.Is(err, errTruncatedUnder):
+			return nil, 0, time.Time{}, &Error{File: r.name, Offset: r.offset, Err: err}
+		}
+		return nil, 0, time.Time{}, &Error{File: r.name, Offset: r.offset, Err: describe(err)}
+	}
 	if r.pcap != nil {
 		frame, ci.Timestamp, err = r.pcap.next()
 	} else {
@@ -197,8 +219,12 @@ func describe(err error) error {
 
 // Close closes the file opened by Open.
 func (r *Reader) Close() error {
-	if r.f != nil {
-		return r.f.Close()
+	var err error
+	if r.mp != nil {
+		err = r.mp.unmap()
 	}
-	return nil
+	if r.f != nil {
+		err = errors.Join(err, r.f.Close())
+	}
+	return err
 }

@@ -1,0 +1,164 @@
+package pcapsrc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// readAll returns the frames (copied) and the final error of a reader.
+func readAll(t testing.TB, r *Reader, limit int) ([][]byte, error) {
+	t.Helper()
+	var out [][]byte
+	for range limit {
+		f, _, _, err := r.Next()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, bytes.Clone(f))
+	}
+	return out, nil
+}
+
+// sameAsStream writes b to a file, reads it through Open (mapped when it
+// is a classic pcap) and as a stream, and wants the same frames, the same
+// end and the same error offset.
+func sameAsStream(t testing.TB, b []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c.pcap")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, serr := newReader("c.pcap", bytes.NewReader(b))
+	m, merr := Open(path)
+	if (serr == nil) != (merr == nil) {
+		t.Fatalf("stream open: %v; file open: %v", serr, merr)
+	}
+	if serr != nil {
+		return
+	}
+	defer m.Close()
+	want, werr := readAll(t, s, 1000)
+	got, gerr := readAll(t, m, 1000)
+	if len(got) != len(want) {
+		t.Fatalf("file: %d frames (%v), stream: %d (%v)", len(got), gerr, len(want), werr)
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+	var gp, wp *Error
+	if errors.Is(werr, io.EOF) != errors.Is(gerr, io.EOF) || errors.As(werr, &wp) != errors.As(gerr, &gp) || wp != nil && gp.Offset != wp.Offset {
+		t.Fatalf("file ends with %v, stream with %v", gerr, werr)
+	}
+}
+
+func TestMappedAsStream(t *testing.T) {
+	frames := [][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 74), bytes.Repeat([]byte{3}, 1514)}
+	for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+		for _, magic := range []uint32{magicMicro, magicNano, magicKuznetzov} {
+			extra := 0
+			if magic == magicKuznetzov {
+				extra = 8
+			}
+			b := classicFile(order, magic, 2, extra, frames...)
+			for cut := 0; cut <= len(b); cut += 7 {
+				sameAsStream(t, b[:cut])
+			}
+		}
+	}
+	for _, name := range []string{"bittorrent.pcap", "NTPv4.pcap", "lru_ipv6_caches.pcapng"} {
+		b, err := os.ReadFile(corpus(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameAsStream(t, b)
+	}
+}
+
+// A classic pcap is read from a mapping, and a frame costs no allocation.
+func TestMappedIsMappedAndDoesNotAllocate(t *testing.T) {
+	r, err := Open(corpus("bittorrent.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.mp == nil {
+		t.Fatal("classic pcap not mapped")
+	}
+	r.Next()
+	if n := testing.AllocsPerRun(100, func() { r.Next() }); n != 0 {
+		t.Fatalf("%v allocations per record", n)
+	}
+}
+
+// A file another process truncates while it is mapped and being read is an
+// error at the record the reader had reached, not a SIGBUS: the frames
+// before it were read whole.
+func TestTruncatedUnderTheReader(t *testing.T) {
+	frame := bytes.Repeat([]byte{0x45}, 1000)
+	var frames [][]byte
+	for range 20000 { // ~20 MB: many pages past the cut
+		frames = append(frames, frame)
+	}
+	b := classicFile(binary.LittleEndian, magicMicro, 4, 0, frames...)
+	path := filepath.Join(t.TempDir(), "shrinking.pcap")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.mp == nil {
+		t.Fatal("not mapped")
+	}
+	read := 0
+	for ; read < 1000; read++ {
+		if _, _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Cut the file to a page boundary well before what is left to read:
+	// the pages after it are gone from the mapping.
+	if err := os.Truncate(path, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, _, _, err := r.Next()
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) || !errors.Is(err, errTruncatedUnder) {
+				t.Fatalf("after %d frames: %v, want the truncation named", read, err)
+			}
+			if pe.Offset < 4<<20-2*int64(len(frame)) || pe.Offset > 4<<20 {
+				t.Fatalf("error at offset %d, the file was cut at %d", pe.Offset, 4<<20)
+			}
+			t.Logf("%d frames read, then: %v", read, err)
+			return
+		}
+		if !bytes.Equal(f, frame) {
+			t.Fatalf("frame %d damaged", read)
+		}
+		read++
+	}
+}
+
+func FuzzMapped(f *testing.F) {
+	frame := bytes.Repeat([]byte{0x45}, 60)
+	f.Add(classicFile(binary.BigEndian, magicNano, 2, 0, frame, frame))
+	f.Add(classicFile(binary.LittleEndian, magicKuznetzov, 4, 8, frame))
+	f.Add(classicFile(binary.LittleEndian, magicMicro, 4, 0, frame, frame, frame)[:100])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		sameAsStream(t, b)
+	})
+}
