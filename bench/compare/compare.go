@@ -29,6 +29,19 @@ import (
 // the number of packets written.
 func Merge(files []string, repeat int, out string) (int, error) {
 	sort.Strings(files)
+	var all []string
+	for range repeat {
+		all = append(all, files...)
+	}
+	return write(all, out, func(w *pcapgo.Writer, frame []byte, at time.Time) (int, error) {
+		return 1, w.WritePacket(gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(frame), Length: len(frame)}, frame)
+	})
+}
+
+// write writes a pcap at out from the Ethernet frames of files, each file
+// an hour after the previous one, through emit (which returns the frames
+// it wrote). It returns the number of frames written.
+func write(files []string, out string, emit func(w *pcapgo.Writer, frame []byte, at time.Time) (int, error)) (int, error) {
 	f, err := os.Create(out)
 	if err != nil {
 		return 0, fmt.Errorf("merge: %w", err)
@@ -41,38 +54,36 @@ func Merge(files []string, repeat int, out string) (int, error) {
 	}
 	n := 0
 	base := time.Unix(1_600_000_000, 0)
-	for rep := 0; rep < repeat; rep++ {
-		for _, name := range files {
-			r, err := pcapsrc.Open(name)
+	for _, name := range files {
+		r, err := pcapsrc.Open(name)
+		if err != nil {
+			return n, err
+		}
+		var first time.Time
+		for {
+			data, link, ts, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
 			if err != nil {
+				r.Close()
 				return n, err
 			}
-			var first time.Time
-			for {
-				data, link, ts, err := r.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					r.Close()
-					return n, err
-				}
-				if link != packet.LinkEthernet {
-					break
-				}
-				if first.IsZero() {
-					first = ts
-				}
-				at := base.Add(max(0, ts.Sub(first)))
-				if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(data), Length: len(data)}, data); err != nil {
-					r.Close()
-					return n, fmt.Errorf("merge: %w", err)
-				}
-				n++
+			if link != packet.LinkEthernet {
+				break
 			}
-			r.Close()
-			base = base.Add(time.Hour)
+			if first.IsZero() {
+				first = ts
+			}
+			k, err := emit(w, data, base.Add(max(0, ts.Sub(first))))
+			n += k
+			if err != nil {
+				r.Close()
+				return n, fmt.Errorf("merge: %w", err)
+			}
 		}
+		r.Close()
+		base = base.Add(time.Hour)
 	}
 	if err := bw.Flush(); err != nil {
 		return n, fmt.Errorf("merge: %w", err)
@@ -113,58 +124,17 @@ func Time(name string, core int, argv ...string) (Run, error) {
 // link carries, from real flows: ticks of packet time full of packets.
 func Overlay(files []string, copies int, out string) (int, error) {
 	sort.Strings(files)
-	f, err := os.Create(out)
-	if err != nil {
-		return 0, fmt.Errorf("overlay: %w", err)
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := pcapgo.NewWriter(bw)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		return 0, fmt.Errorf("overlay: %w", err)
-	}
-	n := 0
-	base := time.Unix(1_600_000_000, 0)
 	buf := make([]byte, 0, 1<<16)
-	for _, name := range files {
-		r, err := pcapsrc.Open(name)
-		if err != nil {
-			return n, err
-		}
-		var first time.Time
-		for {
-			data, link, ts, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				r.Close()
-				return n, err
-			}
-			if link != packet.LinkEthernet {
-				break
-			}
-			if first.IsZero() {
-				first = ts
-			}
-			at := base.Add(max(0, ts.Sub(first)))
-			for c := range copies {
-				buf = append(buf[:0], data...)
-				shiftAddrs(buf, byte(c))
-				if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(buf), Length: len(buf)}, buf); err != nil {
-					r.Close()
-					return n, fmt.Errorf("overlay: %w", err)
-				}
-				n++
+	return write(files, out, func(w *pcapgo.Writer, frame []byte, at time.Time) (int, error) {
+		for c := range copies {
+			buf = append(buf[:0], frame...)
+			shiftAddrs(buf, byte(c))
+			if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(buf), Length: len(buf)}, buf); err != nil {
+				return c, err
 			}
 		}
-		r.Close()
-		base = base.Add(time.Hour)
-	}
-	if err := bw.Flush(); err != nil {
-		return n, fmt.Errorf("overlay: %w", err)
-	}
-	return n, f.Close()
+		return copies, nil
+	})
 }
 
 // shiftAddrs xors c into the outer IP addresses of an Ethernet frame (one
