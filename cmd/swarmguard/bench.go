@@ -23,7 +23,7 @@ import (
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErr("bench: want a subcommand: train, compare, labels, accuracy, tracker, replay, gen, sink, veth, memory, echo, ping, banlatency, wrap, udpmesh, stress")
+		return usageErr("bench: want a subcommand: train, compare, labels, accuracy, tracker, replay, gen, sink, veth, memory, echo, ping, banlatency, wrap, udpmesh, stress, capacity")
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -35,6 +35,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdTrain(args[1:], stdout, stderr)
 	case "compare":
 		return cmdCompare(args[1:], stdout, stderr)
+	case "capacity":
+		return cmdCapacity(args[1:], stdout, stderr)
 	case "labels":
 		return cmdLabels(args[1:], stdout, stderr)
 	case "banlatency":

@@ -32,6 +32,7 @@ var synopsis = map[string]string{
 	"bench veth":       "[flags]",
 	"bench wrap":       "--encap KIND [flags] IN OUT",
 	"bench stress":     "[--full] [--append FILE] SCENARIO|all",
+	"bench capacity":   "[--gbps 10,40] [--driver-ns N] [--socket-ns N]",
 }
 
 var badValue = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-(\S+): (.*)$`)

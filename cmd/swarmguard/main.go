@@ -41,6 +41,8 @@ commands:
   bench udpmesh [flags] voice/video/game-like UDP for the capture harness
   bench stress [--full] [--append RELIABILITY.md] SCENARIO|all
                        reliability scenarios (flood, hosts, malformed, spoof, faults, soak) against the live bridge, with their promises (root)
+  bench capacity [--gbps 10,40]
+                       cores needed for line rates at 64 B and IMIX, from a fresh measurement (root)
   version              the build: module version and source revision
 `
 

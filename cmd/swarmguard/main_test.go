@@ -40,6 +40,8 @@ func TestBadInputGivesOneLineAndStatus2(t *testing.T) {
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"bench", "compare", "--repeat", "1,x"}, "--repeat"},
 		{[]string{"bench", "compare", "--repeat", "0"}, "--repeat"},
+		{[]string{"bench", "capacity", "--gbps", "x"}, "--gbps"},
+		{[]string{"bench", "capacity", "--gbps", "-10"}, "--gbps"},
 		// Before any system access (these used to be accepted, or to fail
 		// on the pinned map): ranges and actions.
 		{[]string{"run", "--bridge", "a,b", "--ban-for", "-1h"}, "--ban-for"},
