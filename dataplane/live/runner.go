@@ -251,9 +251,21 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 			}
 		}
 		for i, p := range r.ports {
-			s, err := xsk.Open(p.Index, q, cfg.Socket)
-			if err != nil {
-				return fail(fmt.Errorf("port %s queue %d: %w", p.Name, q, err))
+			var s *xsk.Socket
+			if i == 1 {
+				// The bridge's other port on the first's UMEM: a frame
+				// received on one leaves the other as it is, no copy.
+				if s, err = xsk.OpenShared(p.Index, q, qw.socks[0]); errors.Is(err, xsk.ErrQueueBusy) {
+					return fail(fmt.Errorf("port %s queue %d: %w", p.Name, q, err))
+				} else if err != nil {
+					fmt.Fprintf(cfg.Log, "swarmguard: port %s queue %d: no shared UMEM (%v): frames are copied between the ports\n", p.Name, q, err)
+					s = nil
+				}
+			}
+			if s == nil {
+				if s, err = xsk.Open(p.Index, q, cfg.Socket); err != nil {
+					return fail(fmt.Errorf("port %s queue %d: %w", p.Name, q, err))
+				}
 			}
 			qw.socks = append(qw.socks, s)
 			qw.pfds = append(qw.pfds, unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN})
@@ -417,10 +429,15 @@ func (r *Runner) loop(q *qworker) {
 			if !r.harness.Null {
 				q.w.Burst(packet.LinkEthernet, frames, times, verdicts)
 			}
+			shared := out != nil && s.Shares(out)
 			for i, d := range q.descs[:n] {
 				frame, v := frames[i], verdicts[i]
 				if out != nil && (v == shard.Pass || r.monitorOnly.Load()) {
-					if a, buf, ok := out.TxFrame(); ok {
+					if shared {
+						if s.Forward(d) {
+							continue // out's until the kernel completes it, then back to s's fill ring
+						}
+					} else if a, buf, ok := out.TxFrame(); ok {
 						copy(buf, frame)
 						out.Send(a, d.Len)
 					}

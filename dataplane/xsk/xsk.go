@@ -14,6 +14,13 @@
 //
 // The UMEM is split: the first half of the frames is lent to the kernel
 // through the fill ring (receive), the second half is kept for transmit.
+//
+// A bridge queue's two sockets can share one UMEM (OpenShared, the
+// kernel's XDP_SHARED_UMEM with each socket's own fill and completion
+// rings): the second socket takes the first's transmit half as its receive
+// frames, and a frame received on one port is sent from the other as it
+// is (Forward), with no copy; its completion returns it to its owner's
+// fill ring.
 package xsk
 
 import (
@@ -78,8 +85,16 @@ type Socket struct {
 	frameSize uint64
 	txFree    []uint64 // transmit frames not in flight
 	rxPending []uint64 // receive frames the fill ring had no room for yet
-	outTx     int      // frames on the tx ring or in the kernel
-	half      int      // frames for each direction
+	outTx     int      // own transmit frames on the tx ring or in the kernel
+	rxFrames  int      // this socket's receive frames
+	txFrames  int      // this socket's transmit frames (0 when shared: it sends its peer's frames)
+	rxLo      uint64   // receive frames are [rxLo, rxLo+rxFrames*frameSize)
+	// A socket sharing its UMEM with peer (OpenShared): lent counts this
+	// socket's receive frames on the peer's tx ring, borrowed the peer's
+	// frames on this one's.
+	peer           *Socket
+	lent, borrowed int
+	owned          bool // the asavie socket (and UMEM) is this one's; a shared socket has only its fd
 	// Counters, one owner.
 	Received, Sent, TxFull uint64
 }
@@ -112,13 +127,13 @@ func Open(ifindex, queue int, o Options) (*Socket, error) {
 		}
 		return nil, fmt.Errorf("xsk on ifindex %d queue %d: %v", ifindex, queue, err)
 	}
-	s := &Socket{xs: xs, fd: xs.FD(), frameSize: uint64(o.FrameSize)}
+	s := &Socket{xs: xs, fd: xs.FD(), frameSize: uint64(o.FrameSize), owned: true}
 	if err := s.mapRings(o.RingSize); err != nil {
 		xs.Close()
 		return nil, err
 	}
 	half := o.Frames / 2
-	s.half = half
+	s.rxFrames, s.txFrames = half, o.Frames-half
 	for i := half; i < o.Frames; i++ {
 		s.txFree = append(s.txFree, uint64(i)*s.frameSize)
 	}
@@ -135,15 +150,90 @@ func Open(ifindex, queue int, o Options) (*Socket, error) {
 
 // Unaccounted counts the UMEM frames that are nowhere they should be:
 // receive frames neither in the fill ring, nor in the rx ring, nor waiting
-// to be filled, and transmit frames neither free nor in flight. It reaps
-// completions first. Called by the socket's owner when no traffic is in
-// flight (a frame the kernel is moving shows as missing meanwhile), it is
-// 0 unless a frame leaked.
+// to be filled, nor on the peer's tx ring, and transmit frames neither
+// free nor in flight. It reaps completions (the peer's too) first. Called
+// by the socket's owner when no traffic is in flight (a frame the kernel
+// is moving shows as missing meanwhile), it is 0 unless a frame leaked.
 func (s *Socket) Unaccounted() int {
 	s.Reap()
+	if s.peer != nil {
+		s.peer.Reap()
+	}
 	fill := int(atomic.LoadUint32(s.fill.prod) - atomic.LoadUint32(s.fill.cons))
 	rx := int(atomic.LoadUint32(s.rx.prod) - atomic.LoadUint32(s.rx.cons))
-	return (s.half - fill - rx - len(s.rxPending)) + (s.half - len(s.txFree) - s.outTx)
+	return (s.rxFrames - fill - rx - len(s.rxPending) - s.lent) + (s.txFrames - len(s.txFree) - s.outTx)
+}
+
+// OpenShared creates a socket on ifindex's rx queue that shares owner's
+// UMEM (a bridge queue's other port). It takes owner's transmit frames as
+// its receive frames: from then on, each sends the other's received frames
+// (Forward) and neither has frames of its own to transmit. owner must be
+// fresh from Open (nothing sent), and each may share with one socket only.
+// A kernel that refuses (older than 5.10, or a driver that cannot) makes
+// it fail: the caller opens a socket of its own instead.
+func OpenShared(ifindex, queue int, owner *Socket) (*Socket, error) {
+	if owner.peer != nil || owner.outTx != 0 || owner.txFrames == 0 {
+		return nil, errors.New("xsk: shared UMEM: the owner must be fresh and not shared yet")
+	}
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("xsk on ifindex %d queue %d: %w: %v", ifindex, queue, ErrNoAFXDP, err)
+	}
+	s := &Socket{xs: owner.xs, fd: fd, frameSize: owner.frameSize}
+	fail := func(err error) (*Socket, error) {
+		s.unmapRings()
+		unix.Close(fd)
+		return nil, err
+	}
+	for _, opt := range []int{unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_RX_RING, unix.XDP_TX_RING} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, opt, owner.ringSize); err != nil {
+			return fail(fmt.Errorf("xsk: shared UMEM: ring size: %w", err))
+		}
+	}
+	if err := s.mapRings(owner.ringSize); err != nil {
+		return fail(err)
+	}
+	sa := &unix.SockaddrXDP{Flags: unix.XDP_SHARED_UMEM, Ifindex: uint32(ifindex), QueueID: uint32(queue), SharedUmemFD: uint32(owner.fd)}
+	if err := unix.Bind(fd, sa); err != nil {
+		if errors.Is(err, unix.EBUSY) {
+			return fail(fmt.Errorf("queue %d already in use by another AF_XDP socket (is swarmguard already running?): %w", queue, ErrQueueBusy))
+		}
+		return fail(fmt.Errorf("xsk on ifindex %d queue %d: bind to a shared UMEM: %w", ifindex, queue, err))
+	}
+	// The owner's transmit frames become this socket's receive frames.
+	s.rxPending = append(make([]uint64, 0, len(owner.txFree)), owner.txFree...)
+	s.rxFrames, s.rxLo = len(owner.txFree), uint64(owner.rxFrames)*owner.frameSize
+	owner.txFree, owner.txFrames = owner.txFree[:0], 0
+	s.peer, owner.peer = owner, s
+	s.Fill(nil)
+	return s, nil
+}
+
+// Shares reports whether s sends o's frames as they are (OpenShared).
+func (s *Socket) Shares(o *Socket) bool { return s.peer != nil && s.peer == o }
+
+// Forward sends the frame d that s received from its peer socket, as it
+// is: the frame is the peer's until the kernel completes it, then goes back
+// to s's fill ring. False when the peer's tx ring is full: the frame is
+// still s's (give it back with Fill).
+func (s *Socket) Forward(d unix.XDPDesc) bool {
+	o := s.peer
+	prod := atomic.LoadUint32(o.tx.prod)
+	if prod-atomic.LoadUint32(o.tx.cons) > o.tx.mask {
+		o.TxFull++
+		return false
+	}
+	o.tx.descs[prod&o.tx.mask] = unix.XDPDesc{Addr: d.Addr, Len: d.Len}
+	atomic.StoreUint32(o.tx.prod, prod+1)
+	s.lent++
+	o.borrowed++
+	o.Sent++
+	return true
+}
+
+// ownsRx reports whether addr is one of s's receive frames.
+func (s *Socket) ownsRx(addr uint64) bool {
+	return addr >= s.rxLo && addr < s.rxLo+uint64(s.rxFrames)*s.frameSize
 }
 
 // FD is the socket's file descriptor (for the XSKMAP).
@@ -282,15 +372,26 @@ func (s *Socket) Kick() error {
 	return nil
 }
 
-// Reap takes completed transmit frames back.
+// Reap takes completed transmit frames back: its own to the free list,
+// the peer's (Forward) to the peer's fill ring.
 func (s *Socket) Reap() {
 	cons := atomic.LoadUint32(s.comp.cons)
 	prod := atomic.LoadUint32(s.comp.prod)
 	for c := cons; c != prod; c++ {
-		s.txFree = append(s.txFree, s.comp.descs[c&s.comp.mask])
+		a := s.comp.descs[c&s.comp.mask]
+		if o := s.peer; o != nil && o.ownsRx(a) {
+			o.rxPending = append(o.rxPending, a)
+			o.lent--
+			s.borrowed--
+			continue
+		}
+		s.txFree = append(s.txFree, a)
+		s.outTx--
 	}
-	s.outTx -= int(prod - cons)
 	atomic.StoreUint32(s.comp.cons, prod)
+	if s.peer != nil && len(s.peer.rxPending) > 0 {
+		s.peer.Fill(nil)
+	}
 }
 
 // Statistics are the kernel's counters of the socket (XDP_STATISTICS):
@@ -310,13 +411,23 @@ func (s *Socket) Statistics() (unix.XDPStatistics, error) {
 // Close releases the socket, its rings and UMEM, so that the queue can be
 // bound again at once.
 func (s *Socket) Close() error {
-	for _, m := range [][]byte{s.fill.mem, s.comp.mem, s.rx.mem, s.tx.mem} {
-		if m != nil {
-			unix.Munmap(m)
-		}
+	s.unmapRings()
+	if !s.owned {
+		// A shared socket: its fd only. The UMEM lives on in the kernel
+		// until the last socket using it is closed.
+		return unix.Close(s.fd)
 	}
 	s.unmapAsavieRings()
 	return s.xs.Close()
+}
+
+func (s *Socket) unmapRings() {
+	for _, m := range []*[]byte{&s.fill.mem, &s.comp.mem, &s.rx.mem, &s.tx.mem} {
+		if *m != nil {
+			unix.Munmap(*m)
+			*m = nil
+		}
+	}
 }
 
 // unmapAsavieRings unmaps the ring mappings asavie made and never unmaps.
