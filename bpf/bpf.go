@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -233,10 +234,37 @@ type BypassStats struct {
 	LastSeenMonotone uint64
 }
 
-// SetBypass makes the kernel handle flow k with action from now on.
+// KeyHash is the bypass map's key for flow k: the program's bypass_hash,
+// over the key's five 64-bit words as the kernel lays them out.
+func KeyHash(k FlowKey) uint64 {
+	var b [40]byte
+	copy(b[0:16], k.Lo[:])
+	copy(b[16:32], k.Hi[:])
+	binary.LittleEndian.PutUint16(b[32:], k.LoPort)
+	binary.LittleEndian.PutUint16(b[34:], k.HiPort)
+	binary.LittleEndian.PutUint16(b[36:], k.PathLo)
+	b[38], b[39] = k.Proto, k.PathHi
+	w := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
+	return mix(w(0)*0x9e3779b97f4a7c15 ^ w(1)*0xc2b2ae3d27d4eb4f ^ w(2)*0x165667b19e3779f9 ^
+		w(3)*0xd6e8feb86659fd93 ^ w(4)*0xff51afd7ed558ccd)
+}
+
+// mix is the program's mix (a 64-bit finalizer).
+func mix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// SetBypass makes the kernel handle flow k with action from now on. A
+// flow whose key hashes like k's loses its entry (it goes back to the
+// workers, who decide it again).
 func (o *Objects) SetBypass(k FlowKey, action Action) error {
-	v := xdpBypassVal{Action: uint32(action)}
-	if err := o.objs.Bypass.Put(&k, &v); err != nil {
+	v := xdpBypassVal{Key: k, Action: uint32(action)}
+	if err := o.objs.Bypass.Put(KeyHash(k), &v); err != nil {
 		return fmt.Errorf("bypass: %w", err)
 	}
 	return nil
@@ -245,8 +273,11 @@ func (o *Objects) SetBypass(k FlowKey, action Action) error {
 // BypassOf returns the kernel's counters of a bypassed flow.
 func (o *Objects) BypassOf(k FlowKey) (BypassStats, error) {
 	var v xdpBypassVal
-	if err := o.objs.Bypass.Lookup(&k, &v); err != nil {
+	if err := o.objs.Bypass.Lookup(KeyHash(k), &v); err != nil {
 		return BypassStats{}, fmt.Errorf("bypass lookup: %w", err)
+	}
+	if v.Key != k {
+		return BypassStats{}, fmt.Errorf("bypass lookup: %w (another flow has the hash)", ebpf.ErrKeyNotExist)
 	}
 	return BypassStats{Action: Action(v.Action), Packets: v.Packets, Bytes: v.Bytes, LastSeenMonotone: v.LastNs}, nil
 }
@@ -254,11 +285,11 @@ func (o *Objects) BypassOf(k FlowKey) (BypassStats, error) {
 // RangeBypass calls fn for every flow in the bypass map with its action
 // (a reload revisits drop entries).
 func (o *Objects) RangeBypass(fn func(k FlowKey, a Action)) error {
-	var k FlowKey
+	var h uint64
 	var v xdpBypassVal
 	it := o.objs.Bypass.Iterate()
-	for it.Next(&k, &v) {
-		fn(k, Action(v.Action))
+	for it.Next(&h, &v) {
+		fn(v.Key, Action(v.Action))
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("bypass: iterate: %w", err)

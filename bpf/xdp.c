@@ -110,7 +110,12 @@ static __always_inline __u32 mix_path(__u32 p, __u64 kind, __u32 id)
 	return (__u32)(h >> 40) & 0xffffff;
 }
 
+// A bypass entry is keyed by its flow's 64-bit key hash (bypass_hash), so
+// that the map hashes and compares 8 bytes instead of the 40-byte key;
+// the key itself is kept here and compared, so a hash collision is a miss,
+// never another flow's action.
 struct bypass_val {
+	struct flow_key key;
 	__u32 action;
 	__u32 pad;
 	__u64 packets;
@@ -135,7 +140,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 20);
-	__type(key, struct flow_key);
+	__type(key, __u64); // bypass_hash of the flow key
 	__type(value, struct bypass_val);
 } bypass SEC(".maps");
 
@@ -267,15 +272,22 @@ static __always_inline __u32 tunnel_hash(struct flow_key *k, struct ethhdr *eth,
 	return (__u32)mix(mix(a ^ 0x9e3779b97f4a7c15ULL) ^ b ^ ((__u64)session << 48));
 }
 
-// hash of the symmetric key: the same for both directions of a flow.
-static __always_inline __u32 key_hash(struct flow_key *k)
+// bypass_hash is the 64-bit hash of the symmetric key (the same for both
+// directions of a flow): the bypass map's key, and the spread over a
+// queue's workers. The five words are multiplied independently, so the
+// products overlap in the pipeline, and mixed once (bpf.KeyHash is the
+// same function in Go).
+static __always_inline __u64 bypass_hash(struct flow_key *k)
 {
 	__u64 *w = (__u64 *)k;
-	__u64 h = 0x9e3779b97f4a7c15ULL;
-#pragma unroll
-	for (int i = 0; i < 5; i++)
-		h = mix(h ^ w[i]);
-	return (__u32)h;
+	return mix(w[0] * 0x9e3779b97f4a7c15ULL ^ w[1] * 0xc2b2ae3d27d4eb4fULL ^ w[2] * 0x165667b19e3779f9ULL ^
+		   w[3] * 0xd6e8feb86659fd93ULL ^ w[4] * 0xff51afd7ed558ccdULL);
+}
+
+static __always_inline int same_key(struct flow_key *a, struct flow_key *b)
+{
+	__u64 *x = (__u64 *)a, *y = (__u64 *)b;
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
 // fail_open is what happens to packets no worker will read.
@@ -454,7 +466,10 @@ static __always_inline int decide_flow(struct xdp_md *ctx, struct config *c, __u
 	// changed since it last did (the epoch): decided packets skip two lookups.
 	__u64 *epoch = bpf_map_lookup_elem(&ban_epoch, &zero);
 	__u64 ep = epoch ? *epoch : 0;
-	struct bypass_val *bv = bpf_map_lookup_elem(&bypass, &k);
+	__u64 kh = bypass_hash(&k);
+	struct bypass_val *bv = bpf_map_lookup_elem(&bypass, &kh);
+	if (bv && !same_key(&bv->key, &k))
+		bv = 0; // another flow with the same hash: a miss
 	if (!bv || bv->ban_epoch != ep || ep == 0) {
 		__u64 now = bpf_ktime_get_ns();
 		if (banned((struct addr16 *)k.lo, now) || banned((struct addr16 *)k.hi, now)) {
@@ -485,7 +500,7 @@ static __always_inline int decide_flow(struct xdp_md *ctx, struct config *c, __u
 		}
 	}
 
-	return to_worker(ctx, c, hb, key_hash(&k));
+	return to_worker(ctx, c, hb, (__u32)kh);
 }
 
 SEC("xdp")

@@ -20,6 +20,7 @@ type xdpAddr16 struct {
 
 type xdpBypassVal struct {
 	_        structs.HostLayout
+	Key      xdpFlowKey
 	Action   uint32
 	Pad      uint32
 	Packets  uint64

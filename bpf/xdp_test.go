@@ -298,3 +298,57 @@ func TestBanEpochStartsAboveZero(t *testing.T) {
 		t.Fatal("ban epoch 0 after load")
 	}
 }
+
+// The bypass map is keyed by the flow key's 64-bit hash and keeps the key:
+// an entry of another flow under the same hash (a collision, forced here)
+// is a miss, not that flow's action, and BypassOf says it is not there.
+func TestBypassHashCollisionIsAMiss(t *testing.T) {
+	o := load(t)
+	if err := o.SetPeerPort(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	o.Configure(Bridge, 1, time.Second, 0)
+	o.Beat()
+	a, b := netip.MustParseAddrPort("10.0.0.5:40000"), netip.MustParseAddrPort("10.0.0.1:443")
+	k := key(b, a, 6)
+	other := key(netip.MustParseAddrPort("10.0.0.2:80"), a, 6)
+	v := xdpBypassVal{Key: other, Action: uint32(Drop)}
+	if err := o.objs.Bypass.Put(KeyHash(k), &v); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, o, frame(a, b, 6)); got == xdpDrop {
+		t.Fatal("another flow's entry under the same hash dropped this flow")
+	}
+	if _, err := o.BypassOf(k); err == nil {
+		t.Fatal("BypassOf found another flow's entry")
+	}
+	c, _ := o.Counters()
+	if c[BypassDrop] != 0 || c[XSKMissing] != 1 {
+		t.Fatalf("counters %v: want the flow sent toward a worker", c)
+	}
+	// Its own entry replaces the other one.
+	if err := o.SetBypass(k, Drop); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, o, frame(a, b, 6)); got != xdpDrop {
+		t.Fatalf("own entry: %d", got)
+	}
+}
+
+// KeyHash is the program's hash: an entry set from Go is found by the
+// program, for 64 flows of different addresses and ports.
+func TestKeyHashIsTheProgramsHash(t *testing.T) {
+	o := load(t)
+	o.Configure(Bridge, 1, time.Second, 0)
+	o.Beat()
+	for i := range 64 {
+		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i), byte(i * 7), 9}), uint16(1000+i*37))
+		b := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i), byte(i * 7), 200}), uint16(60000-i*11))
+		if err := o.SetBypass(key(a, b, 17), Pass); err != nil {
+			t.Fatal(err)
+		}
+		if got := run(t, o, frame(b, a, 17)); got != xdpPass {
+			t.Fatalf("flow %d: the program did not find the entry Go keyed (%d)", i, got)
+		}
+	}
+}
