@@ -1,0 +1,221 @@
+// Package cluster shares what one swarmguard box has proven with the others
+// through NATS JetStream (docs/SCALEOUT.md). This first part is the ban
+// bucket: a box writes its bans into a key-value bucket with a per-key
+// TTL that ends with the ban, and every box watches the bucket and applies
+// the others' bans, refusing any for an address it must never block.
+package cluster
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BanBucket is the key-value bucket of bans.
+const BanBucket = "sg-bans"
+
+// Ban is one ban as the bucket holds it.
+type Ban struct {
+	Addr    netip.Addr
+	Expires time.Time // when the ban ends everywhere
+	Origin  string    // the box that made it
+	Reason  string    // a short summary of its evidence
+}
+
+// Config connects a box to the cluster.
+type Config struct {
+	URLs     []string // NATS servers (nats://host:port)
+	Box      string   // this box's name: the origin of its bans
+	User     string   // user and password, when the servers want them
+	Password string
+	Replicas int // copies of the bucket in the cluster (default 1; 3 for a 3-node cluster)
+	// Refuse, if set, reports addresses this box never blocks whoever
+	// banned them (its allow-listed and local networks).
+	Refuse func(netip.Addr) bool
+}
+
+// Bans is a box's view of the shared ban bucket.
+type Bans struct {
+	cfg Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	// Refused counts others' bans not applied (Config.Refuse), Malformed
+	// entries that are not bans (a key or value this package did not
+	// write).
+	Refused, Malformed atomic.Uint64
+}
+
+// OpenBans connects and makes (or reuses) the ban bucket.
+func OpenBans(ctx context.Context, c Config) (*Bans, error) {
+	if c.Box == "" || strings.ContainsAny(c.Box, " .*>") {
+		return nil, fmt.Errorf("cluster: box name %q: want a name without spaces, dots, * or >", c.Box)
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	opts := []nats.Option{nats.Name("swarmguard " + c.Box), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	nc, err := nats.Connect(strings.Join(c.URLs, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect to %s: %w", strings.Join(c.URLs, ","), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   BanBucket,
+		History:  1,
+		Replicas: c.Replicas,
+		Storage:  jetstream.FileStorage,
+		// Per-key TTLs (a ban's own end), and markers when one passes so
+		// that watchers hear of it.
+		LimitMarkerTTL: time.Minute,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: ban bucket: %w", err)
+	}
+	return &Bans{cfg: c, nc: nc, js: js, kv: kv}, nil
+}
+
+// Close disconnects.
+func (b *Bans) Close() { b.nc.Close() }
+
+// banValue is a ban's value in the bucket.
+type banValue struct {
+	Expires int64  `json:"expires_unix_ns"`
+	Origin  string `json:"origin"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// minTTL is the shortest per-key TTL the server takes.
+const minTTL = time.Second
+
+// Publish writes this box's ban into the bucket, with a TTL that ends
+// with it. A ban already over is not written.
+func (b *Bans) Publish(ctx context.Context, ban Ban) error {
+	ttl := time.Until(ban.Expires)
+	if ttl <= 0 {
+		return nil
+	}
+	v, err := json.Marshal(banValue{Expires: ban.Expires.UnixNano(), Origin: b.cfg.Box, Reason: ban.Reason})
+	if err != nil {
+		return fmt.Errorf("cluster: ban %s: %w", ban.Addr, err)
+	}
+	// A put with the message TTL header: the bucket's Put has no TTL, and
+	// a ban made longer must get the longer one.
+	subj := "$KV." + BanBucket + "." + KeyOf(ban.Addr)
+	// The server keeps TTLs in whole seconds: rounded up, a ban never
+	// ends early anywhere.
+	ttl = max((ttl + time.Second - 1).Truncate(time.Second), minTTL)
+	if _, err := b.js.Publish(ctx, subj, v, jetstream.WithMsgTTL(ttl)); err != nil {
+		return fmt.Errorf("cluster: publish ban %s: %w", ban.Addr, err)
+	}
+	return nil
+}
+
+// Watch calls apply for every ban in the bucket and every ban written from
+// then on (this box's own included), and remove for every ban that ends
+// or is withdrawn, until ctx ends. Bans for refused addresses are counted
+// and not passed on. It returns when ctx ends or the watch fails.
+func (b *Bans) Watch(ctx context.Context, apply func(Ban), remove func(netip.Addr)) error {
+	w, err := b.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: watch bans: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("cluster: ban watch ended")
+			}
+			if e == nil {
+				continue // the end of the bucket's current contents
+			}
+			a, err := AddrOf(e.Key())
+			if err != nil {
+				b.Malformed.Add(1)
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				remove(a)
+				continue
+			}
+			var v banValue
+			if err := json.Unmarshal(e.Value(), &v); err != nil || v.Expires <= 0 {
+				b.Malformed.Add(1)
+				continue
+			}
+			if b.cfg.Refuse != nil && b.cfg.Refuse(a) {
+				b.Refused.Add(1)
+				continue
+			}
+			apply(Ban{Addr: a, Expires: time.Unix(0, v.Expires), Origin: v.Origin, Reason: v.Reason})
+		}
+	}
+}
+
+// KeyOf is a ban's key: an address in the characters a key may have
+// (v4-198-51-100-7, v6- and the 32 hex digits of an IPv6 address).
+func KeyOf(a netip.Addr) string {
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return fmt.Sprintf("v4-%d-%d-%d-%d", b[0], b[1], b[2], b[3])
+	}
+	b := a.As16()
+	return "v6-" + hex.EncodeToString(b[:])
+}
+
+// AddrOf parses a key KeyOf made.
+func AddrOf(key string) (netip.Addr, error) {
+	switch {
+	case strings.HasPrefix(key, "v4-"):
+		parts := strings.Split(key[3:], "-")
+		if len(parts) != 4 {
+			return netip.Addr{}, fmt.Errorf("cluster: key %q: not four numbers", key)
+		}
+		var b [4]byte
+		for i, p := range parts {
+			n, err := strconv.ParseUint(p, 10, 8)
+			if err != nil || strconv.FormatUint(n, 10) != p {
+				return netip.Addr{}, fmt.Errorf("cluster: key %q: %q is not a byte", key, p)
+			}
+			b[i] = byte(n)
+		}
+		return netip.AddrFrom4(b), nil
+	case strings.HasPrefix(key, "v6-"):
+		h := key[3:]
+		if len(h) != 32 || strings.ToLower(h) != h {
+			return netip.Addr{}, fmt.Errorf("cluster: key %q: want 32 lower-case hex digits", key)
+		}
+		var b [16]byte
+		if _, err := hex.Decode(b[:], []byte(h)); err != nil {
+			return netip.Addr{}, fmt.Errorf("cluster: key %q: %w", key, err)
+		}
+		a := netip.AddrFrom16(b)
+		if a.Is4In6() {
+			return netip.Addr{}, fmt.Errorf("cluster: key %q: an IPv4 address in IPv6 form", key)
+		}
+		return a, nil
+	}
+	return netip.Addr{}, fmt.Errorf("cluster: key %q: not a ban's", key)
+}

@@ -1,0 +1,350 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// natsServer starts the real NATS server (with JetStream, on loopback, a
+// port of its own, its store in the test's directory) and stops it with
+// the test. With a user, clients must log in.
+func natsServer(t *testing.T, user, password string) string {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	if user != "" {
+		o.Users = []*server.User{{Username: user, Password: password}}
+	}
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats-server did not start within 10 s")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s.ClientURL()
+}
+
+// watcher collects what Watch passes on.
+type watcher struct {
+	mu      sync.Mutex
+	bans    map[netip.Addr]Ban
+	removed map[netip.Addr]bool
+	changed chan struct{}
+}
+
+func watch(t *testing.T, b *Bans) *watcher {
+	w := &watcher{bans: map[netip.Addr]Ban{}, removed: map[netip.Addr]bool{}, changed: make(chan struct{}, 64)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Watch(ctx, func(ban Ban) {
+			w.mu.Lock()
+			w.bans[ban.Addr] = ban
+			delete(w.removed, ban.Addr)
+			w.mu.Unlock()
+			w.changed <- struct{}{}
+		}, func(a netip.Addr) {
+			w.mu.Lock()
+			delete(w.bans, a)
+			w.removed[a] = true
+			w.mu.Unlock()
+			w.changed <- struct{}{}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return w
+}
+
+// until waits (at most d) for cond to hold after a change.
+func (w *watcher) until(d time.Duration, cond func() bool) bool {
+	deadline := time.After(d)
+	for {
+		w.mu.Lock()
+		ok := cond()
+		w.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-w.changed:
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+func open(t *testing.T, url, box string, refuse func(netip.Addr) bool) *Bans {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := OpenBans(ctx, Config{URLs: []string{url}, Box: box, Refuse: refuse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// A ban box A writes reaches box B's watch, whole, within 2 s, and a box
+// that starts later finds it in the bucket.
+func TestBanReachesOtherBoxes(t *testing.T) {
+	url := natsServer(t, "", "")
+	a, b := open(t, url, "box-a", nil), open(t, url, "box-b", nil)
+	wb := watch(t, b)
+	peer := netip.MustParseAddr("198.51.100.7")
+	v6 := netip.MustParseAddr("2001:db8::77")
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	began := time.Now()
+	for _, p := range []netip.Addr{peer, v6} {
+		if err := a.Publish(context.Background(), Ban{Addr: p, Expires: exp, Reason: "mse, 12 answered p2p flows"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !wb.until(2*time.Second, func() bool { return len(wb.bans) == 2 }) {
+		t.Fatalf("box B has %v after 2 s", wb.bans)
+	}
+	t.Logf("two bans reached box B in %v", time.Since(began).Round(time.Millisecond))
+	got := wb.bans[peer]
+	if !got.Expires.Equal(exp) || got.Origin != "box-a" || got.Reason != "mse, 12 answered p2p flows" {
+		t.Fatalf("ban as box B got it: %+v", got)
+	}
+	c := open(t, url, "box-c", nil)
+	wc := watch(t, c)
+	if !wc.until(2*time.Second, func() bool { _, ok := wc.bans[v6]; return ok && len(wc.bans) == 2 }) {
+		t.Fatalf("a box started later has %v", wc.bans)
+	}
+}
+
+// A ban ends everywhere with its own TTL: the watchers hear of its end.
+func TestBanEndsEverywhere(t *testing.T) {
+	url := natsServer(t, "", "")
+	a, b := open(t, url, "box-a", nil), open(t, url, "box-b", nil)
+	wb := watch(t, b)
+	peer := netip.MustParseAddr("203.0.113.9")
+	end := time.Now().Add(1500 * time.Millisecond)
+	if err := a.Publish(context.Background(), Ban{Addr: peer, Expires: end}); err != nil {
+		t.Fatal(err)
+	}
+	if !wb.until(2*time.Second, func() bool { _, ok := wb.bans[peer]; return ok }) {
+		t.Fatal("the ban never reached box B")
+	}
+	// The server expires per-key TTLs on its own clock, about a second.
+	if !wb.until(8*time.Second, func() bool { return wb.removed[peer] }) {
+		t.Fatalf("box B still has %v 8 s after the ban's end", wb.bans)
+	}
+	if early := time.Until(end); early > 0 {
+		t.Fatalf("the ban ended %v before its time", early)
+	}
+}
+
+// A box never applies a ban for an address it must not block, whoever
+// wrote it; it counts the refusal.
+func TestRefusedBanIsNotApplied(t *testing.T) {
+	url := natsServer(t, "", "")
+	allowed := netip.MustParsePrefix("10.0.0.0/8")
+	a, b := open(t, url, "box-a", nil), open(t, url, "box-b", allowed.Contains)
+	wb := watch(t, b)
+	exp := time.Now().Add(time.Hour)
+	for _, p := range []string{"10.1.2.3", "198.51.100.8"} {
+		if err := a.Publish(context.Background(), Ban{Addr: netip.MustParseAddr(p), Expires: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !wb.until(2*time.Second, func() bool { return len(wb.bans) == 1 }) || b.Refused.Load() != 1 {
+		t.Fatalf("box B applied %v, refused %d", wb.bans, b.Refused.Load())
+	}
+	if _, ok := wb.bans[netip.MustParseAddr("10.1.2.3")]; ok {
+		t.Fatal("box B applied a ban for its allow-listed network")
+	}
+}
+
+// With a user on the servers, a client without credentials (a forged
+// box) cannot connect, so it writes no ban; one with them can.
+func TestNoCredentialsNoBans(t *testing.T) {
+	url := natsServer(t, "box", "s3cret")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := OpenBans(ctx, Config{URLs: []string{url}, Box: "forged"}); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("a client without credentials: %v", err)
+	}
+	if _, err := OpenBans(ctx, Config{URLs: []string{url}, Box: "forged", User: "box", Password: "wrong"}); err == nil {
+		t.Fatal("a wrong password was taken")
+	}
+	b, err := OpenBans(ctx, Config{URLs: []string{url}, Box: "box-a", User: "box", Password: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+}
+
+func TestKeyRoundTrip(t *testing.T) {
+	for _, s := range []string{"0.0.0.0", "198.51.100.7", "255.255.255.255", "2001:db8::1", "::", "fe80::1", "::ffff:1.2.3.4"} {
+		a := netip.MustParseAddr(s)
+		got, err := AddrOf(KeyOf(a))
+		if err != nil || got != a.Unmap() {
+			t.Fatalf("%s -> %s -> %v %v", s, KeyOf(a), got, err)
+		}
+	}
+	for _, k := range []string{"", "v4-1-2-3", "v4-1-2-3-256", "v4-01-2-3-4", "v4-+1-2-3-4", "v6-20010DB8000000000000000000000001", "v6-00", "v6-00000000000000000000ffff01020304", "x-1"} {
+		if a, err := AddrOf(k); err == nil {
+			t.Fatalf("key %q parsed as %v", k, a)
+		}
+	}
+}
+
+// Keys come off the network: any key parses or is refused, and what parses
+// is the key of its address.
+func FuzzAddrOf(f *testing.F) {
+	for _, k := range []string{"v4-198-51-100-7", "v6-20010db8000000000000000000000001", "v4-1-2-3", "v6-zz"} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		a, err := AddrOf(k)
+		if err != nil {
+			return
+		}
+		if KeyOf(a) != k {
+			t.Fatalf("key %q parsed as %v, whose key is %q", k, a, KeyOf(a))
+		}
+	})
+}
+
+// natsCluster starts three real NATS servers routed to each other on
+// loopback, with JetStream clustered, and returns them and their client
+// URLs once JetStream has a leader.
+func natsCluster(t *testing.T) ([]*server.Server, []string) {
+	t.Helper()
+	var servers []*server.Server
+	var urls []string
+	var routes []*url.URL
+	// Cluster ports picked up front: each server routes to all three.
+	ports := make([]int, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
+	}
+	for i := range 3 {
+		o := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+			JetStream: true, StoreDir: t.TempDir(),
+			Cluster: server.ClusterOpts{Name: "sg", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		servers = append(servers, s)
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("a nats-server did not start within 10 s")
+		}
+		urls = append(urls, s.ClientURL())
+	}
+	// JetStream in a cluster answers once its meta group has a leader.
+	deadline := time.Now().Add(20 * time.Second)
+	for !slicesAny(servers, func(s *server.Server) bool { return s.JetStreamIsLeader() }) {
+		if time.Now().After(deadline) {
+			t.Fatal("no JetStream meta leader in 20 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return servers, urls
+}
+
+func slicesAny[T any](s []T, f func(T) bool) bool {
+	for _, x := range s {
+		if f(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// Three NATS nodes, the bucket on all three: bans propagate between boxes
+// connected to different nodes, and still do with one node gone.
+func TestBansSurviveANodeLost(t *testing.T) {
+	servers, urls := natsCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	openOn := func(u []string, box string) *Bans {
+		var b *Bans
+		var err error
+		// The bucket's replicas need the cluster settled: retry a little.
+		for try := 0; try < 50; try++ {
+			if b, err = OpenBans(ctx, Config{URLs: u, Box: box, Replicas: 3}); err == nil {
+				t.Cleanup(b.Close)
+				return b
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("%s: %v", box, err)
+		return nil
+	}
+	// Box A on node 0 (then 1), box B on node 2 (then 1).
+	a := openOn([]string{urls[0], urls[1]}, "box-a")
+	b := openOn([]string{urls[2], urls[1]}, "box-b")
+	wb := watch(t, b)
+	exp := time.Now().Add(time.Hour)
+	first, second := netip.MustParseAddr("198.51.100.21"), netip.MustParseAddr("198.51.100.22")
+	if err := a.Publish(ctx, Ban{Addr: first, Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if !wb.until(2*time.Second, func() bool { _, ok := wb.bans[first]; return ok }) {
+		t.Fatal("the ban did not cross the cluster in 2 s")
+	}
+	// Node 0 goes: box A reconnects to node 1; the bucket keeps a quorum.
+	servers[0].Shutdown()
+	servers[0].WaitForShutdown()
+	began := time.Now()
+	var err error
+	for try := 0; try < 60; try++ {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		err = a.Publish(pctx, Ban{Addr: second, Expires: exp})
+		pcancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("no ban written with one node of three gone: %v", err)
+	}
+	// A watch whose consumer lived on the lost node is made again by the
+	// client when its heartbeats stop: seconds, not a tick.
+	if !wb.until(30*time.Second, func() bool { _, ok := wb.bans[second]; return ok }) {
+		t.Fatalf("30 s after a node went, box B has %v", wb.bans)
+	}
+	t.Logf("with node 0 gone, a ban reached box B %v after the node went", time.Since(began).Round(time.Millisecond))
+}
