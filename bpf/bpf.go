@@ -219,6 +219,10 @@ func (o *Objects) BanList() (map[netip.Addr]uint64, error) { return o.bans().Lis
 
 func (o *Objects) bans() *Bans { return &Bans{m: o.objs.Bans, epoch: o.objs.BanEpoch} }
 
+// Bans is the loaded program's ban map with its epoch (not to be closed:
+// the objects own it).
+func (o *Objects) Bans() *Bans { return o.bans() }
+
 // TouchBans bumps the ban epoch, so that decided flows check their
 // endpoints' bans again (Ban, Unban and the bans command do it themselves).
 func (o *Objects) TouchBans() error { return o.bans().touch() }

@@ -159,18 +159,33 @@ func (b *Bans) Watch(ctx context.Context, apply func(Ban), remove func(netip.Add
 				remove(a)
 				continue
 			}
-			var v banValue
-			if err := json.Unmarshal(e.Value(), &v); err != nil || v.Expires <= 0 {
+			switch ban, malformed, refused := b.decode(e); {
+			case malformed:
 				b.Malformed.Add(1)
-				continue
-			}
-			if b.cfg.Refuse != nil && b.cfg.Refuse(a) {
+			case refused:
 				b.Refused.Add(1)
-				continue
+			default:
+				apply(ban)
 			}
-			apply(Ban{Addr: a, Expires: time.Unix(0, v.Expires), Origin: v.Origin, Reason: v.Reason})
 		}
 	}
+}
+
+// decode reads a ban entry: not one (a key or value this package did not
+// write), or one this box refuses, is not ok.
+func (b *Bans) decode(e jetstream.KeyValueEntry) (ban Ban, malformed, refused bool) {
+	a, err := AddrOf(e.Key())
+	if err != nil {
+		return Ban{}, true, false
+	}
+	var v banValue
+	if err := json.Unmarshal(e.Value(), &v); err != nil || v.Expires <= 0 {
+		return Ban{}, true, false
+	}
+	if b.cfg.Refuse != nil && b.cfg.Refuse(a) {
+		return Ban{}, false, true
+	}
+	return Ban{Addr: a, Expires: time.Unix(0, v.Expires), Origin: v.Origin, Reason: v.Reason}, false, false
 }
 
 // KeyOf is a ban's key: an address in the characters a key may have
