@@ -31,6 +31,28 @@ func kernel(t *testing.T) *bpf.Objects {
 	return o
 }
 
+// boxes is two boxes, A and B, each with its kernel ban map, its bucket
+// client and its Sync running until the test ends.
+type boxes struct {
+	ka, kb *bpf.Objects
+	a, b   *Bans
+	sa, sb *Sync
+}
+
+func twoBoxes(t *testing.T, url string, refuseB func(netip.Addr) bool) boxes {
+	var x boxes
+	x.ka, x.kb = kernel(t), kernel(t)
+	x.a, x.b = open(t, url, "box-a", nil), open(t, url, "box-b", refuseB)
+	x.sa, x.sb = NewSync(x.a, x.ka.Bans()), NewSync(x.b, x.kb.Bans())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	for _, s := range []*Sync{x.sa, x.sb} {
+		go func() { s.Run(ctx); done <- struct{}{} }()
+	}
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	return x
+}
+
 // until polls cond every 20 ms for at most d.
 func until(d time.Duration, cond func() bool) bool {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
@@ -56,16 +78,9 @@ func banned(t *testing.T, o *bpf.Objects, a netip.Addr) bool {
 // box B's allow-listed network stays out of B's map.
 func TestSyncKernelMaps(t *testing.T) {
 	url := natsServer(t, "", "")
-	ka, kb := kernel(t), kernel(t)
 	allowed := netip.MustParsePrefix("10.0.0.0/8")
-	a, b := open(t, url, "box-a", nil), open(t, url, "box-b", allowed.Contains)
-	sa, sb := NewSync(a, ka.Bans()), NewSync(b, kb.Bans())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	for _, s := range []*Sync{sa, sb} {
-		go func() { s.Run(ctx); done <- struct{}{} }()
-	}
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	x := twoBoxes(t, url, allowed.Contains)
+	ka, kb, b, sa, sb := x.ka, x.kb, x.b, x.sa, x.sb
 
 	peer, local := netip.MustParseAddr("198.51.100.31"), netip.MustParseAddr("10.2.3.4")
 	// Box A bans as the bridge does: the kernel first, then sharing.
@@ -109,15 +124,8 @@ func TestSyncCatchesUpAfterNATSComesBack(t *testing.T) {
 	s1 := startNATS(t, store, -1)
 	url := s1.ClientURL()
 	port := s1.Addr().(*net.TCPAddr).Port
-	ka, kb := kernel(t), kernel(t)
-	a, b := open(t, url, "box-a", nil), open(t, url, "box-b", nil)
-	sa, sb := NewSync(a, ka.Bans()), NewSync(b, kb.Bans())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	for _, s := range []*Sync{sa, sb} {
-		go func() { s.Run(ctx); done <- struct{}{} }()
-	}
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	x := twoBoxes(t, url, nil)
+	ka, kb, sa := x.ka, x.kb, x.sa
 
 	s1.Shutdown()
 	s1.WaitForShutdown()

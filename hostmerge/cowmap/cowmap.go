@@ -179,11 +179,14 @@ func (b *Builder[K, V]) find(h uint64, k K) int {
 
 // Set stores v under k (hash h), replacing any value k had.
 func (b *Builder[K, V]) Set(h uint64, k K, v V) {
-	j := b.find(h, k)
+	// One walk to the bucket, which is this generation's after it (a
+	// change copies it anyway), then the search in it.
 	bk := b.bucket(h)
-	if j >= 0 {
-		bk.entries[j].val = v
-		return
+	for j := range bk.entries {
+		if e := &bk.entries[j]; e.hash == h && e.key == k {
+			e.val = v
+			return
+		}
 	}
 	bk.entries = append(bk.entries, entry[K, V]{hash: h, key: k, val: v})
 	b.m.n++
