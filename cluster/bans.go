@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,14 +50,17 @@ type Bans struct {
 	cfg Config
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	kv  jetstream.KeyValue
+	mu  sync.Mutex
+	kv  jetstream.KeyValue // nil until the bucket is reached (ensure)
 	// Refused counts others' bans not applied (Config.Refuse), Malformed
 	// entries that are not bans (a key or value this package did not
 	// write).
 	Refused, Malformed atomic.Uint64
 }
 
-// OpenBans connects and makes (or reuses) the ban bucket.
+// OpenBans connects to NATS. A box starts whether NATS is there or not:
+// the connection is made, and made again, in the background, and the
+// bucket is made (or found) on first use.
 func OpenBans(ctx context.Context, c Config) (*Bans, error) {
 	if c.Box == "" || strings.ContainsAny(c.Box, " .*>") {
 		return nil, fmt.Errorf("cluster: box name %q: want a name without spaces, dots, * or >", c.Box)
@@ -64,7 +68,7 @@ func OpenBans(ctx context.Context, c Config) (*Bans, error) {
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
-	opts := []nats.Option{nats.Name("swarmguard " + c.Box), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	opts := []nats.Option{nats.Name("swarmguard " + c.Box), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true)}
 	if c.User != "" {
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	}
@@ -77,20 +81,35 @@ func OpenBans(ctx context.Context, c Config) (*Bans, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	b := &Bans{cfg: c, nc: nc, js: js}
+	_, _ = b.bucket(ctx) // at once when NATS is there; else on first use
+	return b, nil
+}
+
+// Connected reports whether the connection to NATS is up.
+func (b *Bans) Connected() bool { return b.nc.IsConnected() }
+
+// bucket makes or finds the ban bucket, once.
+func (b *Bans) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kv != nil {
+		return b.kv, nil
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:   BanBucket,
 		History:  1,
-		Replicas: c.Replicas,
+		Replicas: b.cfg.Replicas,
 		Storage:  jetstream.FileStorage,
 		// Per-key TTLs (a ban's own end), and markers when one passes so
 		// that watchers hear of it.
 		LimitMarkerTTL: time.Minute,
 	})
 	if err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("cluster: ban bucket: %w", err)
 	}
-	return &Bans{cfg: c, nc: nc, js: js, kv: kv}, nil
+	b.kv = kv
+	return kv, nil
 }
 
 // Close disconnects.
@@ -113,6 +132,9 @@ func (b *Bans) Publish(ctx context.Context, ban Ban) error {
 	if ttl <= 0 {
 		return nil
 	}
+	if _, err := b.bucket(ctx); err != nil {
+		return err
+	}
 	v, err := json.Marshal(banValue{Expires: ban.Expires.UnixNano(), Origin: b.cfg.Box, Reason: ban.Reason})
 	if err != nil {
 		return fmt.Errorf("cluster: ban %s: %w", ban.Addr, err)
@@ -134,7 +156,11 @@ func (b *Bans) Publish(ctx context.Context, ban Ban) error {
 // or is withdrawn, until ctx ends. Bans for refused addresses are counted
 // and not passed on. It returns when ctx ends or the watch fails.
 func (b *Bans) Watch(ctx context.Context, apply func(Ban), remove func(netip.Addr)) error {
-	w, err := b.kv.WatchAll(ctx)
+	kv, err := b.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("cluster: watch bans: %w", err)
 	}

@@ -180,7 +180,11 @@ func (s *Sync) relist(ctx context.Context) {
 // Watch counts them).
 func (b *Bans) List(ctx context.Context) (map[netip.Addr]Ban, error) {
 	out := map[netip.Addr]Ban{}
-	keys, err := b.kv.ListKeys(ctx)
+	kv, err := b.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kv.ListKeys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return out, nil
 	}
@@ -189,7 +193,7 @@ func (b *Bans) List(ctx context.Context) (map[netip.Addr]Ban, error) {
 	}
 	defer keys.Stop()
 	for k := range keys.Keys() {
-		e, err := b.kv.Get(ctx, k)
+		e, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // ended meanwhile
 		}

@@ -1,22 +1,27 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/classifier"
+	"github.com/swarmguard/swarmguard/cluster"
 	"github.com/swarmguard/swarmguard/cmd/internal/audit"
 	"github.com/swarmguard/swarmguard/cmd/internal/config"
 	"github.com/swarmguard/swarmguard/cmd/internal/notify"
@@ -37,6 +42,13 @@ type service struct {
 	hooks  *notify.Hooks
 	http   *http.Server
 	sock   net.Listener
+	// The ban bucket shared with the edge's other boxes (cluster.nats),
+	// nil when this box is alone.
+	cluster     *cluster.Sync
+	clusterBans *cluster.Bans
+	kernelBans  *bpf.Bans
+	stopCluster context.CancelFunc
+	clusterDone chan struct{}
 
 	// reloading serializes reloads. It is never held by the runner's
 	// control goroutine, which takes mu (notice, record): a reload holds
@@ -119,6 +131,12 @@ func startService(c *config.Config, path string, set [][2]string, cfg live.Confi
 	if s.r, err = live.Start(cfg); err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { s.r.Stop() })
+	if len(c.ClusterNATS) > 0 {
+		if err = s.startCluster(c, stderr); err != nil {
+			return nil, err
+		}
+	}
 	if ml != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(s.r, buildInfo(), s.extraMetrics))
@@ -137,6 +155,12 @@ func startService(c *config.Config, path string, set [][2]string, cfg live.Confi
 // stop stops the dataplane, then the endpoints, and prints the totals.
 func (s *service) stop() error {
 	err := s.r.Stop()
+	if s.stopCluster != nil {
+		s.stopCluster()
+		<-s.clusterDone
+		s.clusterBans.Close()
+		s.kernelBans.Close()
+	}
 	if s.http != nil {
 		s.http.Close()
 	}
@@ -240,6 +264,7 @@ func (s *service) notice(e *live.Event) {
 	switch e.EventType {
 	case live.EvBan:
 		s.bans[e.Host] = banNote{Set: time.Now(), Expires: e.Expires, Peer: e.Peer, FlowID: e.FlowID, Label: e.Label, P: e.P, Reasons: e.Reasons}
+		s.share(e)
 	case live.EvUnban:
 		delete(s.bans, e.Host)
 	}
@@ -289,6 +314,9 @@ var (
 	dReloads = prometheus.NewDesc("swarmguard_reloads_total", "Configuration reloads, by result.", []string{"result"}, nil)
 	dLogRot  = prometheus.NewDesc("swarmguard_log_rotations_total", "Decision log files rotated by size.", nil, nil)
 	dAudit   = prometheus.NewDesc("swarmguard_audit_flows_total", "p2p flows written to the audit capture.", nil, nil)
+
+	dClusterUp   = prometheus.NewDesc("swarmguard_cluster_connected", "1 while the connection to NATS (cluster.nats) is up.", nil, nil)
+	dClusterBans = prometheus.NewDesc("swarmguard_cluster_bans_total", "Shared bans, by what became of them: applied (another box's, into the kernel map), removed (ended), published (this box's), dropped (queue full), refused (allow-listed or local), malformed, kernel_error.", []string{"outcome"}, nil)
 )
 
 // extraMetrics adds the service's own counters to a scrape.
@@ -313,6 +341,21 @@ func (s *service) extraMetrics(ch chan<- prometheus.Metric) {
 	if s.audit != nil {
 		flows, _ := s.audit.Counts()
 		cm(dAudit, flows)
+	}
+	if s.cluster != nil {
+		up := 0.0
+		if s.clusterBans.Connected() {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(dClusterUp, prometheus.GaugeValue, up)
+		for _, c := range []struct {
+			what string
+			n    uint64
+		}{{"applied", s.cluster.Applied.Load()}, {"removed", s.cluster.Removed.Load()}, {"published", s.cluster.Published.Load()},
+			{"dropped", s.cluster.Dropped.Load()}, {"refused", s.clusterBans.Refused.Load()}, {"malformed", s.clusterBans.Malformed.Load()},
+			{"kernel_error", s.cluster.KernelErrors.Load()}} {
+			cm(dClusterBans, c.n, c.what)
+		}
 	}
 }
 
@@ -376,4 +419,73 @@ type rateSample struct {
 	rx, xsk  uint64
 	pps      float64
 	userside float64
+}
+
+// startCluster joins the edge's shared ban bucket (docs/SCALEOUT.md): this
+// box's bans go out, the others' come into its kernel ban map (the pinned
+// one the runner uses), never one for an allow-listed address
+// (policy.allow_nets).
+// NATS need not be there: the connection is made in the background.
+func (s *service) startCluster(c *config.Config, stderr io.Writer) error {
+	box := c.ClusterBox
+	if box == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("cluster: box name: %w", err)
+		}
+		box = strings.NewReplacer(".", "-", " ", "-").Replace(h)
+	}
+	allow := slices.Clone(c.AllowNets)
+	refuse := func(a netip.Addr) bool {
+		for _, p := range allow {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bans, err := cluster.OpenBans(ctx, cluster.Config{URLs: c.ClusterNATS, Box: box, User: c.ClusterUser, Password: c.ClusterPassword, Replicas: c.ClusterReplicas, Refuse: refuse})
+	if err != nil {
+		return err
+	}
+	kb, err := bpf.OpenBans(c.Pin)
+	if err != nil {
+		bans.Close()
+		return fmt.Errorf("cluster: %w", err)
+	}
+	s.clusterBans, s.kernelBans = bans, kb
+	s.cluster = cluster.NewSync(bans, kb)
+	run, stop := context.WithCancel(context.Background())
+	s.stopCluster, s.clusterDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.clusterDone)
+		s.cluster.Run(run)
+	}()
+	fmt.Fprintf(stderr, "swarmguard: sharing bans as %s through %s\n", box, strings.Join(c.ClusterNATS, ","))
+	return nil
+}
+
+// share hands this box's new ban to the cluster (the service's lock held).
+func (s *service) share(e *live.Event) {
+	if s.cluster == nil {
+		return
+	}
+	a, err := netip.ParseAddr(e.Host)
+	if err != nil {
+		return
+	}
+	exp, err := time.Parse(time.RFC3339, e.Expires)
+	if err != nil {
+		return
+	}
+	reason := e.Label
+	for i, r := range e.Reasons {
+		if i == 3 {
+			break
+		}
+		reason += " " + r.Feature
+	}
+	s.cluster.Local(cluster.Ban{Addr: a, Expires: exp, Reason: strings.TrimSpace(reason)})
 }

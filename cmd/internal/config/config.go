@@ -59,10 +59,16 @@ type Config struct {
 	MetricsListen string // "": off
 	StatusSocket  string // "": off
 
-	Webhooks       []string
-	WebhookTimeout time.Duration
-	WebhookRetries int
-	WebhookQueue   int
+	Webhooks []string
+
+	ClusterNATS     []string // NATS servers of the shared ban bucket; empty: this box alone
+	ClusterBox      string   // this box's name in the cluster ("": the host name)
+	ClusterUser     string
+	ClusterPassword string
+	ClusterReplicas int
+	WebhookTimeout  time.Duration
+	WebhookRetries  int
+	WebhookQueue    int
 
 	AuditDir     string // "": off
 	AuditPackets int
@@ -76,7 +82,7 @@ func Default() *Config {
 		Pin: "/sys/fs/bpf/swarmguard", FailOpen: time.Second, UserPPS: 300_000,
 		BanFor:    5 * time.Hour,
 		Local:     mustPrefixes("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"),
-		AllowNets: []netip.Prefix{}, AllowPorts: []uint16{}, Bridge: []string{}, Webhooks: []string{},
+		AllowNets: []netip.Prefix{}, AllowPorts: []uint16{}, Bridge: []string{}, Webhooks: []string{}, ClusterNATS: []string{}, ClusterReplicas: 1,
 		LogFile: "-", LogMaxSize: 100 << 20, LogKeep: 5,
 		MetricsListen: "127.0.0.1:9425", StatusSocket: "/run/swarmguard/swarmguard.sock",
 		WebhookTimeout: 5 * time.Second, WebhookRetries: 3, WebhookQueue: 1024,
@@ -130,6 +136,11 @@ func (c *Config) Options() []Option {
 		{"log.keep", "log-keep", "rotated log files kept", true, intVal{p: &c.LogKeep, max: 1000}},
 		{"metrics.listen", "metrics", "Prometheus /metrics address (empty: off)", false, strVal{&c.MetricsListen, hostPortOrEmpty}},
 		{"status.socket", "status-socket", "unix socket of status and reload (empty: off)", false, strVal{&c.StatusSocket, absPathOrEmpty}},
+		{"cluster.nats", "cluster-nats", "NATS servers (nats://host:port) of the ban bucket the boxes of one edge share (docs/SCALEOUT.md); empty: this box alone", false, strList{&c.ClusterNATS, natsURL}},
+		{"cluster.box", "cluster-box", "this box's name among the boxes (empty: the host name)", false, strVal{&c.ClusterBox, boxName}},
+		{"cluster.user", "cluster-user", "NATS user (with cluster.password); keep the file readable by root only", false, strVal{&c.ClusterUser, nil}},
+		{"cluster.password", "cluster-password", "NATS password", false, strVal{&c.ClusterPassword, nil}},
+		{"cluster.replicas", "cluster-replicas", "copies of the ban bucket in the NATS cluster (3 for a three-node cluster)", false, intVal{p: &c.ClusterReplicas, min: 1, max: 5}},
 		{"webhooks.urls", "webhook", "URLs that get a JSON POST on ban, unban and host turned p2p", true, strList{&c.Webhooks, httpURL}},
 		{"webhooks.timeout", "webhook-timeout", "time allowed for one POST", true, durVal{p: &c.WebhookTimeout, min: 100 * time.Millisecond, max: time.Minute}},
 		{"webhooks.retries", "webhook-retries", "retries of a failed POST, with doubling backoff", true, intVal{p: &c.WebhookRetries, max: 10}},
@@ -278,6 +289,21 @@ func hostPortOrEmpty(s string) error {
 	}
 	if _, _, err := net.SplitHostPort(s); err != nil {
 		return fmt.Errorf("%q is not host:port", s)
+	}
+	return nil
+}
+
+func natsURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+		return fmt.Errorf("%q is not a nats:// or tls:// URL", s)
+	}
+	return nil
+}
+
+func boxName(s string) error {
+	if strings.ContainsAny(s, " .*>\t") {
+		return fmt.Errorf("%q: a box name has no spaces, dots, * or >", s)
 	}
 	return nil
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/internal/netnstest"
+	"github.com/swarmguard/swarmguard/internal/testbin"
+)
+
+// Two `swarmguard run` bridges sharing their bans through the real NATS
+// server (cluster.nats): a real swarm replayed through box A gets its
+// peers banned on A, and within 2 s in box B's kernel ban map, though no
+// packet of the swarm ever crossed B.
+func TestTwoBoxesShareBans(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, XDP, AF_XDP)")
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+
+	capFile, err := filepath.Abs("../../testdata/captures/encrypted.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := netnstest.New(t)
+	bin := testbin.Build(t)
+	dir := t.TempDir()
+	type box struct {
+		name, gen, pin string
+		sg             *child
+	}
+	var boxes []*box
+	for i, name := range []string{"box-a", "box-b"} {
+		gen, sink := env.NS(fmt.Sprintf("gen%d", i)), env.NS(fmt.Sprintf("sink%d", i))
+		pa := env.Veth(fmt.Sprintf("a%d", i), gen, fmt.Sprintf("10.99.%d.1/24", 80+i), 1)
+		pb := env.Veth(fmt.Sprintf("b%d", i), sink, fmt.Sprintf("10.99.%d.2/24", 80+i), 1)
+		for _, n := range []string{gen, sink} {
+			if out, err := env.Exec(n, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
+				t.Fatalf("ethtool: %v %s", err, out)
+			}
+		}
+		pin := fmt.Sprintf("/sys/fs/bpf/sgcl%d%d", i, time.Now().UnixNano())
+		t.Cleanup(func() { os.RemoveAll(pin) })
+		conf := filepath.Join(dir, name+".yaml")
+		body := fmt.Sprintf(`interfaces:
+  bridge: [%s, %s]
+kernel:
+  pin: %s
+log:
+  file: %s
+metrics:
+  listen: ""
+status:
+  socket: ""
+cluster:
+  nats: [%s]
+  box: %s
+`, pa, pb, pin, filepath.Join(dir, name+".json"), ns.ClientURL(), name)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sg := start(t, bin, "run", "--config", conf)
+		if !waitFor(&sg.out, "sharing bans", 30*time.Second) || !waitFor(&sg.out, "running", 30*time.Second) {
+			t.Skipf("%s did not start (no XDP here?): %s", name, sg.out.String())
+		}
+		boxes = append(boxes, &box{name: name, gen: gen, pin: pin, sg: sg})
+	}
+	a, b := boxes[0], boxes[1]
+	out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("replay: %v %s", err, out)
+	}
+	list := func(pin string) map[string]bool {
+		bans, err := bpf.OpenBans(pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bans.Close()
+		l, err := bans.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, m := bpf.Monotonic(), map[string]bool{}
+		for a, until := range l {
+			if until > now {
+				m[a.String()] = true
+			}
+		}
+		return m
+	}
+	var onA map[string]bool
+	for end := time.Now().Add(10 * time.Second); len(onA) == 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		onA = list(a.pin)
+	}
+	if len(onA) == 0 {
+		t.Fatalf("box A banned nobody:\n%s", a.sg.out.String())
+	}
+	seen := time.Now()
+	var onB map[string]bool
+	for end := seen.Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if onB = list(b.pin); len(onB) >= len(onA) {
+			break
+		}
+	}
+	for p := range onA {
+		if !onB[p] {
+			t.Fatalf("2 s after box A banned %v, box B has %v", onA, onB)
+		}
+	}
+	t.Logf("box A banned %d peers; all in box B's kernel map %v after A's were seen", len(onA), time.Since(seen).Round(time.Millisecond))
+}
