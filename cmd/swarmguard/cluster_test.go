@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,8 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/swarmguard/swarmguard/bpf"
+	"github.com/swarmguard/swarmguard/cluster"
 	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
@@ -123,4 +127,28 @@ cluster:
 		}
 	}
 	t.Logf("box A banned %d peers; all in box B's kernel map %v after A's were seen", len(onA), time.Since(seen).Round(time.Millisecond))
+	// And box A's ban events are in the stream for consumers.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var banEvents uint64
+	for banEvents < uint64(len(onA)) && ctx.Err() == nil {
+		if st, err := js.Stream(ctx, cluster.EventStream); err == nil {
+			if info, err := st.Info(ctx, jetstream.WithSubjectFilter("sg.events.box-a.ban")); err == nil {
+				banEvents = info.State.Subjects["sg.events.box-a.ban"]
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if banEvents < uint64(len(onA)) {
+		t.Fatalf("%d ban events of box A in %s, want %d", banEvents, cluster.EventStream, len(onA))
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,7 @@ type service struct {
 	// The ban bucket shared with the edge's other boxes (cluster.nats),
 	// nil when this box is alone.
 	cluster     *cluster.Sync
+	events      *cluster.Events // decision and ban events to the SG_EVENTS stream
 	clusterBans *cluster.Bans
 	kernelBans  *bpf.Bans
 	stopCluster context.CancelFunc
@@ -269,6 +271,11 @@ func (s *service) notice(e *live.Event) {
 		delete(s.bans, e.Host)
 	}
 	s.mu.Unlock()
+	if s.events != nil {
+		if b, err := json.Marshal(e); err == nil {
+			s.events.Send(e.EventType, b)
+		}
+	}
 	if e.EventType == live.EvFailOpen {
 		return
 	}
@@ -299,6 +306,11 @@ func (s *service) auditFlow(r *live.Record, frames []live.AuditFrame) {
 
 // record keeps the last decisions for status.
 func (s *service) record(r *live.Record) {
+	if s.events != nil {
+		if b, err := json.Marshal(r); err == nil {
+			s.events.Send("decision", b)
+		}
+	}
 	s.mu.Lock()
 	if len(s.recent) == recentKept {
 		copy(s.recent, s.recent[1:])
@@ -315,8 +327,9 @@ var (
 	dLogRot  = prometheus.NewDesc("swarmguard_log_rotations_total", "Decision log files rotated by size.", nil, nil)
 	dAudit   = prometheus.NewDesc("swarmguard_audit_flows_total", "p2p flows written to the audit capture.", nil, nil)
 
-	dClusterUp   = prometheus.NewDesc("swarmguard_cluster_connected", "1 while the connection to NATS (cluster.nats) is up.", nil, nil)
-	dClusterBans = prometheus.NewDesc("swarmguard_cluster_bans_total", "Shared bans, by what became of them: applied (another box's, into the kernel map), removed (ended), published (this box's), dropped (queue full), refused (allow-listed or local), malformed, kernel_error.", []string{"outcome"}, nil)
+	dClusterEvents = prometheus.NewDesc("swarmguard_cluster_events_total", "Events for the SG_EVENTS stream: published, dropped (queue full, the oldest first).", []string{"outcome"}, nil)
+	dClusterUp     = prometheus.NewDesc("swarmguard_cluster_connected", "1 while the connection to NATS (cluster.nats) is up.", nil, nil)
+	dClusterBans   = prometheus.NewDesc("swarmguard_cluster_bans_total", "Shared bans, by what became of them: applied (another box's, into the kernel map), removed (ended), published (this box's), dropped (queue full), refused (allow-listed or local), malformed, kernel_error.", []string{"outcome"}, nil)
 )
 
 // extraMetrics adds the service's own counters to a scrape.
@@ -356,6 +369,8 @@ func (s *service) extraMetrics(ch chan<- prometheus.Metric) {
 			{"kernel_error", s.cluster.KernelErrors.Load()}} {
 			cm(dClusterBans, c.n, c.what)
 		}
+		cm(dClusterEvents, s.events.Published.Load(), "published")
+		cm(dClusterEvents, s.events.Dropped.Load(), "dropped")
 	}
 }
 
@@ -457,11 +472,15 @@ func (s *service) startCluster(c *config.Config, stderr io.Writer) error {
 	}
 	s.clusterBans, s.kernelBans = bans, kb
 	s.cluster = cluster.NewSync(bans, kb)
+	s.events = cluster.NewEvents(bans, cluster.QueueLen)
 	run, stop := context.WithCancel(context.Background())
 	s.stopCluster, s.clusterDone = stop, make(chan struct{})
 	go func() {
 		defer close(s.clusterDone)
+		done := make(chan struct{})
+		go func() { s.events.Run(run); close(done) }()
 		s.cluster.Run(run)
+		<-done
 	}()
 	fmt.Fprintf(stderr, "swarmguard: sharing bans as %s through %s\n", box, strings.Join(c.ClusterNATS, ","))
 	return nil
