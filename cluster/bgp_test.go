@@ -1,16 +1,16 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
 // router is a real GoBGP speaker standing in for the operator's router:
@@ -38,27 +38,10 @@ func router(t *testing.T, port int32) *server.BgpServer {
 	return r
 }
 
-// logBuf keeps the speakers' log lines (they may write after the test
+// testLog keeps the speakers' log lines (they may write after the test
 // ends, when t.Log would panic); the test prints them at its end.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLog(t *testing.T) *logBuf {
-	l := &logBuf{}
+func testLog(t *testing.T) *testbin.Buffer {
+	l := &testbin.Buffer{}
 	t.Cleanup(func() { t.Log(l.String()) })
 	return l
 }
