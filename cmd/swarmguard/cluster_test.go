@@ -6,12 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	api "github.com/osrg/gobgp/v3/api"
+	bgpserver "github.com/osrg/gobgp/v3/pkg/server"
 
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/cluster"
@@ -36,6 +40,19 @@ func TestTwoBoxesShareBans(t *testing.T) {
 		t.Fatal("nats-server did not start")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+
+	// The operator's router: a real GoBGP speaker on loopback that box A
+	// peers with (bgp.peers).
+	bgpPort := freePort(t)
+	rt := bgpserver.NewBgpServer()
+	go rt.Serve()
+	t.Cleanup(rt.Stop)
+	if err := rt.StartBgp(context.Background(), &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "10.255.0.1", ListenPort: int32(bgpPort), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.AddPeer(context.Background(), &api.AddPeerRequest{Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001}, Transport: &api.Transport{PassiveMode: true}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	capFile, err := filepath.Abs("../../testdata/captures/encrypted.pcap")
 	if err != nil {
@@ -75,6 +92,9 @@ cluster:
   nats: [%s]
   box: %s
 `, pa, pb, pin, filepath.Join(dir, name+".json"), ns.ClientURL(), name)
+		if i == 0 {
+			body += fmt.Sprintf("bgp:\n  asn: 65001\n  router_id: 10.255.0.2\n  peers: [\"127.0.0.1:%d@65000\"]\n", bgpPort)
+		}
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -127,6 +147,26 @@ cluster:
 		}
 	}
 	t.Logf("box A banned %d peers; all in box B's kernel map %v after A's were seen", len(onA), time.Since(seen).Round(time.Millisecond))
+	// The router has box A's bans as /32s with the BLACKHOLE community.
+	routes := map[string]bool{}
+	for end := time.Now().Add(10 * time.Second); len(routes) < len(onA) && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		clear(routes)
+		rt.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}}, func(d *api.Destination) {
+			for _, p := range d.Paths {
+				for _, a := range p.Pattrs {
+					var c api.CommunitiesAttribute
+					if a.UnmarshalTo(&c) == nil && slices.Contains(c.Communities, cluster.Blackhole) {
+						routes[strings.TrimSuffix(d.Prefix, "/32")] = true
+					}
+				}
+			}
+		})
+	}
+	for p := range onA {
+		if !routes[p] {
+			t.Fatalf("the router's blackhole routes %v lack box A's ban %s", routes, p)
+		}
+	}
 	// And box A's ban events are in the stream for consumers.
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {

@@ -46,7 +46,8 @@ type service struct {
 	// The ban bucket shared with the edge's other boxes (cluster.nats),
 	// nil when this box is alone.
 	cluster     *cluster.Sync
-	events      *cluster.Events // decision and ban events to the SG_EVENTS stream
+	events      *cluster.Events    // decision and ban events to the SG_EVENTS stream
+	bgp         *cluster.Announcer // bans announced to the routers (bgp.peers), nil when off
 	clusterBans *cluster.Bans
 	kernelBans  *bpf.Bans
 	stopCluster context.CancelFunc
@@ -139,6 +140,11 @@ func startService(c *config.Config, path string, set [][2]string, cfg live.Confi
 			return nil, err
 		}
 	}
+	if c.BGPASN != 0 && len(c.BGPPeers) > 0 {
+		if err = s.startBGP(c, stderr); err != nil {
+			return nil, err
+		}
+	}
 	if ml != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.Handler(s.r, buildInfo(), s.extraMetrics))
@@ -157,6 +163,9 @@ func startService(c *config.Config, path string, set [][2]string, cfg live.Confi
 // stop stops the dataplane, then the endpoints, and prints the totals.
 func (s *service) stop() error {
 	err := s.r.Stop()
+	if s.bgp != nil {
+		s.bgp.Close() // the sessions' end withdraws every route
+	}
 	if s.stopCluster != nil {
 		s.stopCluster()
 		<-s.clusterDone
@@ -269,6 +278,7 @@ func (s *service) notice(e *live.Event) {
 		s.share(e)
 	case live.EvUnban:
 		delete(s.bans, e.Host)
+		s.withdraw(e)
 	}
 	s.mu.Unlock()
 	if s.events != nil {
@@ -327,6 +337,7 @@ var (
 	dLogRot  = prometheus.NewDesc("swarmguard_log_rotations_total", "Decision log files rotated by size.", nil, nil)
 	dAudit   = prometheus.NewDesc("swarmguard_audit_flows_total", "p2p flows written to the audit capture.", nil, nil)
 
+	dBGP           = prometheus.NewDesc("swarmguard_bgp_routes_total", "RTBH routes of this box's bans: announced, withdrawn, and bans not announced (over_max, over_rate).", []string{"outcome"}, nil)
 	dClusterEvents = prometheus.NewDesc("swarmguard_cluster_events_total", "Events for the SG_EVENTS stream: published, dropped (queue full, the oldest first).", []string{"outcome"}, nil)
 	dClusterUp     = prometheus.NewDesc("swarmguard_cluster_connected", "1 while the connection to NATS (cluster.nats) is up.", nil, nil)
 	dClusterBans   = prometheus.NewDesc("swarmguard_cluster_bans_total", "Shared bans, by what became of them: applied (another box's, into the kernel map), removed (ended), published (this box's), dropped (queue full), refused (allow-listed or local), malformed, kernel_error.", []string{"outcome"}, nil)
@@ -371,6 +382,12 @@ func (s *service) extraMetrics(ch chan<- prometheus.Metric) {
 		}
 		cm(dClusterEvents, s.events.Published.Load(), "published")
 		cm(dClusterEvents, s.events.Dropped.Load(), "dropped")
+	}
+	if s.bgp != nil {
+		cm(dBGP, s.bgp.Announced.Load(), "announced")
+		cm(dBGP, s.bgp.Withdrawn.Load(), "withdrawn")
+		cm(dBGP, s.bgp.OverMax.Load(), "over_max")
+		cm(dBGP, s.bgp.OverRate.Load(), "over_rate")
 	}
 }
 
@@ -486,13 +503,19 @@ func (s *service) startCluster(c *config.Config, stderr io.Writer) error {
 	return nil
 }
 
-// share hands this box's new ban to the cluster (the service's lock held).
+// share hands this box's new ban to the cluster and the routers (the
+// service's lock held).
 func (s *service) share(e *live.Event) {
-	if s.cluster == nil {
-		return
-	}
 	a, err := netip.ParseAddr(e.Host)
 	if err != nil {
+		return
+	}
+	if s.bgp != nil {
+		if err := s.bgp.Announce(context.Background(), a); err != nil {
+			fmt.Fprintf(s.stderr, "swarmguard: %v\n", err)
+		}
+	}
+	if s.cluster == nil {
 		return
 	}
 	exp, err := time.Parse(time.RFC3339, e.Expires)
@@ -507,4 +530,39 @@ func (s *service) share(e *live.Event) {
 		reason += " " + r.Feature
 	}
 	s.cluster.Local(cluster.Ban{Addr: a, Expires: exp, Reason: strings.TrimSpace(reason)})
+}
+
+// startBGP starts the speaker that announces this box's bans to the
+// routers as RTBH routes (docs/SCALEOUT.md).
+func (s *service) startBGP(c *config.Config, stderr io.Writer) error {
+	bc := cluster.BGPConfig{ASN: uint32(c.BGPASN), RouterID: c.BGPRouterID, Max: c.BGPMax, Rate: c.BGPRate, Log: stderr}
+	for _, p := range c.BGPPeers {
+		addr, port, asn, err := config.BGPPeer(p)
+		if err != nil {
+			return err
+		}
+		bc.Peers = append(bc.Peers, cluster.BGPPeer{Address: addr, Port: port, ASN: asn, Password: c.BGPPassword})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := cluster.StartBGP(ctx, bc)
+	if err != nil {
+		return err
+	}
+	s.bgp = a
+	fmt.Fprintf(stderr, "swarmguard: announcing bans to %s as AS %d\n", strings.Join(c.BGPPeers, ","), c.BGPASN)
+	return nil
+}
+
+// withdraw takes an ended ban's route back (the service's lock held; the
+// speaker's calls do not block on the network).
+func (s *service) withdraw(e *live.Event) {
+	if s.bgp == nil {
+		return
+	}
+	if a, err := netip.ParseAddr(e.Host); err == nil {
+		if err := s.bgp.Withdraw(context.Background(), a); err != nil {
+			fmt.Fprintf(s.stderr, "swarmguard: %v\n", err)
+		}
+	}
 }

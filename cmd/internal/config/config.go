@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,9 +67,16 @@ type Config struct {
 	ClusterUser     string
 	ClusterPassword string
 	ClusterReplicas int
-	WebhookTimeout  time.Duration
-	WebhookRetries  int
-	WebhookQueue    int
+
+	BGPASN         int      // this box's AS number; with BGPPeers, bans are announced as RTBH routes
+	BGPRouterID    string   // an IPv4 address
+	BGPPeers       []string // ADDR[:PORT]@ASN of each router
+	BGPPassword    string   // TCP MD5, when the routers want it
+	BGPMax         int
+	BGPRate        int
+	WebhookTimeout time.Duration
+	WebhookRetries int
+	WebhookQueue   int
 
 	AuditDir     string // "": off
 	AuditPackets int
@@ -82,7 +90,7 @@ func Default() *Config {
 		Pin: "/sys/fs/bpf/swarmguard", FailOpen: time.Second, UserPPS: 300_000,
 		BanFor:    5 * time.Hour,
 		Local:     mustPrefixes("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "fe80::/10"),
-		AllowNets: []netip.Prefix{}, AllowPorts: []uint16{}, Bridge: []string{}, Webhooks: []string{}, ClusterNATS: []string{}, ClusterReplicas: 1,
+		AllowNets: []netip.Prefix{}, AllowPorts: []uint16{}, Bridge: []string{}, Webhooks: []string{}, ClusterNATS: []string{}, ClusterReplicas: 1, BGPPeers: []string{}, BGPMax: 10_000, BGPRate: 100,
 		LogFile: "-", LogMaxSize: 100 << 20, LogKeep: 5,
 		MetricsListen: "127.0.0.1:9425", StatusSocket: "/run/swarmguard/swarmguard.sock",
 		WebhookTimeout: 5 * time.Second, WebhookRetries: 3, WebhookQueue: 1024,
@@ -141,6 +149,12 @@ func (c *Config) Options() []Option {
 		{"cluster.user", "cluster-user", "NATS user (with cluster.password); keep the file readable by root only", false, strVal{&c.ClusterUser, nil}},
 		{"cluster.password", "cluster-password", "NATS password", false, strVal{&c.ClusterPassword, nil}},
 		{"cluster.replicas", "cluster-replicas", "copies of the ban bucket in the NATS cluster (3 for a three-node cluster)", false, intVal{p: &c.ClusterReplicas, min: 1, max: 5}},
+		{"bgp.asn", "bgp-asn", "this box's AS number for announcing its bans to the routers as RTBH routes (0: off)", false, intVal{p: &c.BGPASN, max: 1<<32 - 1}},
+		{"bgp.router_id", "bgp-router-id", "BGP router id (an IPv4 address)", false, strVal{&c.BGPRouterID, ipv4OrEmpty}},
+		{"bgp.peers", "bgp-peer", "routers to announce to: ADDR[:PORT]@ASN; each ban as a /32 or /128 with the BLACKHOLE community, withdrawn at its end", false, strList{&c.BGPPeers, bgpPeer}},
+		{"bgp.password", "bgp-password", "TCP MD5 password of the BGP sessions", false, strVal{&c.BGPPassword, nil}},
+		{"bgp.max_announcements", "bgp-max", "most bans announced at once; past it they are not announced, counted", false, intVal{p: &c.BGPMax, min: 1, max: 1 << 24}},
+		{"bgp.rate", "bgp-rate", "most new announcements a second", false, intVal{p: &c.BGPRate, min: 1, max: 1 << 20}},
 		{"webhooks.urls", "webhook", "URLs that get a JSON POST on ban, unban and host turned p2p", true, strList{&c.Webhooks, httpURL}},
 		{"webhooks.timeout", "webhook-timeout", "time allowed for one POST", true, durVal{p: &c.WebhookTimeout, min: 100 * time.Millisecond, max: time.Minute}},
 		{"webhooks.retries", "webhook-retries", "retries of a failed POST, with doubling backoff", true, intVal{p: &c.WebhookRetries, max: 10}},
@@ -291,6 +305,42 @@ func hostPortOrEmpty(s string) error {
 		return fmt.Errorf("%q is not host:port", s)
 	}
 	return nil
+}
+
+func ipv4OrEmpty(s string) error {
+	if s == "" {
+		return nil
+	}
+	if a, err := netip.ParseAddr(s); err != nil || !a.Is4() {
+		return fmt.Errorf("%q is not an IPv4 address", s)
+	}
+	return nil
+}
+
+// BGPPeer splits ADDR[:PORT]@ASN.
+func BGPPeer(s string) (addr string, port uint32, asn uint32, err error) {
+	hp, as, ok := strings.Cut(s, "@")
+	if !ok {
+		return "", 0, 0, fmt.Errorf("%q: want ADDR[:PORT]@ASN", s)
+	}
+	n, err := strconv.ParseUint(as, 10, 32)
+	if err != nil || n == 0 {
+		return "", 0, 0, fmt.Errorf("%q: %q is not an AS number", s, as)
+	}
+	port = 179
+	if ap, err := netip.ParseAddrPort(hp); err == nil {
+		return ap.Addr().String(), uint32(ap.Port()), uint32(n), nil
+	}
+	a, err := netip.ParseAddr(hp)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("%q: %q is not an address", s, hp)
+	}
+	return a.String(), port, uint32(n), nil
+}
+
+func bgpPeer(s string) error {
+	_, _, _, err := BGPPeer(s)
+	return err
 }
 
 func natsURL(s string) error {
