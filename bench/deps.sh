@@ -4,7 +4,7 @@
 # apt-get update runs first.
 set -euo pipefail
 pkgs=(libndpi-bin transmission-daemon transmission-cli qbittorrent-nox mktorrent opentracker nginx-light iperf3 tcpdump
-      dnsmasq-base openssh-server openssh-client dnsutils ethtool curl openssl iproute2 util-linux tshark prometheus "$@")
+      dnsmasq-base openssh-server openssh-client dnsutils ethtool curl openssl iproute2 util-linux tshark prometheus gobgpd "$@")
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -4,12 +4,17 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 
+	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
@@ -122,4 +127,93 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// The operator's router is Debian's gobgpd in a namespace of its own, the
+// box's speaker peering with it over a veth: bans announced show in the
+// router's RIB (`gobgp global rib`) with the BLACKHOLE community, and go
+// when withdrawn.
+func TestAnnouncerToDebianGobgpd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces)")
+	}
+	for _, b := range []string{"gobgpd", "gobgp"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("needs %s (bench/deps.sh installs gobgpd)", b)
+		}
+	}
+	env := netnstest.New(t)
+	rtr := env.NS("rtr")
+	port := env.Veth("bgp", rtr, "10.99.90.2/24", 1)
+	env.Run("ip", "addr", "add", "10.99.90.1/24", "dev", port)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "gobgpd.toml")
+	if err := os.WriteFile(conf, []byte(`[global.config]
+  as = 65000
+  router-id = "10.99.90.2"
+  port = 179
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "10.99.90.1"
+    peer-as = 65001
+  [neighbors.transport.config]
+    passive-mode = true
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out testbin.Buffer
+	d := exec.Command("ip", "netns", "exec", rtr, "gobgpd", "-f", conf, "--api-hosts", "127.0.0.1:50051", "-l", "warn")
+	d.Stdout, d.Stderr = &out, &out
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Process.Kill()
+		d.Wait()
+		t.Log(out.String())
+	})
+	rib := func(family string) string {
+		b, _ := exec.Command("ip", "netns", "exec", rtr, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "-a", family, "-j").CombinedOutput()
+		return string(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := StartBGP(ctx, BGPConfig{ASN: 65001, RouterID: "10.99.90.1", Peers: []BGPPeer{{Address: "10.99.90.2", ASN: 65000}}, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	v4, v6 := netip.MustParseAddr("198.51.100.70"), netip.MustParseAddr("2001:db8::70")
+	for _, p := range []netip.Addr{v4, v6} {
+		if err := a.Announce(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bh = "4294902426" // 65535:666 as the CLI's JSON writes it
+	has := func(family, prefix string) bool {
+		r := rib(family)
+		return strings.Contains(r, prefix) && strings.Contains(r, bh)
+	}
+	ok := false
+	for end := time.Now().Add(30 * time.Second); !ok && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		ok = has("ipv4", "198.51.100.70/32") && has("ipv6", "2001:db8::70/128")
+	}
+	if !ok {
+		t.Fatalf("gobgpd's RIB after 30 s:\n%s\n%s", rib("ipv4"), rib("ipv6"))
+	}
+	if err := a.Withdraw(ctx, v4); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(10 * time.Second); strings.Contains(rib("ipv4"), "198.51.100.70/32") && time.Now().Before(end); {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if strings.Contains(rib("ipv4"), "198.51.100.70/32") {
+		t.Fatalf("withdrawn, still in gobgpd's RIB:\n%s", rib("ipv4"))
+	}
 }
