@@ -16,7 +16,7 @@ import (
 // natsServer starts the real NATS server (with JetStream, on loopback, a
 // port of its own, its store in the test's directory) and stops it with
 // the test. With a user, clients must log in.
-func natsServer(t *testing.T, user, password string) string {
+func natsServer(t testing.TB, user, password string) string {
 	t.Helper()
 	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
 	if user != "" {
@@ -251,7 +251,7 @@ func FuzzAddrOf(f *testing.F) {
 // natsCluster starts three real NATS servers routed to each other on
 // loopback, with JetStream clustered, and returns them and their client
 // URLs once JetStream has a leader.
-func natsCluster(t *testing.T) ([]*server.Server, []string) {
+func natsCluster(t testing.TB) ([]*server.Server, []string) {
 	t.Helper()
 	var servers []*server.Server
 	var urls []string
