@@ -3,6 +3,7 @@ package hostmerge
 import (
 	"math"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,11 +84,17 @@ type Merger struct {
 	views   *cowmap.Builder[Host, *View]
 	pred    [numShards]map[predKey]int64 // expiry, ns: the merger's own copy, swept one shard a merge
 	preds   *cowmap.Builder[predKey, int64]
-	sweep   int // next shard of pred swept
-	snap    atomic.Pointer[Snapshot]
-	npred   int
-	gen     uint64 // merges so far: the generation of the next snapshot
-	turns   []Turn // hosts that turned p2p in the last turnGens generations
+	// Peer reputation: remote addresses other boxes saw in confirmed p2p
+	// flows (docs/SCALEOUT.md), with their expiry. AddReputation may be
+	// called from any goroutine; the merge takes what it queued.
+	reputation *cowmap.Builder[netip.Addr, int64]
+	repMu      sync.Mutex
+	repPending []reputed
+	sweep      int // next shard of pred swept
+	snap       atomic.Pointer[Snapshot]
+	npred      int
+	gen        uint64 // merges so far: the generation of the next snapshot
+	turns      []Turn // hosts that turned p2p in the last turnGens generations
 	// Evicted counts hosts and predictions dropped to stay within bounds.
 	EvictedHosts, EvictedPredictions uint64
 	// ShedHosts counts the events of new hosts not created because a merge
@@ -109,6 +116,65 @@ const (
 	turnGens = 64
 	maxTurns = 1 << 14
 )
+
+type reputed struct {
+	peer netip.Addr
+	exp  int64
+}
+
+// MaxReputation bounds the reputed peers kept; past it new ones are
+// dropped (counted in EvictedPredictions).
+const MaxReputation = 1 << 18
+
+// AddReputation makes peer count as a predicted peer of every host until
+// exp (ns): another box proved it takes part in p2p flows. It is evidence
+// for a flow, never a verdict. Safe from any goroutine; it shows from the
+// next merge.
+func (m *Merger) AddReputation(peer netip.Addr, exp int64) {
+	m.repMu.Lock()
+	if len(m.repPending) < MaxReputation {
+		m.repPending = append(m.repPending, reputed{peer.Unmap(), exp})
+	}
+	m.repMu.Unlock()
+}
+
+// takeReputation moves the queued reputed peers into the map.
+func (m *Merger) takeReputation(now int64) {
+	m.repMu.Lock()
+	pend := m.repPending
+	m.repPending = nil
+	m.repMu.Unlock()
+	for _, r := range pend {
+		if r.exp <= now {
+			continue
+		}
+		if m.reputation.Len() >= MaxReputation {
+			m.sweepReputation(now)
+		}
+		if m.reputation.Len() >= MaxReputation {
+			if _, ok := m.reputation.Get(addrHash(r.peer), r.peer); !ok {
+				m.EvictedPredictions++
+				continue
+			}
+		}
+		m.reputation.Set(addrHash(r.peer), r.peer, r.exp)
+	}
+}
+
+// sweepReputation drops the expired reputed peers (when the map is full:
+// a lookup checks the time anyway).
+func (m *Merger) sweepReputation(now int64) {
+	var gone []netip.Addr
+	m.snap.Load().rep.Range(func(a netip.Addr, exp int64) bool {
+		if exp <= now {
+			gone = append(gone, a)
+		}
+		return true
+	})
+	for _, a := range gone {
+		m.reputation.Delete(addrHash(a), a)
+	}
+}
 
 type predKey struct {
 	host Host
@@ -133,14 +199,15 @@ func NewMerger(c Config) *Merger {
 		cfg: c,
 		// Hosts are bounded, so their map is made for the bound and never
 		// rehashes in a merge; predictions are usually far below theirs.
-		views: cowmap.New[Host, *View](c.MaxHosts + c.NewPerMerge),
-		hosts: newIndex(c.MaxHosts + c.NewPerMerge),
-		preds: cowmap.New[predKey, int64](4096),
+		views:      cowmap.New[Host, *View](c.MaxHosts + c.NewPerMerge),
+		hosts:      newIndex(c.MaxHosts + c.NewPerMerge),
+		preds:      cowmap.New[predKey, int64](4096),
+		reputation: cowmap.New[netip.Addr, int64](1024),
 	}
 	for i := range m.pred {
 		m.pred[i] = make(map[predKey]int64)
 	}
-	m.snap.Store(&Snapshot{hosts: m.views.Freeze(), pred: m.preds.Freeze()})
+	m.snap.Store(&Snapshot{hosts: m.views.Freeze(), pred: m.preds.Freeze(), rep: m.reputation.Freeze()})
 	return m
 }
 
@@ -289,6 +356,7 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 		d.Reset()
 	}
 	m.sweepPredictions(now)
+	m.takeReputation(now)
 	m.bound(now)
 	m.publish(now)
 }
@@ -409,7 +477,7 @@ func (m *Merger) publish(now int64) {
 		m.refresh, m.cursor = (m.refresh+1)%numShards, 0
 	}
 	m.turns = turns
-	m.snap.Store(&Snapshot{Time: now, Gen: m.gen, hosts: m.views.Freeze(), pred: m.preds.Freeze(), turns: turns})
+	m.snap.Store(&Snapshot{Time: now, Gen: m.gen, hosts: m.views.Freeze(), pred: m.preds.Freeze(), rep: m.reputation.Freeze(), turns: turns})
 }
 
 // derive computes h's view for this generation and stores it when it

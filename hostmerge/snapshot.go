@@ -32,7 +32,8 @@ type Snapshot struct {
 	turns []Turn
 	hosts cowmap.Map[Host, *View]
 	pred  cowmap.Map[predKey, int64]
-	zero  View // what HostView answers for a host never seen
+	rep   cowmap.Map[netip.Addr, int64] // reputed peers (Merger.AddReputation)
+	zero  View                          // what HostView answers for a host never seen
 }
 
 // Host returns the view of a, or the zero view for a host never seen.
@@ -51,8 +52,16 @@ func (s *Snapshot) HostView(a Host) *View {
 // the announcement is still within its TTL at time now.
 func (s *Snapshot) Predicted(host Host, peer netip.AddrPort, now int64) bool {
 	k := predKey{host: host, peer: peer}
-	exp, ok := s.pred.Get(predHash(k), k)
-	return ok && exp > now
+	if exp, ok := s.pred.Get(predHash(k), k); ok && exp > now {
+		return true
+	}
+	// A peer another box proved, for any host and port.
+	if s.rep.Len() > 0 {
+		a := peer.Addr().Unmap()
+		exp, ok := s.rep.Get(addrHash(a), a)
+		return ok && exp > now
+	}
+	return false
 }
 
 // predHash mixes a prediction's host and peer.

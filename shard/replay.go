@@ -3,6 +3,8 @@ package shard
 import (
 	"errors"
 	"io"
+	"math"
+	"net/netip"
 	"sort"
 	"time"
 
@@ -25,6 +27,9 @@ type Options struct {
 	// ObserveHost, if set, sees every host of the final snapshot (v is the
 	// snapshot's own view: read it, never keep or write it).
 	ObserveHost func(pcap string, h hostmerge.Host, v *hostmerge.View)
+	// Reputation are peers other boxes proved (docs/SCALEOUT.md): for the
+	// whole run, predicted peers of every host.
+	Reputation []netip.Addr
 }
 
 // Result is what an offline run of one capture produced.
@@ -110,6 +115,15 @@ func Replay(src Source, pcap string, opt Options) (*Result, error) {
 
 // replay is Replay on an engine made from opt.
 func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
+	if len(opt.Reputation) > 0 {
+		for _, a := range opt.Reputation {
+			e.merger.AddReputation(a, math.MaxInt64)
+		}
+		e.merger.Merge(0)
+		for _, w := range e.workers {
+			w.snap = e.merger.Snapshot()
+		}
+	}
 	lanes := make([]*lane, len(e.Workers()))
 	for i, w := range e.Workers() {
 		l := &lane{w: w}

@@ -132,6 +132,9 @@ func makeMap[K comparable, V any](n int, gen uint64) Map[K, V] {
 // Len is the number of keys.
 func (b *Builder[K, V]) Len() int { return b.m.n }
 
+// Get returns k's value in the version being built.
+func (b *Builder[K, V]) Get(h uint64, k K) (V, bool) { return b.m.Get(h, k) }
+
 // Freeze returns the current version, which will never change; the
 // builder goes on from it.
 func (b *Builder[K, V]) Freeze() Map[K, V] {
