@@ -22,8 +22,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// BanBucket is the key-value bucket of bans.
-const BanBucket = "sg-bans"
+// BanBucket is the key-value bucket of bans; PeerBucket the one of peer
+// reputation: remote addresses of confirmed p2p flows, for PeerTTL.
+const (
+	BanBucket  = "sg-bans"
+	PeerBucket = "sg-peers"
+	PeerTTL    = 30 * time.Minute
+)
 
 // Ban is one ban as the bucket holds it.
 type Ban struct {
@@ -47,11 +52,12 @@ type Config struct {
 
 // Bans is a box's view of the shared ban bucket.
 type Bans struct {
-	cfg Config
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	mu  sync.Mutex
-	kv  jetstream.KeyValue // nil until the bucket is reached (ensure)
+	name string // the bucket
+	cfg  Config
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	mu   sync.Mutex
+	kv   jetstream.KeyValue // nil until the bucket is reached (ensure)
 	// Refused counts others' bans not applied (Config.Refuse), Malformed
 	// entries that are not bans (a key or value this package did not
 	// write).
@@ -61,7 +67,13 @@ type Bans struct {
 // OpenBans connects to NATS. A box starts whether NATS is there or not:
 // the connection is made, and made again, in the background, and the
 // bucket is made (or found) on first use.
-func OpenBans(ctx context.Context, c Config) (*Bans, error) {
+func OpenBans(ctx context.Context, c Config) (*Bans, error) { return openBucket(ctx, c, BanBucket) }
+
+// OpenPeers is OpenBans for the peer-reputation bucket: the same entries
+// (an address, an expiry, the box, a reason), each for PeerTTL.
+func OpenPeers(ctx context.Context, c Config) (*Bans, error) { return openBucket(ctx, c, PeerBucket) }
+
+func openBucket(ctx context.Context, c Config, name string) (*Bans, error) {
 	if c.Box == "" || strings.ContainsAny(c.Box, " .*>") {
 		return nil, fmt.Errorf("cluster: box name %q: want a name without spaces, dots, * or >", c.Box)
 	}
@@ -81,7 +93,7 @@ func OpenBans(ctx context.Context, c Config) (*Bans, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	b := &Bans{cfg: c, nc: nc, js: js}
+	b := &Bans{name: name, cfg: c, nc: nc, js: js}
 	_, _ = b.bucket(ctx) // at once when NATS is there; else on first use
 	return b, nil
 }
@@ -97,7 +109,7 @@ func (b *Bans) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return b.kv, nil
 	}
 	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   BanBucket,
+		Bucket:   b.name,
 		History:  1,
 		Replicas: b.cfg.Replicas,
 		Storage:  jetstream.FileStorage,
@@ -141,7 +153,7 @@ func (b *Bans) Publish(ctx context.Context, ban Ban) error {
 	}
 	// A put with the message TTL header: the bucket's Put has no TTL, and
 	// a ban made longer must get the longer one.
-	subj := "$KV." + BanBucket + "." + KeyOf(ban.Addr)
+	subj := "$KV." + b.name + "." + KeyOf(ban.Addr)
 	// The server keeps TTLs in whole seconds: rounded up, a ban never
 	// ends early anywhere.
 	ttl = max((ttl + time.Second - 1).Truncate(time.Second), minTTL)

@@ -367,3 +367,38 @@ func TestBansSurviveANodeLost(t *testing.T) {
 	}
 	t.Logf("with node 0 gone, a ban reached box B %v after the node went", time.Since(began).Round(time.Millisecond))
 }
+
+// The peer-reputation bucket works as the ban bucket, apart from it: a
+// peer one box proved reaches another's watch, and the ban watch does not
+// see it.
+func TestPeersBucketApart(t *testing.T) {
+	url := natsServer(t, "", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pa, err := OpenPeers(ctx, Config{URLs: []string{url}, Box: "box-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pa.Close)
+	pb, err := OpenPeers(ctx, Config{URLs: []string{url}, Box: "box-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pb.Close) // after the watch on it ends (cleanups run last first)
+	bans := watch(t, open(t, url, "box-b", nil))
+	wp := watch(t, pb)
+	peer := netip.MustParseAddr("198.51.100.90")
+	if err := pa.Publish(ctx, Ban{Addr: peer, Expires: time.Now().Add(PeerTTL), Reason: "confirmed p2p"}); err != nil {
+		t.Fatal(err)
+	}
+	if !wp.until(2*time.Second, func() bool { _, ok := wp.bans[peer]; return ok }) {
+		t.Fatal("the reputed peer did not reach box B in 2 s")
+	}
+	time.Sleep(200 * time.Millisecond)
+	bans.mu.Lock()
+	n := len(bans.bans)
+	bans.mu.Unlock()
+	if n != 0 {
+		t.Fatal("a reputed peer showed in the ban bucket")
+	}
+}

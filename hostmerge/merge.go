@@ -221,6 +221,10 @@ func (m *Merger) SetModel(md *classifier.Model) { m.cfg.Model = md }
 // are still within their TTL.
 func (m *Merger) Predicted() int { return m.npred }
 
+// Reputed is the number of peers other boxes proved that the merger holds
+// (some may have expired: a lookup checks the time).
+func (m *Merger) Reputed() int { return m.reputation.Len() }
+
 // Snapshot returns the latest published snapshot. Safe from any goroutine.
 func (m *Merger) Snapshot() *Snapshot { return m.snap.Load() }
 

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +66,7 @@ func TestTwoBoxesShareBans(t *testing.T) {
 	dir := t.TempDir()
 	type box struct {
 		name, gen, pin string
+		metrics        int
 		sg             *child
 	}
 	var boxes []*box
@@ -78,6 +82,7 @@ func TestTwoBoxesShareBans(t *testing.T) {
 		pin := fmt.Sprintf("/sys/fs/bpf/sgcl%d%d", i, time.Now().UnixNano())
 		t.Cleanup(func() { os.RemoveAll(pin) })
 		conf := filepath.Join(dir, name+".yaml")
+		mport := freePort(t)
 		body := fmt.Sprintf(`interfaces:
   bridge: [%s, %s]
 kernel:
@@ -85,13 +90,13 @@ kernel:
 log:
   file: %s
 metrics:
-  listen: ""
+  listen: 127.0.0.1:%d
 status:
   socket: ""
 cluster:
   nats: [%s]
   box: %s
-`, pa, pb, pin, filepath.Join(dir, name+".json"), ns.ClientURL(), name)
+`, pa, pb, pin, filepath.Join(dir, name+".json"), mport, ns.ClientURL(), name)
 		if i == 0 {
 			body += fmt.Sprintf("bgp:\n  asn: 65001\n  router_id: 10.255.0.2\n  peers: [\"127.0.0.1:%d@65000\"]\n", bgpPort)
 		}
@@ -102,7 +107,7 @@ cluster:
 		if !waitFor(&sg.out, "sharing bans", 30*time.Second) || !waitFor(&sg.out, "running", 30*time.Second) {
 			t.Skipf("%s did not start (no XDP here?): %s", name, sg.out.String())
 		}
-		boxes = append(boxes, &box{name: name, gen: gen, pin: pin, sg: sg})
+		boxes = append(boxes, &box{name: name, gen: gen, pin: pin, metrics: mport, sg: sg})
 	}
 	a, b := boxes[0], boxes[1]
 	out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
@@ -166,6 +171,23 @@ cluster:
 		if !routes[p] {
 			t.Fatalf("the router's blackhole routes %v lack box A's ban %s", routes, p)
 		}
+	}
+	// Box B holds box A's banned peers as reputed peers too (evidence for
+	// its own flows to them, were they not banned).
+	reputed := 0.0
+	for end := time.Now().Add(10 * time.Second); reputed < float64(len(onA)) && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", b.metrics)); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(body), "\n") {
+				if v, ok := strings.CutPrefix(line, "swarmguard_reputed_peers "); ok {
+					reputed, _ = strconv.ParseFloat(v, 64)
+				}
+			}
+		}
+	}
+	if reputed < float64(len(onA)) {
+		t.Fatalf("box B holds %v reputed peers, want %d", reputed, len(onA))
 	}
 	// And box A's ban events are in the stream for consumers.
 	nc, err := nats.Connect(ns.ClientURL())

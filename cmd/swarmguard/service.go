@@ -49,6 +49,8 @@ type service struct {
 	events      *cluster.Events    // decision and ban events to the SG_EVENTS stream
 	bgp         *cluster.Announcer // bans announced to the routers (bgp.peers), nil when off
 	clusterBans *cluster.Bans
+	peers       *cluster.Bans // the peer-reputation bucket
+	peerQueue   chan cluster.Ban
 	kernelBans  *bpf.Bans
 	stopCluster context.CancelFunc
 	clusterDone chan struct{}
@@ -170,6 +172,7 @@ func (s *service) stop() error {
 		s.stopCluster()
 		<-s.clusterDone
 		s.clusterBans.Close()
+		s.peers.Close()
 		s.kernelBans.Close()
 	}
 	if s.http != nil {
@@ -482,12 +485,19 @@ func (s *service) startCluster(c *config.Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	peers, err := cluster.OpenPeers(ctx, cluster.Config{URLs: c.ClusterNATS, Box: box, User: c.ClusterUser, Password: c.ClusterPassword, Replicas: c.ClusterReplicas, Refuse: refuse})
+	if err != nil {
+		bans.Close()
+		return err
+	}
 	kb, err := bpf.OpenBans(c.Pin)
 	if err != nil {
 		bans.Close()
+		peers.Close()
 		return fmt.Errorf("cluster: %w", err)
 	}
-	s.clusterBans, s.kernelBans = bans, kb
+	s.clusterBans, s.kernelBans, s.peers = bans, kb, peers
+	s.peerQueue = make(chan cluster.Ban, cluster.QueueLen)
 	s.cluster = cluster.NewSync(bans, kb)
 	s.events = cluster.NewEvents(bans, cluster.QueueLen)
 	run, stop := context.WithCancel(context.Background())
@@ -496,8 +506,11 @@ func (s *service) startCluster(c *config.Config, stderr io.Writer) error {
 		defer close(s.clusterDone)
 		done := make(chan struct{})
 		go func() { s.events.Run(run); close(done) }()
+		reputed := make(chan struct{})
+		go func() { s.watchPeers(run, box); close(reputed) }()
 		s.cluster.Run(run)
 		<-done
+		<-reputed
 	}()
 	fmt.Fprintf(stderr, "swarmguard: sharing bans as %s through %s\n", box, strings.Join(c.ClusterNATS, ","))
 	return nil
@@ -530,6 +543,41 @@ func (s *service) share(e *live.Event) {
 		reason += " " + r.Feature
 	}
 	s.cluster.Local(cluster.Ban{Addr: a, Expires: exp, Reason: strings.TrimSpace(reason)})
+	// The banned peer took part in a confirmed p2p flow: its reputation
+	// goes to the others, for their flows to it (a bounded queue: a full
+	// one drops it, the ban itself is shared anyway).
+	select {
+	case s.peerQueue <- cluster.Ban{Addr: a, Expires: time.Now().Add(cluster.PeerTTL), Reason: "confirmed p2p"}:
+	default:
+	}
+}
+
+// watchPeers hands the peers other boxes proved to the runner, and this
+// box's to the bucket, until ctx ends (the watch is made again when it
+// fails).
+func (s *service) watchPeers(ctx context.Context, box string) {
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b := <-s.peerQueue:
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_ = s.peers.Publish(pctx, b) // lost if NATS stays away: reputation is a hint
+				cancel()
+			}
+		}
+	}()
+	for ctx.Err() == nil {
+		err := s.peers.Watch(ctx, func(b cluster.Ban) {
+			if b.Origin != box {
+				s.r.AddReputation(b.Addr, b.Expires)
+			}
+		}, func(netip.Addr) {})
+		if err != nil && ctx.Err() == nil {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
 }
 
 // startBGP starts the speaker that announces this box's bans to the

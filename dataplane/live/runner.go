@@ -47,6 +47,7 @@ type Stats struct {
 	// Workers are the per-queue counters, in queue order.
 	Workers     []WorkerStats
 	Predicted   int                         // peers predicted from discovery answers, within their TTL
+	Reputed     int                         // peers other boxes proved (AddReputation)
 	ByLabel     [classifier.Scan + 1]uint64 // final decisions by label
 	BansExpired uint64                      // bans removed at their expiry
 	Snapshot    time.Time                   // when the host snapshot was last published
@@ -577,6 +578,7 @@ func (r *Runner) tick(now time.Time) {
 	}
 	r.stats.Hosts = r.engine.Merger().Hosts()
 	r.stats.Predicted = r.engine.Merger().Predicted()
+	r.stats.Reputed = r.engine.Merger().Reputed()
 	if snap != nil && snap.Gen > 0 {
 		r.stats.Snapshot = time.Unix(0, snap.Time)
 	}
@@ -852,4 +854,12 @@ func (r *Runner) tickEvents(now time.Time) {
 func outerOf(w *shard.Worker, f *shard.Flow) shard.Outer {
 	o, _ := w.OuterOf(f)
 	return o
+}
+
+// AddReputation makes peer, which another box proved to take part in p2p
+// flows, a predicted peer of every host here until until: evidence for the
+// flows to it, never a verdict alone (docs/SCALEOUT.md). Safe from any
+// goroutine; it shows from the next tick.
+func (r *Runner) AddReputation(peer netip.Addr, until time.Time) {
+	r.engine.Merger().AddReputation(peer, until.UnixNano())
 }

@@ -68,6 +68,7 @@ var (
 	dXSK        = desc("xsk_frames_total", "The kernel's AF_XDP socket statistics (XDP_STATISTICS), summed over the sockets.", "event")
 	dHosts      = desc("hosts", "Hosts in the merged host state.")
 	dPredicted  = desc("predicted_peers", "Peers predicted from tracker, DHT and PEX answers, within their TTL.")
+	dReputed    = desc("reputed_peers", "Peers other boxes proved in confirmed p2p flows (cluster.nats), held as predicted peers of every host.")
 	dBansActive = desc("bans_active", "Bans in the kernel map that have not expired.")
 	dBansAdded  = desc("bans_added_total", "Bans written by decisions.")
 	dBansExp    = desc("bans_expired_total", "Bans removed at their expiry.")
@@ -137,6 +138,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	n(dXSK, st.XSKInvalid, "invalid_descriptor")
 	g(dHosts, float64(st.Hosts))
 	g(dPredicted, float64(st.Predicted))
+	g(dReputed, float64(st.Reputed))
 	if b, err := c.src.BansActive(); err == nil {
 		g(dBansActive, float64(b))
 	} else {
