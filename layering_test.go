@@ -30,7 +30,10 @@ var allowed = map[string][]string{
 	"bpf":        {},
 	"internal":   {},
 	"bench":      {"dataplane", "shard", "hostmerge", "classifier", "bpf"},
-	"cmd":        {"bench", "dataplane", "shard", "hostmerge", "classifier", "bpf"},
+	"cmd":        {"bench", "dataplane", "shard", "hostmerge", "classifier", "bpf", "cluster"},
+	// cluster shares what a box proved with the others (NATS JetStream,
+	// BGP) and writes the bans it receives into the kernel's ban map.
+	"cluster": {"bpf"},
 }
 
 // testOnly are the directories only test files may import.

@@ -1,4 +1,4 @@
-package shard
+package accuracy_test
 
 import (
 	"net/netip"
@@ -6,17 +6,13 @@ import (
 	"testing"
 
 	"github.com/swarmguard/swarmguard/classifier"
-	"github.com/swarmguard/swarmguard/dataplane/pcapsrc"
+	"github.com/swarmguard/swarmguard/dataplane"
+	"github.com/swarmguard/swarmguard/shard"
 )
 
-func replayFile(t *testing.T, path string, rep []netip.Addr) *Result {
+func replayFile(t *testing.T, path string, rep []netip.Addr) *shard.Result {
 	t.Helper()
-	src, err := pcapsrc.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	r, err := Replay(src, filepath.Base(path), Options{Worker: Config{Model: classifier.DefaultModel()}, Reputation: rep})
+	r, err := dataplane.ClassifyFile(path, shard.Options{Worker: shard.Config{Model: classifier.DefaultModel()}, Reputation: rep})
 	if err != nil || r.Err != nil {
 		t.Fatal(err, r.Err)
 	}
@@ -31,7 +27,7 @@ func replayFile(t *testing.T, path string, rep []netip.Addr) *Result {
 // few later: the reputed peer's evidence changes the host's context the
 // flow is scored with; counted and logged.)
 func TestReputationDecidesEarlier(t *testing.T) {
-	paths, _ := filepath.Glob(filepath.Join("..", "testdata", "captures", "*.pcap"))
+	paths, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "captures", "*.pcap"))
 	before, after, earlier, later := 0, 0, 0, 0
 	for _, path := range paths {
 		plain := replayFile(t, path, nil)
