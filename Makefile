@@ -5,7 +5,7 @@ BIN       := bin/swarmguard
 CORPUS    := testdata/ndpi
 FUZZTIME  ?= 3s
 
-.PHONY: race fuzz-long reliability all build static install deb demo demo-offline test vet unit fuzz bench train accuracy captures generate clean
+.PHONY: race fuzz-long reliability all build static install deb demo demo-offline demo-cluster test vet unit fuzz bench train accuracy captures generate clean
 
 all: build
 
@@ -58,6 +58,14 @@ deb:
 # removed after. Without root: the offline classification of the captures.
 demo: build
 	bash bench/demo/bridge.sh
+
+# Three bridges as one (docs/SCALEOUT.md), as root: three swarmguard run
+# processes on a three-node NATS cluster, Debian's gobgpd as the router in a
+# namespace, a real swarm through the first box; prints what propagated
+# where (the test TestBoxesShareBans, whose "demo:" lines these are).
+demo-cluster:
+	bash bench/deps.sh
+	$(GO) test -count=1 -run TestBoxesShareBans -v ./cmd/swarmguard | grep -E 'demo:|^(ok|FAIL|--- )'
 
 # Classify the bundled captures and print the summary and accuracy tables.
 demo-offline: build

@@ -2,40 +2,18 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/netip"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/swarmguard/swarmguard/internal/natstest"
 )
 
-// natsServer starts the real NATS server (with JetStream, on loopback, a
-// port of its own, its store in the test's directory) and stops it with
-// the test. With a user, clients must log in.
 func natsServer(t testing.TB, user, password string) string {
-	t.Helper()
-	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-	if user != "" {
-		o.Users = []*server.User{{Username: user, Password: password}}
-	}
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatal("nats-server did not start within 10 s")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s.ClientURL()
+	return natstest.Server(t, user, password)
 }
 
 // watcher collects what Watch passes on.
@@ -248,68 +226,7 @@ func FuzzAddrOf(f *testing.F) {
 	})
 }
 
-// natsCluster starts three real NATS servers routed to each other on
-// loopback, with JetStream clustered, and returns them and their client
-// URLs once JetStream has a leader.
-func natsCluster(t testing.TB) ([]*server.Server, []string) {
-	t.Helper()
-	var servers []*server.Server
-	var urls []string
-	var routes []*url.URL
-	// Cluster ports picked up front: each server routes to all three.
-	ports := make([]int, 3)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
-	}
-	for i := range 3 {
-		o := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-			JetStream: true, StoreDir: t.TempDir(),
-			Cluster: server.ClusterOpts{Name: "sg", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		}
-		s, err := server.NewServer(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		servers = append(servers, s)
-		t.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-	}
-	for _, s := range servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("a nats-server did not start within 10 s")
-		}
-		urls = append(urls, s.ClientURL())
-	}
-	// JetStream in a cluster answers once its meta group has a leader.
-	deadline := time.Now().Add(20 * time.Second)
-	for !slicesAny(servers, func(s *server.Server) bool { return s.JetStreamIsLeader() }) {
-		if time.Now().After(deadline) {
-			t.Fatal("no JetStream meta leader in 20 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return servers, urls
-}
-
-func slicesAny[T any](s []T, f func(T) bool) bool {
-	for _, x := range s {
-		if f(x) {
-			return true
-		}
-	}
-	return false
-}
+func natsCluster(t testing.TB) ([]*server.Server, []string) { return natstest.Cluster(t, 3) }
 
 // Three NATS nodes, the bucket on all three: bans propagate between boxes
 // connected to different nodes, and still do with one node gone.

@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 
+	"github.com/swarmguard/swarmguard/internal/bgptest"
 	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
@@ -137,54 +136,11 @@ func TestAnnouncerToDebianGobgpd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (namespaces)")
 	}
-	for _, b := range []string{"gobgpd", "gobgp"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("needs %s (bench/deps.sh installs gobgpd)", b)
-		}
-	}
-	env := netnstest.New(t)
-	rtr := env.NS("rtr")
-	port := env.Veth("bgp", rtr, "10.99.90.2/24", 1)
-	env.Run("ip", "addr", "add", "10.99.90.1/24", "dev", port)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "gobgpd.toml")
-	if err := os.WriteFile(conf, []byte(`[global.config]
-  as = 65000
-  router-id = "10.99.90.2"
-  port = 179
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.99.90.1"
-    peer-as = 65001
-  [neighbors.transport.config]
-    passive-mode = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out testbin.Buffer
-	d := exec.Command("ip", "netns", "exec", rtr, "gobgpd", "-f", conf, "--api-hosts", "127.0.0.1:50051", "-l", "warn")
-	d.Stdout, d.Stderr = &out, &out
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		d.Process.Kill()
-		d.Wait()
-		t.Log(out.String())
-	})
-	rib := func(family string) string {
-		b, _ := exec.Command("ip", "netns", "exec", rtr, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "-a", family, "-j").CombinedOutput()
-		return string(b)
-	}
+	rt := bgptest.Start(t, netnstest.New(t))
+	rib := rt.RIB
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a, err := StartBGP(ctx, BGPConfig{ASN: 65001, RouterID: "10.99.90.1", Peers: []BGPPeer{{Address: "10.99.90.2", ASN: 65000}}, Log: testLog(t)})
+	a, err := StartBGP(ctx, BGPConfig{ASN: bgptest.BoxAS, RouterID: bgptest.BoxAddr, Peers: []BGPPeer{{Address: bgptest.RouterAddr, ASN: bgptest.RouterAS}}, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +151,7 @@ func TestAnnouncerToDebianGobgpd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const bh = "4294902426" // 65535:666 as the CLI's JSON writes it
+	const bh = bgptest.BlackholeJSON
 	has := func(family, prefix string) bool {
 		r := rib(family)
 		return strings.Contains(r, prefix) && strings.Contains(r, bh)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/swarmguard/swarmguard/internal/natstest"
+
 	"github.com/swarmguard/swarmguard/bpf"
 )
 
@@ -150,18 +152,5 @@ func TestSyncCatchesUpAfterNATSComesBack(t *testing.T) {
 
 // startNATS starts a JetStream server on store and port (-1: any).
 func startNATS(t *testing.T, store string, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: store, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start within 10 s")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Start(t, store, port)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,54 +15,37 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	api "github.com/osrg/gobgp/v3/api"
-	bgpserver "github.com/osrg/gobgp/v3/pkg/server"
 
 	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/cluster"
+	"github.com/swarmguard/swarmguard/internal/bgptest"
+	"github.com/swarmguard/swarmguard/internal/natstest"
 	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
-// Two `swarmguard run` bridges sharing their bans through the real NATS
-// server (cluster.nats): a real swarm replayed through box A gets its
-// peers banned on A, and within 2 s in box B's kernel ban map, though no
-// packet of the swarm ever crossed B.
-func TestTwoBoxesShareBans(t *testing.T) {
+// Three `swarmguard run` bridges sharing their bans through a real
+// three-node NATS cluster (cluster.nats, the bucket on all three nodes,
+// each box on its own node), box A announcing its bans to Debian's gobgpd
+// in a router namespace: a real swarm replayed through box A gets its
+// peers banned on A, within 2 s in box B's and C's kernel ban maps (no
+// packet of the swarm crossed them), as blackhole routes on the router,
+// as reputed peers on B, and as events in the stream. make demo-cluster
+// runs it and prints the "demo:" lines.
+func TestBoxesShareBans(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (namespaces, XDP, AF_XDP)")
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-
-	// The operator's router: a real GoBGP speaker on loopback that box A
-	// peers with (bgp.peers).
-	bgpPort := freePort(t)
-	rt := bgpserver.NewBgpServer()
-	go rt.Serve()
-	t.Cleanup(rt.Stop)
-	if err := rt.StartBgp(context.Background(), &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "10.255.0.1", ListenPort: int32(bgpPort), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.AddPeer(context.Background(), &api.AddPeerRequest{Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001}, Transport: &api.Transport{PassiveMode: true}}}); err != nil {
-		t.Fatal(err)
-	}
+	_, natsURLs := natstest.Cluster(t, 3)
+	env := netnstest.New(t)
+	rt := bgptest.Start(t, env)
 
 	capFile, err := filepath.Abs("../../testdata/captures/encrypted.pcap")
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := netnstest.New(t)
 	bin := testbin.Build(t)
 	dir := t.TempDir()
 	type box struct {
@@ -70,7 +54,7 @@ func TestTwoBoxesShareBans(t *testing.T) {
 		sg             *child
 	}
 	var boxes []*box
-	for i, name := range []string{"box-a", "box-b"} {
+	for i, name := range []string{"box-a", "box-b", "box-c"} {
 		gen, sink := env.NS(fmt.Sprintf("gen%d", i)), env.NS(fmt.Sprintf("sink%d", i))
 		pa := env.Veth(fmt.Sprintf("a%d", i), gen, fmt.Sprintf("10.99.%d.1/24", 80+i), 1)
 		pb := env.Veth(fmt.Sprintf("b%d", i), sink, fmt.Sprintf("10.99.%d.2/24", 80+i), 1)
@@ -96,9 +80,10 @@ status:
 cluster:
   nats: [%s]
   box: %s
-`, pa, pb, pin, filepath.Join(dir, name+".json"), mport, ns.ClientURL(), name)
+  replicas: 3
+`, pa, pb, pin, filepath.Join(dir, name+".json"), mport, natsURLs[i], name)
 		if i == 0 {
-			body += fmt.Sprintf("bgp:\n  asn: 65001\n  router_id: 10.255.0.2\n  peers: [\"127.0.0.1:%d@65000\"]\n", bgpPort)
+			body += fmt.Sprintf("bgp:\n  asn: %d\n  router_id: %s\n  peers: [\"%s@%d\"]\n", bgptest.BoxAS, bgptest.BoxAddr, bgptest.RouterAddr, bgptest.RouterAS)
 		}
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -109,7 +94,7 @@ cluster:
 		}
 		boxes = append(boxes, &box{name: name, gen: gen, pin: pin, metrics: mport, sg: sg})
 	}
-	a, b := boxes[0], boxes[1]
+	a, b, c := boxes[0], boxes[1], boxes[2]
 	out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
 	if err != nil {
 		t.Fatalf("replay: %v %s", err, out)
@@ -140,38 +125,39 @@ cluster:
 		t.Fatalf("box A banned nobody:\n%s", a.sg.out.String())
 	}
 	seen := time.Now()
-	var onB map[string]bool
-	for end := seen.Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if onB = list(b.pin); len(onB) >= len(onA) {
+	t.Logf("demo: box A banned %d peers of the swarm it carried: %v", len(onA), slices.Sorted(maps.Keys(onA)))
+	for _, other := range []*box{b, c} {
+		var got map[string]bool
+		for end := seen.Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if got = list(other.pin); len(got) >= len(onA) {
+				break
+			}
+		}
+		for p := range onA {
+			if !got[p] {
+				t.Fatalf("2 s after box A banned %v, %s has %v", onA, other.name, got)
+			}
+		}
+		t.Logf("demo: %s's kernel ban map has all of them %v after box A's (no packet of the swarm crossed %s)", other.name, time.Since(seen).Round(time.Millisecond), other.name)
+	}
+	// The router has box A's bans as /32s with the BLACKHOLE community.
+	var announced int
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		r := rt.RIB("ipv4")
+		announced = 0
+		for p := range onA {
+			if strings.Contains(r, p+"/32") {
+				announced++
+			}
+		}
+		if announced == len(onA) && strings.Contains(r, bgptest.BlackholeJSON) {
 			break
 		}
 	}
-	for p := range onA {
-		if !onB[p] {
-			t.Fatalf("2 s after box A banned %v, box B has %v", onA, onB)
-		}
+	if announced < len(onA) {
+		t.Fatalf("gobgpd's RIB has %d of box A's %d bans:\n%s", announced, len(onA), rt.RIB("ipv4"))
 	}
-	t.Logf("box A banned %d peers; all in box B's kernel map %v after A's were seen", len(onA), time.Since(seen).Round(time.Millisecond))
-	// The router has box A's bans as /32s with the BLACKHOLE community.
-	routes := map[string]bool{}
-	for end := time.Now().Add(10 * time.Second); len(routes) < len(onA) && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		clear(routes)
-		rt.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}}, func(d *api.Destination) {
-			for _, p := range d.Paths {
-				for _, a := range p.Pattrs {
-					var c api.CommunitiesAttribute
-					if a.UnmarshalTo(&c) == nil && slices.Contains(c.Communities, cluster.Blackhole) {
-						routes[strings.TrimSuffix(d.Prefix, "/32")] = true
-					}
-				}
-			}
-		})
-	}
-	for p := range onA {
-		if !routes[p] {
-			t.Fatalf("the router's blackhole routes %v lack box A's ban %s", routes, p)
-		}
-	}
+	t.Logf("demo: the router (gobgpd) has them as /32 routes with the BLACKHOLE community 65535:666 %v after box A's bans", time.Since(seen).Round(time.Millisecond))
 	// Box B holds box A's banned peers as reputed peers too (evidence for
 	// its own flows to them, were they not banned).
 	reputed := 0.0
@@ -189,8 +175,9 @@ cluster:
 	if reputed < float64(len(onA)) {
 		t.Fatalf("box B holds %v reputed peers, want %d", reputed, len(onA))
 	}
+	t.Logf("demo: box B holds them as reputed peers (evidence for its own flows to them): swarmguard_reputed_peers %v", reputed)
 	// And box A's ban events are in the stream for consumers.
-	nc, err := nats.Connect(ns.ClientURL())
+	nc, err := nats.Connect(strings.Join(natsURLs, ","))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,4 +200,5 @@ cluster:
 	if banEvents < uint64(len(onA)) {
 		t.Fatalf("%d ban events of box A in %s, want %d", banEvents, cluster.EventStream, len(onA))
 	}
+	t.Logf("demo: the %s stream has box A's %d ban events for SIEM consumers", cluster.EventStream, banEvents)
 }
