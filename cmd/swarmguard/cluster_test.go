@@ -50,6 +50,7 @@ func TestBoxesShareBans(t *testing.T) {
 	dir := t.TempDir()
 	type box struct {
 		name, gen, pin string
+		conf           string
 		metrics        int
 		sg             *child
 	}
@@ -92,7 +93,7 @@ cluster:
 		if !waitFor(&sg.out, "sharing bans", 30*time.Second) || !waitFor(&sg.out, "running", 30*time.Second) {
 			t.Skipf("%s did not start (no XDP here?): %s", name, sg.out.String())
 		}
-		boxes = append(boxes, &box{name: name, gen: gen, pin: pin, metrics: mport, sg: sg})
+		boxes = append(boxes, &box{name: name, gen: gen, pin: pin, conf: conf, metrics: mport, sg: sg})
 	}
 	a, b, c := boxes[0], boxes[1], boxes[2]
 	out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
@@ -201,4 +202,32 @@ cluster:
 		t.Fatalf("%d ban events of box A in %s, want %d", banEvents, cluster.EventStream, len(onA))
 	}
 	t.Logf("demo: the %s stream has box A's %d ban events for SIEM consumers", cluster.EventStream, banEvents)
+
+	// Box C restarted with its pinned ban map gone: it rebuilds the map
+	// from the bucket.
+	if err := c.sg.stop(t); err != nil {
+		t.Fatalf("box C did not stop cleanly: %v", err)
+	}
+	if err := os.RemoveAll(c.pin); err != nil {
+		t.Fatal(err)
+	}
+	c.sg = start(t, bin, "run", "--config", c.conf)
+	if !waitFor(&c.sg.out, "running", 30*time.Second) {
+		t.Fatalf("box C did not start again: %s", c.sg.out.String())
+	}
+	restarted := time.Now()
+	var back map[string]bool
+	for end := restarted.Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(c.pin + "/bans"); err == nil {
+			if back = list(c.pin); len(back) >= len(onA) {
+				break
+			}
+		}
+	}
+	for p := range onA {
+		if !back[p] {
+			t.Fatalf("box C restarted with an empty map has %v 10 s later, want %v", back, onA)
+		}
+	}
+	t.Logf("demo: box C, restarted with its ban map gone, had them back from the bucket %v after it was running", time.Since(restarted).Round(time.Millisecond))
 }
