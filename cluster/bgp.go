@@ -94,6 +94,9 @@ func StartBGP(ctx context.Context, c BGPConfig) (*Announcer, error) {
 		peer := &api.Peer{
 			Conf:      &api.PeerConf{NeighborAddress: p.Address, PeerAsn: p.ASN, AuthPassword: p.Password},
 			Transport: &api.Transport{RemotePort: port},
+			// A router that restarts has the routes again within seconds
+			// (GoBGP retries a connection after 120 s by default).
+			Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 5, HoldTime: 90, KeepaliveInterval: 30}},
 			AfiSafis: []*api.AfiSafi{
 				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 				{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},

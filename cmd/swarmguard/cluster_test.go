@@ -159,6 +159,26 @@ cluster:
 		t.Fatalf("gobgpd's RIB has %d of box A's %d bans:\n%s", announced, len(onA), rt.RIB("ipv4"))
 	}
 	t.Logf("demo: the router (gobgpd) has them as /32 routes with the BLACKHOLE community 65535:666 %v after box A's bans", time.Since(seen).Round(time.Millisecond))
+	// The router restarts: the session comes back and box A announces
+	// its bans again.
+	rt.Restart()
+	reset := time.Now()
+	for end := reset.Add(30 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		r := rt.RIB("ipv4")
+		announced = 0
+		for p := range onA {
+			if strings.Contains(r, p+"/32") {
+				announced++
+			}
+		}
+		if announced == len(onA) {
+			break
+		}
+	}
+	if announced < len(onA) {
+		t.Fatalf("30 s after the router restarted it has %d of box A's %d bans:\n%s", announced, len(onA), rt.RIB("ipv4"))
+	}
+	t.Logf("demo: the router restarted (every session reset): box A's routes back %v later", time.Since(reset).Round(time.Millisecond))
 	// Box B holds box A's banned peers as reputed peers too (evidence for
 	// its own flows to them, were they not banned).
 	reputed := 0.0

@@ -23,7 +23,13 @@ const (
 )
 
 // Router is a running gobgpd.
-type Router struct{ ns string }
+type Router struct {
+	t    *testing.T
+	ns   string
+	conf string
+	d    *exec.Cmd
+	out  *testbin.Buffer
+}
 
 // Start starts gobgpd in a namespace of env; it skips the test when the
 // gobgpd package is not installed (bench/deps.sh installs it).
@@ -57,18 +63,32 @@ func Start(t *testing.T, env *netnstest.Env) *Router {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out testbin.Buffer
-	d := exec.Command("ip", "netns", "exec", rtr, "gobgpd", "-f", conf, "--api-hosts", "127.0.0.1:50051", "-l", "warn")
-	d.Stdout, d.Stderr = &out, &out
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
+	r := &Router{t: t, ns: rtr, conf: conf}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *Router) start() {
+	r.out = &testbin.Buffer{}
+	r.d = exec.Command("ip", "netns", "exec", r.ns, "gobgpd", "-f", r.conf, "--api-hosts", "127.0.0.1:50051", "-l", "warn")
+	r.d.Stdout, r.d.Stderr = r.out, r.out
+	if err := r.d.Start(); err != nil {
+		r.t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		d.Process.Kill()
-		d.Wait()
-		t.Log(out.String())
-	})
-	return &Router{ns: rtr}
+}
+
+func (r *Router) stop() {
+	r.d.Process.Kill()
+	r.d.Wait()
+	r.t.Log(r.out.String())
+}
+
+// Restart kills gobgpd and starts it again: every session resets, and its
+// RIB starts empty.
+func (r *Router) Restart() {
+	r.stop()
+	r.start()
 }
 
 // RIB is `gobgp global rib -a family -j` (family ipv4 or ipv6).
