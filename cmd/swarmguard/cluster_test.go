@@ -38,7 +38,7 @@ func TestBoxesShareBans(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (namespaces, XDP, AF_XDP)")
 	}
-	_, natsURLs := natstest.Cluster(t, 3)
+	natsNodes, natsURLs := natstest.Cluster(t, 3)
 	env := netnstest.New(t)
 	rt := bgptest.Start(t, env)
 
@@ -82,7 +82,7 @@ cluster:
   nats: [%s]
   box: %s
   replicas: 3
-`, pa, pb, pin, filepath.Join(dir, name+".json"), mport, natsURLs[i], name)
+`, pa, pb, pin, filepath.Join(dir, name+".json"), mport, strings.Join(append([]string{natsURLs[i]}, slices.Delete(slices.Clone(natsURLs), i, i+1)...), ", "), name)
 		if i == 0 {
 			body += fmt.Sprintf("bgp:\n  asn: %d\n  router_id: %s\n  peers: [\"%s@%d\"]\n", bgptest.BoxAS, bgptest.BoxAddr, bgptest.RouterAddr, bgptest.RouterAS)
 		}
@@ -223,6 +223,44 @@ cluster:
 	}
 	t.Logf("demo: the %s stream has box A's %d ban events for SIEM consumers", cluster.EventStream, banEvents)
 
+	// One NATS node goes (box C's first): another swarm through box A, its
+	// peers still reach B and C (C on another node now).
+	natsNodes[2].Shutdown()
+	natsNodes[2].WaitForShutdown()
+	second, err := filepath.Abs("../../testdata/captures/hidden-lt.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", second).CombinedOutput(); err != nil {
+		t.Fatalf("replay: %v %s", err, out)
+	}
+	var more map[string]bool
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if more = list(a.pin); len(more) > len(onA) {
+			break
+		}
+	}
+	if len(more) <= len(onA) {
+		t.Fatalf("box A banned no new peer in the second swarm: %v", more)
+	}
+	lost := time.Now()
+	for _, other := range []*box{b, c} {
+		var got map[string]bool
+		// The watch of a box whose node went may wait for its heartbeats;
+		// the re-list every 5 s catches it up.
+		for end := lost.Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if got = list(other.pin); len(got) >= len(more) {
+				break
+			}
+		}
+		for p := range more {
+			if !got[p] {
+				t.Fatalf("with a NATS node gone, %s has %v, box A %v", other.name, got, more)
+			}
+		}
+		t.Logf("demo: one NATS node of three gone: box A's %d bans of a second swarm in %s's map %v after A's", len(more)-len(onA), other.name, time.Since(lost).Round(time.Millisecond))
+	}
+
 	// Box C restarted with its pinned ban map gone: it rebuilds the map
 	// from the bucket.
 	if err := c.sg.stop(t); err != nil {
@@ -239,14 +277,14 @@ cluster:
 	var back map[string]bool
 	for end := restarted.Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if _, err := os.Stat(c.pin + "/bans"); err == nil {
-			if back = list(c.pin); len(back) >= len(onA) {
+			if back = list(c.pin); len(back) >= len(more) {
 				break
 			}
 		}
 	}
-	for p := range onA {
+	for p := range more {
 		if !back[p] {
-			t.Fatalf("box C restarted with an empty map has %v 10 s later, want %v", back, onA)
+			t.Fatalf("box C restarted with an empty map has %v 10 s later, want %v", back, more)
 		}
 	}
 	t.Logf("demo: box C, restarted with its ban map gone, had them back from the bucket %v after it was running", time.Since(restarted).Round(time.Millisecond))
