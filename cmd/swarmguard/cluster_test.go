@@ -125,19 +125,29 @@ cluster:
 	if len(onA) == 0 {
 		t.Fatalf("box A banned nobody:\n%s", a.sg.out.String())
 	}
+	// hasAll waits until box x's kernel map has every address of want,
+	// at most d after since, and returns whether it did and what it had.
+	hasAll := func(x *box, want map[string]bool, since time.Time, d time.Duration) (map[string]bool, bool) {
+		var got map[string]bool
+		for end := since.Add(d); ; time.Sleep(20 * time.Millisecond) {
+			got = list(x.pin)
+			missing := false
+			for p := range want {
+				missing = missing || !got[p]
+			}
+			if !missing {
+				return got, true
+			}
+			if time.Now().After(end) {
+				return got, false
+			}
+		}
+	}
 	seen := time.Now()
 	t.Logf("demo: box A banned %d peers of the swarm it carried: %v", len(onA), slices.Sorted(maps.Keys(onA)))
 	for _, other := range []*box{b, c} {
-		var got map[string]bool
-		for end := seen.Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-			if got = list(other.pin); len(got) >= len(onA) {
-				break
-			}
-		}
-		for p := range onA {
-			if !got[p] {
-				t.Fatalf("2 s after box A banned %v, %s has %v", onA, other.name, got)
-			}
+		if got, ok := hasAll(other, onA, seen, 2*time.Second); !ok {
+			t.Fatalf("2 s after box A banned %v, %s has %v", onA, other.name, got)
 		}
 		t.Logf("demo: %s's kernel ban map has all of them %v after box A's (no packet of the swarm crossed %s)", other.name, time.Since(seen).Round(time.Millisecond), other.name)
 	}
@@ -245,18 +255,10 @@ cluster:
 	}
 	lost := time.Now()
 	for _, other := range []*box{b, c} {
-		var got map[string]bool
 		// The watch of a box whose node went may wait for its heartbeats;
 		// the re-list every 5 s catches it up.
-		for end := lost.Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-			if got = list(other.pin); len(got) >= len(more) {
-				break
-			}
-		}
-		for p := range more {
-			if !got[p] {
-				t.Fatalf("with a NATS node gone, %s has %v, box A %v", other.name, got, more)
-			}
+		if got, ok := hasAll(other, more, lost, 30*time.Second); !ok {
+			t.Fatalf("with a NATS node gone, %s has %v, box A %v", other.name, got, more)
 		}
 		t.Logf("demo: one NATS node of three gone: box A's %d bans of a second swarm in %s's map %v after A's", len(more)-len(onA), other.name, time.Since(lost).Round(time.Millisecond))
 	}
@@ -274,18 +276,8 @@ cluster:
 		t.Fatalf("box C did not start again: %s", c.sg.out.String())
 	}
 	restarted := time.Now()
-	var back map[string]bool
-	for end := restarted.Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if _, err := os.Stat(c.pin + "/bans"); err == nil {
-			if back = list(c.pin); len(back) >= len(more) {
-				break
-			}
-		}
-	}
-	for p := range more {
-		if !back[p] {
-			t.Fatalf("box C restarted with an empty map has %v 10 s later, want %v", back, more)
-		}
+	if back, ok := hasAll(c, more, restarted, 10*time.Second); !ok {
+		t.Fatalf("box C restarted with an empty map has %v 10 s later, want %v", back, more)
 	}
 	t.Logf("demo: box C, restarted with its ban map gone, had them back from the bucket %v after it was running", time.Since(restarted).Round(time.Millisecond))
 }
