@@ -44,6 +44,10 @@ type Config struct {
 	Box      string   // this box's name: the origin of its bans
 	User     string   // user and password, when the servers want them
 	Password string
+	// TLS: the CA file that signed the servers' certificates (the
+	// connection is then TLS and verified), and this box's certificate
+	// and key files when the servers want client certificates.
+	TLSCA, TLSCert, TLSKey string
 	Replicas int // copies of the bucket in the cluster (default 1; 3 for a 3-node cluster)
 	// Refuse, if set, reports addresses this box never blocks whoever
 	// banned them (its allow-listed and local networks).
@@ -84,6 +88,12 @@ func openBucket(ctx context.Context, c Config, name string) (*Bans, error) {
 	if c.User != "" {
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	}
+	if c.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCA))
+	}
+	if c.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+	}
 	nc, err := nats.Connect(strings.Join(c.URLs, ","), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect to %s: %w", strings.Join(c.URLs, ","), err)
@@ -94,7 +104,13 @@ func openBucket(ctx context.Context, c Config, name string) (*Bans, error) {
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
 	b := &Bans{name: name, cfg: c, nc: nc, js: js}
-	_, _ = b.bucket(ctx) // at once when NATS is there; else on first use
+	// At once when NATS is there; else on first use (a box starts without
+	// waiting for NATS).
+	if nc.IsConnected() {
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, _ = b.bucket(bctx)
+		cancel()
+	}
 	return b, nil
 }
 

@@ -481,11 +481,13 @@ func (s *service) startCluster(c *config.Config, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	bans, err := cluster.OpenBans(ctx, cluster.Config{URLs: c.ClusterNATS, Box: box, User: c.ClusterUser, Password: c.ClusterPassword, Replicas: c.ClusterReplicas, Refuse: refuse})
+	cc := cluster.Config{URLs: c.ClusterNATS, Box: box, User: c.ClusterUser, Password: c.ClusterPassword, Replicas: c.ClusterReplicas, Refuse: refuse,
+		TLSCA: c.ClusterTLSCA, TLSCert: c.ClusterTLSCert, TLSKey: c.ClusterTLSKey}
+	bans, err := cluster.OpenBans(ctx, cc)
 	if err != nil {
 		return err
 	}
-	peers, err := cluster.OpenPeers(ctx, cluster.Config{URLs: c.ClusterNATS, Box: box, User: c.ClusterUser, Password: c.ClusterPassword, Replicas: c.ClusterReplicas, Refuse: refuse})
+	peers, err := cluster.OpenPeers(ctx, cc)
 	if err != nil {
 		bans.Close()
 		return err
