@@ -48,6 +48,9 @@ type Config struct {
 	// connection is then TLS and verified), and this box's certificate
 	// and key files when the servers want client certificates.
 	TLSCA, TLSCert, TLSKey string
+	// NkeySeed is the file of this box's nkey seed (nsc, nk -gen user),
+	// when the servers authenticate boxes by nkey.
+	NkeySeed string
 	Replicas int // copies of the bucket in the cluster (default 1; 3 for a 3-node cluster)
 	// Refuse, if set, reports addresses this box never blocks whoever
 	// banned them (its allow-listed and local networks).
@@ -87,6 +90,13 @@ func openBucket(ctx context.Context, c Config, name string) (*Bans, error) {
 	opts := []nats.Option{nats.Name("swarmguard " + c.Box), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true)}
 	if c.User != "" {
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.NkeySeed != "" {
+		o, err := nats.NkeyOptionFromSeed(c.NkeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: nkey seed: %w", err)
+		}
+		opts = append(opts, o)
 	}
 	if c.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.TLSCA))

@@ -3,11 +3,14 @@ package cluster
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/swarmguard/swarmguard/internal/natstest"
 )
@@ -317,5 +320,41 @@ func TestPeersBucketApart(t *testing.T) {
 	bans.mu.Unlock()
 	if n != 0 {
 		t.Fatal("a reputed peer showed in the ban bucket")
+	}
+}
+
+// With nkeys on the server, a box with its seed shares bans; one without
+// cannot connect.
+func TestBansWithNkey(t *testing.T) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	seedFile := filepath.Join(t.TempDir(), "box.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := natstest.ServerOpts(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	good, err := OpenBans(ctx, Config{URLs: []string{url}, Box: "box-a", NkeySeed: seedFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	if err := good.Publish(ctx, Ban{Addr: netip.MustParseAddr("198.51.100.97"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatalf("with the seed: %v", err)
+	}
+	bad, err := OpenBans(ctx, Config{URLs: []string{url}, Box: "box-x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer pcancel()
+	if err := bad.Publish(pctx, Ban{Addr: netip.MustParseAddr("198.51.100.98"), Expires: time.Now().Add(time.Hour)}); err == nil || bad.Connected() {
+		t.Fatalf("without a seed: connected %v, publish %v", bad.Connected(), err)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/swarmguard/swarmguard/internal/natstest"
 )
 
 // tlsFiles makes a CA and a server certificate for 127.0.0.1 signed by it;
@@ -52,17 +54,7 @@ func tlsFiles(t *testing.T) (string, *tls.Config) {
 // TLS; one that does not cannot connect, so it writes none.
 func TestBansOverTLS(t *testing.T) {
 	caFile, srvTLS := tlsFiles(t)
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-		TLS: true, TLSConfig: srvTLS, TLSTimeout: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	url := s.ClientURL()
+	url := natstest.ServerOpts(t, func(o *server.Options) { o.TLS, o.TLSConfig, o.TLSTimeout = true, srvTLS, 5 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	good, err := OpenBans(ctx, Config{URLs: []string{url}, Box: "box-a", TLSCA: caFile})

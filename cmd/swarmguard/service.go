@@ -482,7 +482,7 @@ func (s *service) startCluster(c *config.Config, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	cc := cluster.Config{URLs: c.ClusterNATS, Box: box, User: c.ClusterUser, Password: c.ClusterPassword, Replicas: c.ClusterReplicas, Refuse: refuse,
-		TLSCA: c.ClusterTLSCA, TLSCert: c.ClusterTLSCert, TLSKey: c.ClusterTLSKey}
+		TLSCA: c.ClusterTLSCA, TLSCert: c.ClusterTLSCert, TLSKey: c.ClusterTLSKey, NkeySeed: c.ClusterNkeySeed}
 	bans, err := cluster.OpenBans(ctx, cc)
 	if err != nil {
 		return err

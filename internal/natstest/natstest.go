@@ -24,6 +24,15 @@ func Server(t testing.TB, user, password string) string {
 	return start(t, o).ClientURL()
 }
 
+// ServerOpts starts one server with its options changed by set (users,
+// nkeys, TLS) and returns its client URL.
+func ServerOpts(t testing.TB, set func(*server.Options)) string {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	set(o)
+	return start(t, o).ClientURL()
+}
+
 // Start starts a server on store and port (-1: any), for tests that stop
 // and start it again.
 func Start(t testing.TB, store string, port int) *server.Server {

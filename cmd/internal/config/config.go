@@ -70,6 +70,7 @@ type Config struct {
 	ClusterTLSCA    string // CA file of the NATS servers' certificates; "": no TLS
 	ClusterTLSCert  string
 	ClusterTLSKey   string
+	ClusterNkeySeed string // file of this box's nkey seed
 
 	BGPASN         int      // this box's AS number; with BGPPeers, bans are announced as RTBH routes
 	BGPRouterID    string   // an IPv4 address
@@ -154,6 +155,7 @@ func (c *Config) Options() []Option {
 		{"cluster.tls_ca", "cluster-tls-ca", "CA file (PEM) that signed the NATS servers' certificates: the connection is TLS and verified (empty: plain)", false, strVal{&c.ClusterTLSCA, absPathOrEmpty}},
 		{"cluster.tls_cert", "cluster-tls-cert", "this box's client certificate file (PEM), when the NATS servers want one", false, strVal{&c.ClusterTLSCert, absPathOrEmpty}},
 		{"cluster.tls_key", "cluster-tls-key", "the client certificate's key file (PEM)", false, strVal{&c.ClusterTLSKey, absPathOrEmpty}},
+		{"cluster.nkey_seed", "cluster-nkey-seed", "file of this box's nkey seed, when the NATS servers authenticate boxes by nkey (readable by root only)", false, strVal{&c.ClusterNkeySeed, absPathOrEmpty}},
 		{"cluster.replicas", "cluster-replicas", "copies of the ban bucket in the NATS cluster (3 for a three-node cluster)", false, intVal{p: &c.ClusterReplicas, min: 1, max: 5}},
 		{"bgp.asn", "bgp-asn", "this box's AS number for announcing its bans to the routers as RTBH routes (0: off)", false, intVal{p: &c.BGPASN, max: 1<<32 - 1}},
 		{"bgp.router_id", "bgp-router-id", "BGP router id (an IPv4 address)", false, strVal{&c.BGPRouterID, ipv4OrEmpty}},
