@@ -173,17 +173,7 @@ func TestNoCredentialsNoBans(t *testing.T) {
 	forged := netip.MustParseAddr("192.0.2.66")
 	for _, c := range []Config{{Box: "forged"}, {Box: "forged", User: "box", Password: "wrong"}} {
 		c.URLs = []string{url}
-		f, err := OpenBans(ctx, c)
-		if err != nil {
-			t.Fatal(err) // the connection is retried in the background
-		}
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		err = f.Publish(pctx, Ban{Addr: forged, Expires: time.Now().Add(time.Hour)})
-		pcancel()
-		if err == nil || f.Connected() {
-			t.Fatalf("user %q: connected %v, publish %v", c.User, f.Connected(), err)
-		}
-		f.Close()
+		refused(t, c, "user "+c.User)
 	}
 	if err := good.Publish(ctx, Ban{Addr: netip.MustParseAddr("198.51.100.50"), Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -347,14 +337,23 @@ func TestBansWithNkey(t *testing.T) {
 	if err := good.Publish(ctx, Ban{Addr: netip.MustParseAddr("198.51.100.97"), Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatalf("with the seed: %v", err)
 	}
-	bad, err := OpenBans(ctx, Config{URLs: []string{url}, Box: "box-x"})
+	refused(t, Config{URLs: []string{url}, Box: "box-x"}, "without a seed")
+}
+
+// refused wants a box with config c (lacking what the servers ask for)
+// unconnected and its ban not written.
+func refused(t *testing.T, c Config, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bad, err := OpenBans(ctx, c)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal(err) // the connection is retried in the background
 	}
 	defer bad.Close()
 	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 	defer pcancel()
-	if err := bad.Publish(pctx, Ban{Addr: netip.MustParseAddr("198.51.100.98"), Expires: time.Now().Add(time.Hour)}); err == nil || bad.Connected() {
-		t.Fatalf("without a seed: connected %v, publish %v", bad.Connected(), err)
+	if err := bad.Publish(pctx, Ban{Addr: netip.MustParseAddr("198.51.100.99"), Expires: time.Now().Add(time.Hour)}); err == nil || bad.Connected() {
+		t.Fatalf("%s: connected %v, publish %v", what, bad.Connected(), err)
 	}
 }
