@@ -214,13 +214,12 @@ func (b *Bans) Watch(ctx context.Context, apply func(Ban), remove func(netip.Add
 			if e == nil {
 				continue // the end of the bucket's current contents
 			}
-			a, err := AddrOf(e.Key())
-			if err != nil {
-				b.Malformed.Add(1)
-				continue
-			}
 			if e.Operation() != jetstream.KeyValuePut {
-				remove(a)
+				if a, err := AddrOf(e.Key()); err != nil {
+					b.Malformed.Add(1)
+				} else {
+					remove(a)
+				}
 				continue
 			}
 			switch ban, malformed, refused := b.decode(e); {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -79,7 +78,7 @@ func rib(t *testing.T, r *server.BgpServer) map[string]bool {
 // BLACKHOLE community, IPv4 and IPv6, and are withdrawn; past the cap a
 // ban is not announced, counted.
 func TestAnnouncerRTBH(t *testing.T) {
-	port := int32(freeTCPPort(t))
+	port := int32(testbin.FreePort(t))
 	r := router(t, port)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -119,15 +118,6 @@ func TestAnnouncerRTBH(t *testing.T) {
 	}
 }
 
-func freeTCPPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // The operator's router is Debian's gobgpd in a namespace of its own, the
 // box's speaker peering with it over a veth: bans announced show in the
 // router's RIB (`gobgp global rib`) with the BLACKHOLE community, and go
@@ -140,7 +130,7 @@ func TestAnnouncerToDebianGobgpd(t *testing.T) {
 	rib := rt.RIB
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a, err := StartBGP(ctx, BGPConfig{ASN: bgptest.BoxAS, RouterID: bgptest.BoxAddr, Peers: []BGPPeer{{Address: bgptest.RouterAddr, ASN: bgptest.RouterAS}}, Log: testLog(t)})
+	a, err := StartBGP(ctx, BGPConfig{ASN: bgptest.BoxAS, RouterID: rt.BoxAddr, Peers: []BGPPeer{{Address: rt.Addr, ASN: bgptest.RouterAS}}, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

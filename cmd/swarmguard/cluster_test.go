@@ -67,7 +67,7 @@ func TestBoxesShareBans(t *testing.T) {
 		pin := fmt.Sprintf("/sys/fs/bpf/sgcl%d%d", i, time.Now().UnixNano())
 		t.Cleanup(func() { os.RemoveAll(pin) })
 		conf := filepath.Join(dir, name+".yaml")
-		mport := freePort(t)
+		mport := testbin.FreePort(t)
 		body := fmt.Sprintf(`interfaces:
   bridge: [%s, %s]
 kernel:
@@ -84,7 +84,7 @@ cluster:
   replicas: 3
 `, pa, pb, pin, filepath.Join(dir, name+".json"), mport, strings.Join(append([]string{natsURLs[i]}, slices.Delete(slices.Clone(natsURLs), i, i+1)...), ", "), name)
 		if i == 0 {
-			body += fmt.Sprintf("bgp:\n  asn: %d\n  router_id: %s\n  peers: [\"%s@%d\"]\n", bgptest.BoxAS, bgptest.BoxAddr, bgptest.RouterAddr, bgptest.RouterAS)
+			body += fmt.Sprintf("bgp:\n  asn: %d\n  router_id: %s\n  peers: [\"%s@%d\"]\n", bgptest.BoxAS, rt.BoxAddr, rt.Addr, bgptest.RouterAS)
 		}
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 			t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,16 +23,6 @@ import (
 	"github.com/swarmguard/swarmguard/internal/netnstest"
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
-
-// freePort returns a loopback TCP port nobody listens on now.
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // child is a process the test started, stopped by PID at cleanup.
 type child struct {
@@ -151,7 +140,7 @@ func TestServiceOnALiveBridge(t *testing.T) {
 	pin := fmt.Sprintf("/sys/fs/bpf/sgsvc%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
 	logFile, sock := filepath.Join(dir, "eve.json"), filepath.Join(dir, "run", "swarmguard.sock")
-	metricsPort := freePort(t)
+	metricsPort := testbin.FreePort(t)
 
 	var hookMu sync.Mutex
 	hooks := map[string]int{}
@@ -211,7 +200,7 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:%d"]
 `, metricsPort)), 0o644)
-	promPort := freePort(t)
+	promPort := testbin.FreePort(t)
 	pr := start(t, prom, "--config.file="+filepath.Join(promDir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(promDir, "data"),
 		"--web.listen-address=127.0.0.1:"+strconv.Itoa(promPort), "--log.level=warn")
 	promURL := fmt.Sprintf("http://127.0.0.1:%d", promPort)

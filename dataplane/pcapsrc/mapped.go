@@ -74,18 +74,23 @@ func swap32(x uint32) uint32 { return x>>24 | x>>8&0xff00 | x<<8&0xff0000 | x<<2
 // copyOut copies len(dst) bytes at off of the mapping into dst, turning a
 // fault on the mapping into errTruncatedUnder.
 func (m *mapped) copyOut(dst []byte, off int) (n int, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			if f, ok := p.(interface{ Addr() uintptr }); ok && m.inside(f.Addr()) {
-				n, err = 0, errTruncatedUnder
-				return
-			}
-			panic(p)
-		}
-	}()
+	defer m.fault(&err)
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	return copy(dst, m.data[off:off+len(dst)]), nil
+}
+
+// fault, deferred around an access to the mapping with panic-on-fault
+// set, turns a fault inside the mapping into errTruncatedUnder in *err;
+// any other panic goes on.
+func (m *mapped) fault(err *error) {
+	if p := recover(); p != nil {
+		if f, ok := p.(interface{ Addr() uintptr }); ok && m.inside(f.Addr()) {
+			*err = errTruncatedUnder
+			return
+		}
+		panic(p)
+	}
 }
 
 // inside reports whether address a is in the mapping.
@@ -106,15 +111,7 @@ func (m *mapped) next() (frame []byte, ts time.Time, err error) {
 		return nil, time.Time{}, io.ErrUnexpectedEOF
 	}
 	// One guarded stretch for the record's header and frame.
-	defer func() {
-		if p := recover(); p != nil {
-			if f, ok := p.(interface{ Addr() uintptr }); ok && m.inside(f.Addr()) {
-				frame, ts, err = nil, time.Time{}, errTruncatedUnder
-				return
-			}
-			panic(p)
-		}
-	}()
+	defer m.fault(&err)
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	h := m.hdr[:hl]

@@ -1,10 +1,11 @@
 // Package bgptest runs Debian's gobgpd as a test's router: in a namespace
-// of its own, joined to the current one by a veth (10.99.90.1 here,
-// 10.99.90.2 the router, AS 65000), taking AS 65001 from 10.99.90.1 as a
+// of its own, joined to the current one by a veth (Router.BoxAddr here,
+// Router.Addr the router, AS 65000), taking AS 65001 from BoxAddr as a
 // passive peer. Tests read its RIB with the gobgp CLI.
 package bgptest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,21 +15,23 @@ import (
 	"github.com/swarmguard/swarmguard/internal/testbin"
 )
 
-// Addresses and AS numbers of the router and of the box that peers with it.
+// AS numbers of the router and of the box that peers with it.
 const (
-	BoxAddr    = "10.99.90.1"
-	RouterAddr = "10.99.90.2"
-	BoxAS      = 65001
-	RouterAS   = 65000
+	BoxAS    = 65001
+	RouterAS = 65000
 )
 
 // Router is a running gobgpd.
 type Router struct {
-	t    *testing.T
-	ns   string
-	conf string
-	d    *exec.Cmd
-	out  *testbin.Buffer
+	// Addresses of this side of the veth (the box's) and of the router:
+	// a subnet of this test process's own, since go test runs packages
+	// in parallel and the veth's side here is in the shared namespace.
+	BoxAddr, Addr string
+	t             *testing.T
+	ns            string
+	conf          string
+	d             *exec.Cmd
+	out           *testbin.Buffer
 }
 
 // Start starts gobgpd in a namespace of env; it skips the test when the
@@ -40,17 +43,20 @@ func Start(t *testing.T, env *netnstest.Env) *Router {
 			t.Skipf("needs %s (bench/deps.sh installs gobgpd)", b)
 		}
 	}
+	pid := os.Getpid()
+	subnet := fmt.Sprintf("10.%d.%d.", 200+pid%50, pid/50%256)
+	box, router := subnet+"1", subnet+"2"
 	rtr := env.NS("rtr")
-	port := env.Veth("bgp", rtr, RouterAddr+"/24", 1)
-	env.Run("ip", "addr", "add", BoxAddr+"/24", "dev", port)
+	port := env.Veth("bgp", rtr, router+"/24", 1)
+	env.Run("ip", "addr", "add", box+"/24", "dev", port)
 	conf := filepath.Join(t.TempDir(), "gobgpd.toml")
 	if err := os.WriteFile(conf, []byte(`[global.config]
   as = 65000
-  router-id = "10.99.90.2"
+  router-id = "`+router+`"
   port = 179
 [[neighbors]]
   [neighbors.config]
-    neighbor-address = "10.99.90.1"
+    neighbor-address = "`+box+`"
     peer-as = 65001
   [neighbors.transport.config]
     passive-mode = true
@@ -63,7 +69,7 @@ func Start(t *testing.T, env *netnstest.Env) *Router {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := &Router{t: t, ns: rtr, conf: conf}
+	r := &Router{BoxAddr: box, Addr: router, t: t, ns: rtr, conf: conf}
 	r.start()
 	t.Cleanup(r.stop)
 	return r
