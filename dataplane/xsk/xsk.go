@@ -21,6 +21,14 @@
 // frames, and a frame received on one port is sent from the other as it
 // is (Forward), with no copy; its completion returns it to its owner's
 // fill ring.
+//
+// More sockets can join a queue (OpenSibling): the kernel gives the
+// sockets of one device queue one fill and one completion ring, so that
+// several workers share a 1-queue port, each with its own rx and tx ring.
+// The shared rings then have several producers (fill) and consumers
+// (completion): a worker reserves its slots with a compare-and-swap on a
+// head index of the queue's own and publishes them in reservation order,
+// as a multi-producer ring does; no lock is taken.
 package xsk
 
 import (
@@ -67,6 +75,14 @@ type addrRing struct {
 	descs []uint64
 }
 
+// sharedHeads are the reservation heads of a queue's shared fill and
+// completion rings: fill is the next slot a producer may take (ahead of
+// the ring's producer index by what is reserved and not yet published),
+// comp the next completion a consumer may take.
+type sharedHeads struct {
+	fill, comp atomic.Uint32
+}
+
 type descRing struct {
 	ring
 	descs []unix.XDPDesc
@@ -95,6 +111,13 @@ type Socket struct {
 	peer           *Socket
 	lent, borrowed int
 	owned          bool // the asavie socket (and UMEM) is this one's; a shared socket has only its fd
+	// heads is set when other sockets of the same queue share this one's
+	// fill and completion rings (OpenSibling); rings is false on a sibling,
+	// whose fill and completion rings are its first socket's mappings.
+	heads          *sharedHeads
+	rings          bool
+	ifindex, queue int
+	frames         int // the UMEM's frames
 	// Counters, one owner.
 	Received, Sent, TxFull uint64
 }
@@ -127,8 +150,8 @@ func Open(ifindex, queue int, o Options) (*Socket, error) {
 		}
 		return nil, fmt.Errorf("xsk on ifindex %d queue %d: %v", ifindex, queue, err)
 	}
-	s := &Socket{xs: xs, fd: xs.FD(), frameSize: uint64(o.FrameSize), owned: true}
-	if err := s.mapRings(o.RingSize); err != nil {
+	s := &Socket{xs: xs, fd: xs.FD(), frameSize: uint64(o.FrameSize), owned: true, ifindex: ifindex, queue: queue, frames: o.Frames}
+	if err := s.mapRings(o.RingSize, true); err != nil {
 		xs.Close()
 		return nil, err
 	}
@@ -179,7 +202,7 @@ func OpenShared(ifindex, queue int, owner *Socket) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xsk on ifindex %d queue %d: %w: %v", ifindex, queue, ErrNoAFXDP, err)
 	}
-	s := &Socket{xs: owner.xs, fd: fd, frameSize: owner.frameSize}
+	s := &Socket{xs: owner.xs, fd: fd, frameSize: owner.frameSize, ifindex: ifindex, queue: queue, frames: owner.frames}
 	fail := func(err error) (*Socket, error) {
 		s.unmapRings()
 		unix.Close(fd)
@@ -190,7 +213,7 @@ func OpenShared(ifindex, queue int, owner *Socket) (*Socket, error) {
 			return fail(fmt.Errorf("xsk: shared UMEM: ring size: %w", err))
 		}
 	}
-	if err := s.mapRings(owner.ringSize); err != nil {
+	if err := s.mapRings(owner.ringSize, true); err != nil {
 		return fail(err)
 	}
 	sa := &unix.SockaddrXDP{Flags: unix.XDP_SHARED_UMEM, Ifindex: uint32(ifindex), QueueID: uint32(queue), SharedUmemFD: uint32(owner.fd)}
@@ -239,23 +262,142 @@ func (s *Socket) ownsRx(addr uint64) bool {
 // FD is the socket's file descriptor (for the XSKMAP).
 func (s *Socket) FD() int { return s.fd }
 
-func (s *Socket) mapRings(n int) error {
+// OpenSibling creates another socket on first's device queue and UMEM:
+// the kernel gives it first's fill and completion rings and a rx and tx
+// ring of its own, and the XDP program may redirect any of the queue's
+// packets to either. With peer, a sibling of first's peer (OpenShared),
+// the two become a bridge pair that forwards each other's frames. Frames
+// are the queue's, not a socket's: whichever sibling reaps a completion
+// gives the frame back to the shared fill ring. A sibling has no transmit
+// frames of its own, so a queue with siblings only forwards (a bridge on
+// a shared UMEM) or only receives (a monitor port). Call before traffic
+// flows, from one goroutine; the sockets are then used concurrently, one
+// goroutine each.
+func OpenSibling(first, peer *Socket) (*Socket, error) {
+	if !first.rings {
+		return nil, errors.New("xsk: sibling: join a queue through its first socket")
+	}
+	if peer != nil && (peer.peer != nil || first.peer == nil || peer.fill.prod != first.peer.fill.prod) {
+		return nil, errors.New("xsk: sibling: a bridge sibling pairs with an unpaired sibling of the first's peer")
+	}
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("xsk on ifindex %d queue %d: %w: %v", first.ifindex, first.queue, ErrNoAFXDP, err)
+	}
+	s := &Socket{xs: first.xs, fd: fd, frameSize: first.frameSize, ifindex: first.ifindex, queue: first.queue, frames: first.frames,
+		rxLo: first.rxLo, rxFrames: first.rxFrames}
+	fail := func(err error) (*Socket, error) {
+		s.unmapRings()
+		unix.Close(fd)
+		return nil, err
+	}
+	// Only the rx and tx rings: the kernel refuses (EINVAL) a fill or
+	// completion ring on a socket that joins a bound queue.
+	for _, opt := range []int{unix.XDP_RX_RING, unix.XDP_TX_RING} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, opt, first.ringSize); err != nil {
+			return fail(fmt.Errorf("xsk: sibling: ring size: %w", err))
+		}
+	}
+	if err := s.mapRings(first.ringSize, false); err != nil {
+		return fail(err)
+	}
+	sa := &unix.SockaddrXDP{Flags: unix.XDP_SHARED_UMEM, Ifindex: uint32(first.ifindex), QueueID: uint32(first.queue), SharedUmemFD: uint32(first.fd)}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail(fmt.Errorf("xsk on ifindex %d queue %d: bind a second socket to the queue: %w", first.ifindex, first.queue, err))
+	}
+	if first.heads == nil {
+		first.heads = &sharedHeads{}
+		first.heads.fill.Store(atomic.LoadUint32(first.fill.prod))
+		first.heads.comp.Store(atomic.LoadUint32(first.comp.cons))
+	}
+	s.heads, s.fill, s.comp = first.heads, first.fill, first.comp
+	s.fill.mem, s.comp.mem = nil, nil // first's mappings: first unmaps them
+	// Any of the queue's receive frames may come back through this one.
+	s.rxPending = make([]uint64, 0, s.rxFrames)
+	if peer != nil {
+		s.peer, peer.peer = peer, s
+	}
+	return s, nil
+}
+
+// Account checks where every frame of the UMEM that socks share is, and
+// returns how many frames are nowhere (lost) and how many are in more than
+// one place (double-owned): in a fill, completion, rx or tx ring between
+// its consumer and producer, waiting to be filled, or free to transmit.
+// It reaps completions first. socks must be every socket of the UMEM,
+// with no traffic in flight and no frame held by a caller; otherwise
+// frames the kernel or a caller holds count as lost.
+func Account(socks ...*Socket) (lost, doubled int) {
+	if len(socks) == 0 {
+		return 0, 0
+	}
+	for _, s := range socks {
+		s.Reap()
+	}
+	seen := make([]int, socks[0].frames)
+	mark := func(a uint64) {
+		if i := a / socks[0].frameSize; i < uint64(len(seen)) {
+			seen[i]++
+		} else {
+			lost-- // not a frame of this UMEM: never hidden by a count
+		}
+	}
+	for _, s := range socks {
+		if s.rings { // each shared fill and completion ring once
+			for c := atomic.LoadUint32(s.fill.cons); c != atomic.LoadUint32(s.fill.prod); c++ {
+				mark(s.fill.descs[c&s.fill.mask])
+			}
+			for c := atomic.LoadUint32(s.comp.cons); c != atomic.LoadUint32(s.comp.prod); c++ {
+				mark(s.comp.descs[c&s.comp.mask])
+			}
+		}
+		for c := atomic.LoadUint32(s.rx.cons); c != atomic.LoadUint32(s.rx.prod); c++ {
+			mark(s.rx.descs[c&s.rx.mask].Addr)
+		}
+		for c := atomic.LoadUint32(s.tx.cons); c != atomic.LoadUint32(s.tx.prod); c++ {
+			mark(s.tx.descs[c&s.tx.mask].Addr)
+		}
+		for _, a := range s.rxPending {
+			mark(a)
+		}
+		for _, a := range s.txFree {
+			mark(a)
+		}
+	}
+	for _, n := range seen {
+		switch {
+		case n == 0:
+			lost++
+		case n > 1:
+			doubled += n - 1
+		}
+	}
+	return lost, doubled
+}
+
+// publish moves a shared ring's index from from to to once the slots
+// reserved before this caller's are published: reservations are published
+// in the order they were taken, as the kernel reads the index, not the
+// reservations. The wait is for another worker's few stores; it yields
+// the CPU if that worker's thread was preempted mid-way.
+func publish(index *uint32, from, to uint32) {
+	for i := 0; atomic.LoadUint32(index) != from; i++ {
+		if i&63 == 63 {
+			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		}
+	}
+	atomic.StoreUint32(index, to)
+}
+
+func (s *Socket) mapRings(n int, fillComp bool) error {
 	var off unix.XDPMmapOffsets
 	size := uint32(unsafe.Sizeof(off))
 	if _, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS,
 		uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&size)), 0); errno != 0 {
 		return fmt.Errorf("xsk: XDP_MMAP_OFFSETS: %w", errno)
 	}
-	s.off, s.ringSize = off, n
+	s.off, s.ringSize, s.rings = off, n, fillComp
 	var err error
-	if s.fill.ring, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, n, 8); err != nil {
-		return err
-	}
-	s.fill.descs = unsafe.Slice((*uint64)(unsafe.Pointer(&s.fill.mem[off.Fr.Desc])), n)
-	if s.comp.ring, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, n, 8); err != nil {
-		return err
-	}
-	s.comp.descs = unsafe.Slice((*uint64)(unsafe.Pointer(&s.comp.mem[off.Cr.Desc])), n)
 	dsz := int(unsafe.Sizeof(unix.XDPDesc{}))
 	if s.rx.ring, err = mapRing(s.fd, unix.XDP_PGOFF_RX_RING, off.Rx, n, dsz); err != nil {
 		return err
@@ -265,6 +407,17 @@ func (s *Socket) mapRings(n int) error {
 		return err
 	}
 	s.tx.descs = unsafe.Slice((*unix.XDPDesc)(unsafe.Pointer(&s.tx.mem[off.Tx.Desc])), n)
+	if !fillComp {
+		return nil
+	}
+	if s.fill.ring, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, n, 8); err != nil {
+		return err
+	}
+	s.fill.descs = unsafe.Slice((*uint64)(unsafe.Pointer(&s.fill.mem[off.Fr.Desc])), n)
+	if s.comp.ring, err = mapRing(s.fd, unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, n, 8); err != nil {
+		return err
+	}
+	s.comp.descs = unsafe.Slice((*uint64)(unsafe.Pointer(&s.comp.mem[off.Cr.Desc])), n)
 	return nil
 }
 
@@ -292,6 +445,9 @@ func (s *Socket) Frame(addr uint64, n uint32) []byte {
 // with nothing tops the ring up. It returns how many frames the ring took.
 func (s *Socket) Fill(addrs []uint64) int {
 	s.rxPending = append(s.rxPending, addrs...) // never grows: at most the receive frames
+	if s.heads != nil {
+		return s.fillShared()
+	}
 	prod := atomic.LoadUint32(s.fill.prod)
 	cons := atomic.LoadUint32(s.fill.cons)
 	free := int(s.fill.mask+1) - int(prod-cons)
@@ -303,6 +459,28 @@ func (s *Socket) Fill(addrs []uint64) int {
 	s.rxPending = s.rxPending[:from]
 	atomic.StoreUint32(s.fill.prod, prod+uint32(n))
 	return n
+}
+
+// fillShared is Fill on a fill ring the queue's sockets share.
+func (s *Socket) fillShared() int {
+	for {
+		head := s.heads.fill.Load()
+		free := int(s.fill.mask+1) - int(head-atomic.LoadUint32(s.fill.cons))
+		n := min(free, len(s.rxPending))
+		if n <= 0 {
+			return 0
+		}
+		if !s.heads.fill.CompareAndSwap(head, head+uint32(n)) {
+			continue // another worker reserved first
+		}
+		from := len(s.rxPending) - n
+		for i, a := range s.rxPending[from:] {
+			s.fill.descs[(head+uint32(i))&s.fill.mask] = a
+		}
+		s.rxPending = s.rxPending[:from]
+		publish(s.fill.prod, head, head+uint32(n))
+		return n
+	}
 }
 
 // Receive takes up to len(out) received descriptors. The frames are the
@@ -377,6 +555,15 @@ func (s *Socket) Kick() error {
 func (s *Socket) Reap() {
 	cons := atomic.LoadUint32(s.comp.cons)
 	prod := atomic.LoadUint32(s.comp.prod)
+	if s.heads != nil {
+		// Shared with the queue's other sockets: reserve what to take. The
+		// head is read before the producer index, so it is never past it.
+		cons = s.heads.comp.Load()
+		prod = atomic.LoadUint32(s.comp.prod)
+		if cons == prod || !s.heads.comp.CompareAndSwap(cons, prod) {
+			return // nothing, or another worker is taking it now
+		}
+	}
 	for c := cons; c != prod; c++ {
 		a := s.comp.descs[c&s.comp.mask]
 		if o := s.peer; o != nil && o.ownsRx(a) {
@@ -388,7 +575,11 @@ func (s *Socket) Reap() {
 		s.txFree = append(s.txFree, a)
 		s.outTx--
 	}
-	atomic.StoreUint32(s.comp.cons, prod)
+	if s.heads != nil {
+		publish(s.comp.cons, cons, prod)
+	} else {
+		atomic.StoreUint32(s.comp.cons, prod)
+	}
 	if s.peer != nil && len(s.peer.rxPending) > 0 {
 		s.peer.Fill(nil)
 	}

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv("SG_SEND"); spec != "" {
 		os.Exit(send(spec))
 	}
+	if spec := os.Getenv("SG_FLOWS"); spec != "" {
+		os.Exit(sendFlows(spec))
+	}
 	os.Exit(m.Run())
 }
 
