@@ -59,7 +59,7 @@ type Options struct {
 // sg-ban and sg-failopen are swarmguard's XDP program with no process
 // behind it: every generator source banned (each packet dropped on the
 // ban lookup), or no heartbeat (each packet forwarded by the kernel).
-var AllConfigs = []string{"xdp-drop", "devmap", "null-1w", "null-2w", "sg-1w", "sg-1w-bypass", "sg-2w", "sg-2w-bypass", "sg-ban", "sg-failopen"}
+var AllConfigs = []string{"xdp-drop", "devmap", "null-1w", "null-2w", "sg-1w", "sg-1w-bypass", "sg-2w", "sg-2w-bypass", "sg-2w1q", "sg-ban", "sg-failopen"}
 
 // Row is one configuration at one frame size.
 type Row struct {
@@ -307,8 +307,13 @@ func cpuNow() time.Duration {
 // one runs one configuration at one size.
 func (e *Env) one(o *Options, config, size string) (Row, error) {
 	row := Row{Config: config, Size: size}
-	workers := 1
+	// sg-2w1q is two workers sharing one rx queue (the XDP program
+	// spreads its flows over them); the others have a queue per worker.
+	workers, queues := 1, 1
 	if strings.HasSuffix(config, "-2w") || strings.HasSuffix(config, "-2w-bypass") {
+		workers, queues = 2, 2
+	}
+	if config == "sg-2w1q" {
 		workers = 2
 	}
 	var (
@@ -368,7 +373,7 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 		cleanup = func() { lb.Close(); la.Close(); kobjs.Close() }
 	default:
 		pin := fmt.Sprintf("/sys/fs/bpf/%s%s", e.prefix, strings.ReplaceAll(config, "-", ""))
-		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: workers, PinPath: pin}
+		cfg := live.Config{Bridge: [2]string{e.a, e.b}, Queues: queues, Workers: workers, PinPath: pin}
 		mode := live.Harness{Null: strings.HasPrefix(config, "null"), NoBypass: !strings.HasSuffix(config, "bypass")}
 		// The previous configuration's sockets are closed, but the kernel
 		// releases their queue bindings a moment later.
@@ -407,7 +412,7 @@ func (e *Env) one(o *Options, config, size string) (Row, error) {
 	defer prog.Close()
 	ps0, perr := prog.Stats()
 	cpu0 := cpuNow()
-	g, err := e.generate(o, workers, size)
+	g, err := e.generate(o, queues, size)
 	if err != nil {
 		return row, err
 	}

@@ -137,7 +137,7 @@ func liveConfig(c *config.Config) (live.Config, error) {
 		}
 		m = &cp
 	}
-	cfg := live.Config{Monitor: c.Monitor, Queues: c.Queues, Generic: c.Generic, FailOpen: c.FailOpen,
+	cfg := live.Config{Monitor: c.Monitor, Queues: c.Queues, Workers: c.Workers, Generic: c.Generic, FailOpen: c.FailOpen,
 		BanFor: c.BanFor, BanLocal: c.BanLocal, MonitorOnly: c.MonitorOnly, PinPath: c.Pin,
 		Local: c.Local, AllowNets: c.AllowNets, AllowPorts: c.AllowPorts, Model: m,
 		Flows: shard.TableConfig{Capacity: c.FlowTable, NewPerSecond: newFlows(c.NewFlows)}, MaxHosts: c.MaxHosts, UserPPS: newFlows(c.UserPPS),

@@ -1,8 +1,8 @@
 // Package live puts the engine on the wire: the XDP program steers packets
-// to one AF_XDP socket per port and queue, one worker per queue (locked to
-// its OS thread and pinned to a CPU) runs the same shard.Worker as
-// offline classification, host deltas merge every 100 ms, and decisions go
-// back to the kernel as bypass entries and bans.
+// to AF_XDP sockets, one per port and worker, by rx queue and flow hash;
+// each worker (locked to its OS thread and pinned to a CPU) runs the same
+// shard.Worker as offline classification, host deltas merge every 100 ms,
+// and decisions go back to the kernel as bypass entries and bans.
 package live
 
 import (
@@ -26,7 +26,12 @@ type Config struct {
 	// Queues is the number of rx queues used on each port (default: all the
 	// port has; on a bridge, the smaller count of the two).
 	Queues int
-	Socket xsk.Options
+	// Workers is how many workers read the queues (default: one per CPU,
+	// at least one per queue). More workers than queues share each queue
+	// (Workers/Queues each, rounded down): the XDP program spreads a
+	// queue's flows over them, so a 1-queue port still uses every core.
+	Workers int
+	Socket  xsk.Options
 	// Generic forces generic (skb) XDP; by default native XDP is tried
 	// first and generic used when the driver has no native XDP.
 	Generic bool

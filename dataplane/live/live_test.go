@@ -509,6 +509,56 @@ func TestMultiQueueBothDirectionsOneWorker(t *testing.T) {
 	t.Logf("flows per worker: %v", perWorker)
 }
 
+// A 1-queue bridge still uses two workers: both sit on the queue, the XDP
+// program spreads the flows over them by the flow hash, each flow's two
+// directions on one worker, and every frame crosses.
+func TestOneQueueTwoWorkersSplitFlows(t *testing.T) {
+	env := netnstest.New(t)
+	gen, sink := env.NS("gen"), env.NS("sink")
+	a := env.Veth("a", gen, "10.99.4.1/24", 1)
+	b := env.Veth("b", sink, "10.99.4.2/24", 1)
+	for _, ns := range []string{gen, sink} {
+		env.Exec(ns, "ethtool", "-K", "eth0", "gro", "on", "tx", "off")
+	}
+	r := start(t, Config{Bridge: [2]string{a, b}, Queues: 1, Workers: 2})
+	if len(r.workers) != 2 || r.perQueue != 2 {
+		t.Fatalf("%d workers, %d per queue: want 2 on the one queue", len(r.workers), r.perQueue)
+	}
+	const flows = 64
+	role(t, env, gen, "xps-send", "10.99.4.1", "10.99.4.2", fmt.Sprint(flows), "0")
+	role(t, env, sink, "xps-send", "10.99.4.2", "10.99.4.1", fmt.Sprint(flows), "1")
+	time.Sleep(300 * time.Millisecond)
+	st := r.Stats()
+	r.Stop()
+	owners := map[shard.Key]int{}
+	perWorker := make([]int, 2)
+	for i, q := range r.workers {
+		q.w.Table().Range(func(f *shard.Flow) {
+			if f.Key.Proto != 17 || f.Key.LoPort < 20000 {
+				return
+			}
+			if prev, ok := owners[f.Key]; ok {
+				t.Errorf("flow %v on workers %d and %d", f.Key.Endpoint(0), prev, i)
+			}
+			owners[f.Key] = i
+			perWorker[i]++
+			if f.Pkts[0] == 0 || f.Pkts[1] == 0 {
+				t.Errorf("flow %v:%d on worker %d saw one direction only (%v)", f.Key.Endpoint(0), f.Key.HiPort, i, f.Pkts)
+			}
+		})
+	}
+	if len(owners) != flows {
+		t.Fatalf("%d flows seen (want %d), per worker %v", len(owners), flows, perWorker)
+	}
+	if perWorker[0] == 0 || perWorker[1] == 0 {
+		t.Fatalf("flows not spread over the queue's two workers (per worker %v)", perWorker)
+	}
+	if st.TxFrames+2 < st.Kernel[bpf.ToXSK] {
+		t.Fatalf("workers forwarded %d of %d frames they got", st.TxFrames, st.Kernel[bpf.ToXSK])
+	}
+	t.Logf("flows per worker: %v; %d frames to the workers, %d forwarded", perWorker, st.Kernel[bpf.ToXSK], st.TxFrames)
+}
+
 // A monitor port classifies and records but forwards nothing: there is no
 // other port, and the kernel passes what it decided to the stack.
 func TestMonitorClassifiesAndForwardsNothing(t *testing.T) {

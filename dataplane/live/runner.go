@@ -44,7 +44,7 @@ type Stats struct {
 	// sockets: frames dropped on the way to a worker (CPU starvation shows
 	// here), and transmits that found the tx ring empty.
 	XSKRxDropped, XSKRxRingFull, XSKFillEmpty, XSKTxEmpty, XSKInvalid uint64
-	// Workers are the per-queue counters, in queue order.
+	// Workers are the per-worker counters, in queue order.
 	Workers     []WorkerStats
 	Predicted   int                         // peers predicted from discovery answers, within their TTL
 	Reputed     int                         // peers other boxes proved (AddReputation)
@@ -60,8 +60,9 @@ type Stats struct {
 	// Merge is how long the last tick's merge and snapshot publish took
 	// (it must stay under the 100 ms tick); MergeMax the longest so far.
 	Merge, MergeMax time.Duration
-	// FramesUnaccounted is, after Stop, the UMEM frames found nowhere
-	// (UMEM accounting: 0 unless frames leaked or traffic was in flight).
+	// FramesUnaccounted is, after Stop, the UMEM frames found nowhere or
+	// in two places at once (UMEM accounting: 0 unless frames leaked or
+	// traffic was in flight).
 	FramesUnaccounted int
 	// UserBudget is each CPU's budget of packets per second to the
 	// workers, as adapted to what they take (0: no budget).
@@ -103,7 +104,8 @@ const rxBatch = 64
 
 // qworker is the worker of one queue: its sockets (one per port) and engine.
 type qworker struct {
-	id    int
+	id    int // the worker's index, also its CPU modulo the CPU count
+	queue int // the rx queue it reads (with the queue's other workers)
 	w     *shard.Worker
 	socks []*xsk.Socket
 	descs []unix.XDPDesc
@@ -145,6 +147,7 @@ type Runner struct {
 	ticked    atomic.Int64 // when the control loop last finished a tick (ns)
 	reconf    chan reconf
 	budget    int    // packets per second per CPU to the workers, as adapted (adaptBudget)
+	perQueue  int    // workers (sockets per port) on each rx queue
 	ringFull  uint64 // rx ring overflows at the last tick
 	// monitorOnly is the policy's MonitorOnly for the workers, which read
 	// it per frame; a reload sets it.
@@ -196,9 +199,6 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 			queues = min(queues, rxQueues(p.Name))
 		}
 	}
-	if queues*len(r.ports) > bpf.MaxSockets {
-		return nil, fmt.Errorf("%d queues on %d ports: at most %d sockets", queues, len(r.ports), bpf.MaxSockets)
-	}
 	objs, err := bpf.Load(bpf.Options{PinPath: cfg.PinPath})
 	if err != nil {
 		return nil, err
@@ -237,13 +237,17 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 			}
 		}
 	}
-	r.engine = shard.NewEngine(shard.EngineConfig{Workers: queues, Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model},
+	if err := r.openSockets(queues); err != nil {
+		return fail(err)
+	}
+	if err := objs.Configure(mode, r.perQueue, cfg.FailOpen, cfg.UserPPS); err != nil {
+		return fail(err)
+	}
+	r.engine = shard.NewEngine(shard.EngineConfig{Workers: len(r.workers), Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model},
 		Hosts: hostmerge.Config{MaxHosts: cfg.MaxHosts}})
-	for q, w := range r.engine.Workers() {
-		qw := &qworker{id: q, w: w, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch)}
-		if cfg.Audit > 0 {
-			qw.audit = newAuditRing()
-		}
+	for i, w := range r.engine.Workers() {
+		qw := r.workers[i]
+		qw.w = w
 		qw.w.Decided = func(f *shard.Flow, h *classifier.HostFeatures) {
 			select {
 			case r.decisions <- decision{flow: *f, host: *h, outer: outerOf(qw.w, f), audit: qw.auditOf(f, cfg.Audit)}:
@@ -251,30 +255,6 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 				r.lost.Add(1)
 			}
 		}
-		for i, p := range r.ports {
-			var s *xsk.Socket
-			if i == 1 {
-				// The bridge's other port on the first's UMEM: a frame
-				// received on one leaves the other as it is, no copy.
-				if s, err = xsk.OpenShared(p.Index, q, qw.socks[0]); errors.Is(err, xsk.ErrQueueBusy) {
-					return fail(fmt.Errorf("port %s queue %d: %w", p.Name, q, err))
-				} else if err != nil {
-					fmt.Fprintf(cfg.Log, "swarmguard: port %s queue %d: no shared UMEM (%v): frames are copied between the ports\n", p.Name, q, err)
-					s = nil
-				}
-			}
-			if s == nil {
-				if s, err = xsk.Open(p.Index, q, cfg.Socket); err != nil {
-					return fail(fmt.Errorf("port %s queue %d: %w", p.Name, q, err))
-				}
-			}
-			qw.socks = append(qw.socks, s)
-			qw.pfds = append(qw.pfds, unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN})
-			if err := objs.SetSocket(i*(bpf.MaxSockets/2)+q, s.FD()); err != nil {
-				return fail(err)
-			}
-		}
-		r.workers = append(r.workers, qw)
 	}
 	for _, p := range r.ports {
 		l, err := attach(objs.Program(), p, cfg.PinPath, cfg.Generic, cfg.Log)
@@ -300,6 +280,96 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 	go r.control()
 	go r.watchdog()
 	return r, nil
+}
+
+// openSockets opens each worker's sockets, one per port, and puts them in
+// the XSKMAP: port i's slots start at i*MaxSockets/2, then queue q's
+// perQueue workers take slots q*perQueue+j. A queue's first worker owns
+// the UMEM (on a bridge both ports' first sockets share it, so frames
+// leave the other port uncopied); its other workers join the same queue
+// and UMEM (xsk.OpenSibling), and the XDP program spreads the queue's
+// flows over them by the flow hash, both directions of a flow to one
+// worker. Siblings need the shared UMEM on a bridge: without it frames
+// are copied and each queue has one worker, said in one log line.
+func (r *Runner) openSockets(queues int) error {
+	cfg := r.cfg
+	r.perQueue = max(1, cfg.Workers/queues)
+	if cfg.Workers == 0 {
+		r.perQueue = max(1, runtime.NumCPU()/queues)
+	}
+	if cfg.Workers > 0 && cfg.Workers != r.perQueue*queues {
+		fmt.Fprintf(cfg.Log, "swarmguard: %d workers on %d queues: %d per queue, %d in all\n", cfg.Workers, queues, r.perQueue, r.perQueue*queues)
+	}
+	if queues*r.perQueue*len(r.ports) > bpf.MaxSockets {
+		return fmt.Errorf("%d workers on each of %d queues of %d ports: at most %d sockets", r.perQueue, queues, len(r.ports), bpf.MaxSockets)
+	}
+	slot := func(port, q, j int) int { return port*(bpf.MaxSockets/2) + q*r.perQueue + j }
+	add := func(qw *qworker, port int, s *xsk.Socket) error {
+		qw.socks = append(qw.socks, s)
+		qw.pfds = append(qw.pfds, unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN})
+		return r.objs.SetSocket(slot(port, qw.queue, qw.id%r.perQueue), s.FD())
+	}
+	newWorker := func(q int) *qworker {
+		qw := &qworker{id: len(r.workers), queue: q, descs: make([]unix.XDPDesc, rxBatch), frames: make([][]byte, rxBatch), times: make([]int64, rxBatch), verdicts: make([]shard.Verdict, rxBatch)}
+		if cfg.Audit > 0 {
+			qw.audit = newAuditRing()
+		}
+		r.workers = append(r.workers, qw) // closed by r.close from here on
+		return qw
+	}
+	for q := 0; q < queues; q++ {
+		first := newWorker(q)
+		for i, p := range r.ports {
+			var s *xsk.Socket
+			var err error
+			if i == 1 {
+				// The bridge's other port on the first's UMEM: a frame
+				// received on one leaves the other as it is, no copy.
+				if s, err = xsk.OpenShared(p.Index, q, first.socks[0]); errors.Is(err, xsk.ErrQueueBusy) {
+					return fmt.Errorf("port %s queue %d: %w", p.Name, q, err)
+				} else if err != nil {
+					fmt.Fprintf(cfg.Log, "swarmguard: port %s queue %d: no shared UMEM (%v): frames are copied between the ports\n", p.Name, q, err)
+					s = nil
+				}
+			}
+			if s == nil {
+				if s, err = xsk.Open(p.Index, q, cfg.Socket); err != nil {
+					return fmt.Errorf("port %s queue %d: %w", p.Name, q, err)
+				}
+			}
+			if err := add(first, i, s); err != nil {
+				return err
+			}
+		}
+		if r.perQueue > 1 && len(first.socks) == 2 && !first.socks[1].Shares(first.socks[0]) {
+			fmt.Fprintf(cfg.Log, "swarmguard: one worker per queue, as frames are copied between the ports\n")
+			r.perQueue = 1
+		}
+		for j := 1; j < r.perQueue; j++ {
+			qw := newWorker(q)
+			var peer *xsk.Socket
+			for i, p := range r.ports {
+				s, err := xsk.OpenSibling(first.socks[i], peer)
+				if err != nil {
+					if q == 0 && j == 1 {
+						// Nothing shares a queue yet: run one worker per queue.
+						fmt.Fprintf(cfg.Log, "swarmguard: port %s queue %d: one worker per queue, as a second socket on the queue was refused (%v)\n", p.Name, q, err)
+						for _, s := range qw.socks {
+							s.Close()
+						}
+						r.workers, r.perQueue = r.workers[:len(r.workers)-1], 1
+						break
+					}
+					return fmt.Errorf("port %s queue %d: worker %d of the queue: %w", p.Name, q, j, err)
+				}
+				if err := add(qw, i, s); err != nil {
+					return err
+				}
+				peer = s
+			}
+		}
+	}
+	return nil
 }
 
 // workerNice is the workers' nice value and controlNice the control
@@ -616,7 +686,7 @@ func (r *Runner) adaptBudget(ringFull uint64) int {
 		if r.cfg.Monitor != "" {
 			mode = bpf.Monitor
 		}
-		if err := r.objs.Configure(mode, 1, r.cfg.FailOpen, r.budget); err != nil {
+		if err := r.objs.Configure(mode, r.perQueue, r.cfg.FailOpen, r.budget); err != nil {
 			r.errs.log(r.cfg.Log, "userspace budget", err)
 		}
 	}
@@ -679,7 +749,7 @@ func (r *Runner) Ports() []Port {
 		if err != nil {
 			mode = "unknown"
 		}
-		out[i] = Port{Name: p.Name, Mode: mode, Queues: len(r.workers)}
+		out[i] = Port{Name: p.Name, Mode: mode, Queues: len(r.workers) / r.perQueue}
 	}
 	return out
 }
@@ -754,12 +824,24 @@ func (r *Runner) Stop() error {
 	}
 	r.stopping.Store(true)
 	r.wg.Wait()
-	// The workers are gone: their sockets' frames can be counted.
+	// The workers are gone: their sockets' frames can be counted, each
+	// UMEM once, with every socket on it (a queue's, when its ports share
+	// one; each socket's own otherwise).
 	lost := 0
-	for _, q := range r.workers {
-		for _, s := range q.socks {
-			lost += s.Unaccounted()
+	for i := 0; i < len(r.workers); i += r.perQueue {
+		var socks []*xsk.Socket
+		for _, q := range r.workers[i : i+r.perQueue] {
+			socks = append(socks, q.socks...)
 		}
+		if len(socks) == 2 && !socks[1].Shares(socks[0]) {
+			for _, s := range socks {
+				l, d := xsk.Account(s)
+				lost += l + d
+			}
+			continue
+		}
+		l, d := xsk.Account(socks...)
+		lost += l + d
 	}
 	r.count(func(s *Stats) { s.FramesUnaccounted = lost })
 	for {

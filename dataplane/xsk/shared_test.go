@@ -121,7 +121,7 @@ func TestSharedUMEMForwardsBothWays(t *testing.T) {
 			t.Fatalf("%s -> %s: %d test datagrams through the socket, %d frames arrived", dir.from, dir.to, got, arrived)
 		}
 	}
-	if a, b := br.s.Unaccounted(), br.b.Unaccounted(); a != 0 || b != 0 || br.s.lent != 0 || br.b.lent != 0 {
-		t.Fatalf("frames unaccounted: %d on A, %d on B (lent %d, %d)", a, b, br.s.lent, br.b.lent)
+	if lost, doubled := Account(br.s, br.b); lost != 0 || doubled != 0 || br.s.lent != 0 || br.b.lent != 0 {
+		t.Fatalf("frames: %d lost, %d owned twice (lent %d, %d)", lost, doubled, br.s.lent, br.b.lent)
 	}
 }

@@ -171,22 +171,6 @@ func Open(ifindex, queue int, o Options) (*Socket, error) {
 	return s, nil
 }
 
-// Unaccounted counts the UMEM frames that are nowhere they should be:
-// receive frames neither in the fill ring, nor in the rx ring, nor waiting
-// to be filled, nor on the peer's tx ring, and transmit frames neither
-// free nor in flight. It reaps completions (the peer's too) first. Called
-// by the socket's owner when no traffic is in flight (a frame the kernel
-// is moving shows as missing meanwhile), it is 0 unless a frame leaked.
-func (s *Socket) Unaccounted() int {
-	s.Reap()
-	if s.peer != nil {
-		s.peer.Reap()
-	}
-	fill := int(atomic.LoadUint32(s.fill.prod) - atomic.LoadUint32(s.fill.cons))
-	rx := int(atomic.LoadUint32(s.rx.prod) - atomic.LoadUint32(s.rx.cons))
-	return (s.rxFrames - fill - rx - len(s.rxPending) - s.lent) + (s.txFrames - len(s.txFree) - s.outTx)
-}
-
 // OpenShared creates a socket on ifindex's rx queue that shares owner's
 // UMEM (a bridge queue's other port). It takes owner's transmit frames as
 // its receive frames: from then on, each sends the other's received frames
