@@ -81,10 +81,10 @@ type Stats struct {
 	Reattached, Repinned, HealErrors uint64
 }
 
-// WorkerStats is one queue's worker: its sockets' frames and its engine's
+// WorkerStats is one worker: its sockets' frames and its engine's
 // counters as of its last hand-over.
 type WorkerStats struct {
-	Queue                      int
+	Worker, Queue              int // the worker's index and the rx queue it reads
 	RxFrames, TxFrames, TxFull uint64
 	Engine                     shard.Stats
 	Flows                      shard.TableStats
@@ -629,7 +629,7 @@ func (r *Runner) tick(now time.Time) {
 			xs.Rx_invalid_descs += st.Rx_invalid_descs + st.Tx_invalid_descs
 		}
 		w := &workers[i]
-		w.Queue, w.RxFrames, w.TxFrames, w.TxFull = q.id, q.rx.Load(), q.tx.Load(), q.full.Load()
+		w.Worker, w.Queue, w.RxFrames, w.TxFrames, w.TxFull = q.id, q.queue, q.rx.Load(), q.tx.Load(), q.full.Load()
 		w.Engine, w.Flows = r.engine.WorkerStats(i)
 	}
 	snap := r.engine.Merger().Snapshot()

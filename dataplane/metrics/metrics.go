@@ -112,7 +112,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		n(dKernel, st.Kernel[k], k.String())
 	}
 	for _, w := range st.Workers {
-		id := strconv.Itoa(w.Queue)
+		id := strconv.Itoa(w.Worker)
 		n(dWRx, w.RxFrames, id)
 		n(dWTx, w.TxFrames, id)
 		n(dWTxFull, w.TxFull, id)
