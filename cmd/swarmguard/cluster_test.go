@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -280,4 +281,136 @@ cluster:
 		t.Fatalf("box C restarted with an empty map has %v 10 s later, want %v", back, more)
 	}
 	t.Logf("demo: box C, restarted with its ban map gone, had them back from the bucket %v after it was running", time.Since(restarted).Round(time.Millisecond))
+}
+
+// expireFloorSlack is how much later than its ban's end a route may go: the
+// runner's expiry pass floor (5 s), a tick, and the router's own update.
+const expireFloorSlack = 7 * time.Second
+
+// A ban's route leaves the routers when the ban ends: a box announcing to
+// Debian's gobgpd with policy.ban_for 3s has its banned peers' /32s in the
+// router's RIB, then gone within the expiry pass's floor after the bans
+// ended, and its kernel map empty of them.
+func TestRouteWithdrawnAtBanExpiry(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, XDP, AF_XDP)")
+	}
+	env := netnstest.New(t)
+	rt := bgptest.Start(t, env)
+	capFile, err := filepath.Abs("../../testdata/captures/encrypted.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := testbin.Build(t)
+	dir := t.TempDir()
+	gen, sink := env.NS("gen"), env.NS("sink")
+	pa := env.Veth("a", gen, "10.99.85.1/24", 1)
+	pb := env.Veth("b", sink, "10.99.85.2/24", 1)
+	for _, n := range []string{gen, sink} {
+		if out, err := env.Exec(n, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
+			t.Fatalf("ethtool: %v %s", err, out)
+		}
+	}
+	pin := fmt.Sprintf("/sys/fs/bpf/sgwd%d", time.Now().UnixNano())
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	conf := filepath.Join(dir, "box.yaml")
+	body := fmt.Sprintf(`interfaces:
+  bridge: [%s, %s]
+kernel:
+  pin: %s
+log:
+  file: %s
+status:
+  socket: ""
+policy:
+  ban_for: 3s
+bgp:
+  asn: %d
+  router_id: %s
+  peers: ["%s@%d"]
+`, pa, pb, pin, filepath.Join(dir, "box.json"), bgptest.BoxAS, rt.BoxAddr, rt.Addr, bgptest.RouterAS)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sg := start(t, bin, "run", "--config", conf)
+	if !waitFor(&sg.out, "running", 30*time.Second) {
+		t.Skipf("the box did not start (no XDP here?): %s", sg.out.String())
+	}
+	// The session is up before the swarm comes (a ban announced before
+	// it would reach the router only when the session opens).
+	time.Sleep(2 * time.Second)
+	host := regexp.MustCompile(`10\.77\.[0-9]+\.[0-9]+/32`) // the capture's peers
+	routes := func() []string { return host.FindAllString(rt.RIB("ipv4"), -1) }
+	// The replay takes longer than a ban lasts: the routes are watched
+	// while it runs.
+	replayed := make(chan error, 1)
+	go func() {
+		out, err := exec.Command("ip", "netns", "exec", gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("replay: %v %s", err, out)
+		}
+		replayed <- err
+	}()
+	// When each route came and went: a route stays while its ban lasts
+	// (3 s, or more when the peer was banned again) and goes at the next
+	// expiry pass (at most 5 s) after the ban ended.
+	came, went := map[string]time.Time{}, map[string]time.Time{}
+	watch := func() {
+		now, up := time.Now(), map[string]bool{}
+		for _, r := range routes() {
+			up[r] = true
+			if _, ok := came[r]; !ok || !went[r].IsZero() {
+				came[r], went[r] = now, time.Time{}
+			}
+		}
+		for r := range came {
+			if !up[r] && went[r].IsZero() {
+				went[r] = now
+			}
+		}
+	}
+	for done := false; !done; {
+		select {
+		case err := <-replayed:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		case <-time.After(100 * time.Millisecond):
+		}
+		watch()
+	}
+	if len(came) == 0 {
+		events, _ := os.ReadFile(filepath.Join(dir, "box.json"))
+		t.Fatalf("no ban announced to the router; box log:\n%s\nevents:\n%s", sg.out.String(), events)
+	}
+	for end := time.Now().Add(3*time.Second + 10*time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		watch()
+		gone := 0
+		for r := range came {
+			if !went[r].IsZero() {
+				gone++
+			}
+		}
+		if gone == len(came) {
+			break
+		}
+	}
+	for r, at := range came {
+		if went[r].IsZero() {
+			t.Fatalf("route %s still on the router 13 s after the replay (announced %v)", r, at.Format(time.StampMilli))
+		}
+		if d := went[r].Sub(at); d < 2500*time.Millisecond || d > 3*time.Second+expireFloorSlack {
+			t.Errorf("route %s stayed %v: want the ban's 3 s, plus at most the expiry pass's floor", r, d.Round(100*time.Millisecond))
+		}
+		t.Logf("route %s: on the router for %v", r, went[r].Sub(at).Round(100*time.Millisecond))
+	}
+	bans, err := bpf.OpenBans(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bans.Close()
+	if l, err := bans.List(); err != nil || len(l) != 0 {
+		t.Fatalf("kernel ban map after the expiry: %v (%v)", l, err)
+	}
 }

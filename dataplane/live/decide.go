@@ -125,10 +125,12 @@ func (r *Runner) apply(d *decision) {
 		// flow: a tracker's or DHT node's server is not a peer.
 		if f.Answered() && classifier.PeerFlow(&f.FlowState) {
 			if target, peer, ok := r.banTarget(f, lo, hi); ok {
-				if err := r.objs.Ban(target, bpf.Monotonic()+uint64(r.cfg.BanFor)); err != nil {
+				until := bpf.Monotonic() + uint64(r.cfg.BanFor)
+				if err := r.objs.Ban(target, until); err != nil {
 					r.count(func(s *Stats) { s.BanErrors++ })
 					r.errs.log(r.cfg.Log, "ban", err)
 				} else {
+					r.noteExpiry(until)
 					exp := now.Add(r.cfg.BanFor).Format(time.RFC3339)
 					rec.Action, rec.Ban, rec.BanExpires = ActBan, target.String(), exp
 					r.count(func(s *Stats) { s.Bans++ })

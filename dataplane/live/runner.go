@@ -146,9 +146,13 @@ type Runner struct {
 	beatErrs  errorLog     // the watchdog's own, on its goroutine
 	ticked    atomic.Int64 // when the control loop last finished a tick (ns)
 	reconf    chan reconf
-	budget    int    // packets per second per CPU to the workers, as adapted (adaptBudget)
-	perQueue  int    // workers (sockets per port) on each rx queue
-	ringFull  uint64 // rx ring overflows at the last tick
+	budget    int // packets per second per CPU to the workers, as adapted (adaptBudget)
+	perQueue  int // workers (sockets per port) on each rx queue
+	// nextExpire is the earliest expiry of a ban in the kernel map that the
+	// control loop knows of (monotonic ns, 0: none): it removes expired
+	// bans then, with their unban events, not only once a minute.
+	nextExpire uint64
+	ringFull   uint64 // rx ring overflows at the last tick
 	// monitorOnly is the policy's MonitorOnly for the workers, which read
 	// it per frame; a reload sets it.
 	monitorOnly atomic.Bool
@@ -570,7 +574,8 @@ func (r *Runner) control() {
 				r.heal()
 			}
 			r.tickEvents(now)
-			if now.Sub(lastExpire) > time.Minute {
+			since := now.Sub(lastExpire)
+			if since > time.Minute || since >= expireFloor && r.nextExpire != 0 && bpf.Monotonic() >= r.nextExpire {
 				gone, err := r.reconcileBans()
 				if err != nil {
 					r.count(func(s *Stats) { s.ReconcileErrors++ })
@@ -893,6 +898,8 @@ func (r *Runner) close() error {
 
 // reconcileBans removes expired bans (a previous run's or this run's) and
 // returns whom it unbanned.
+// It notes the earliest expiry left, for the control loop to come back
+// then (its own bans note theirs as they are written).
 func (r *Runner) reconcileBans() ([]netip.Addr, error) {
 	bans, err := r.objs.BanList()
 	if err != nil {
@@ -900,15 +907,31 @@ func (r *Runner) reconcileBans() ([]netip.Addr, error) {
 	}
 	now := bpf.Monotonic()
 	var gone []netip.Addr
+	r.nextExpire = 0
 	for a, exp := range bans {
-		if exp <= now {
-			if err := r.objs.Unban(a); err != nil {
-				return gone, fmt.Errorf("remove expired ban: %w", err)
-			}
-			gone = append(gone, a)
+		if exp > now {
+			r.noteExpiry(exp)
+			continue
 		}
+		if err := r.objs.Unban(a); err != nil {
+			return gone, fmt.Errorf("remove expired ban: %w", err)
+		}
+		gone = append(gone, a)
 	}
 	return gone, nil
+}
+
+// expireFloor is the least time between two passes over the ban map for
+// expired bans: a ban's unban event (and its route's withdrawal) comes at
+// most this late, and a box with a full map lists it at most this often.
+// The kernel stops dropping at the expiry itself.
+const expireFloor = 5 * time.Second
+
+// noteExpiry keeps the earliest expiry of a ban in the map (monotonic ns).
+func (r *Runner) noteExpiry(exp uint64) {
+	if r.nextExpire == 0 || exp < r.nextExpire {
+		r.nextExpire = exp
+	}
 }
 
 // tickEvents logs what the tick saw besides flows: hosts that turned p2p
