@@ -45,6 +45,9 @@ func NewEvents(b *Bans, queue int) *Events {
 	return &Events{bans: b, queue: make(chan event, queue)}
 }
 
+// Queued is how many events wait for NATS (besides the one being sent).
+func (e *Events) Queued() int { return len(e.queue) }
+
 // Send queues one event (a JSON record) of kind (ban, unban, decision,
 // host, failopen); it never blocks.
 func (e *Events) Send(kind string, body []byte) {

@@ -50,6 +50,10 @@ func NewSync(bans *Bans, kernel KernelBans) *Sync {
 	return &Sync{bans: bans, kernel: kernel, queue: make(chan Ban, QueueLen), remote: map[netip.Addr]time.Time{}}
 }
 
+// Queued is how many of this box's bans wait for NATS (besides the one
+// being published).
+func (s *Sync) Queued() int { return len(s.queue) }
+
 // Local hands over a ban this box made; it never blocks (a full queue
 // drops the ban from sharing and counts it: the kernel has it anyway).
 func (s *Sync) Local(b Ban) {

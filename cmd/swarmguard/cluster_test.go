@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -413,4 +414,165 @@ bgp:
 	if l, err := bans.List(); err != nil || len(l) != 0 {
 		t.Fatalf("kernel ban map after the expiry: %v (%v)", l, err)
 	}
+}
+
+// All of NATS gone: two `swarmguard run` bridges sharing bans through one
+// NATS server that is stopped, a real swarm through box A meanwhile. Box A
+// keeps forwarding (the sink gets the swarm's packets), banning (its
+// kernel map) and recording (its flow records); its bans and events wait
+// in its queues (swarmguard_cluster_queued). When the server is back (its
+// store kept), box A's bans reach box B's kernel map and its ban events
+// the stream.
+func TestBoxesWorkWithoutNATS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, XDP, AF_XDP)")
+	}
+	store := t.TempDir()
+	srv := natstest.Start(t, store, -1)
+	url, port := srv.ClientURL(), srv.Addr().(*net.TCPAddr).Port
+	env := netnstest.New(t)
+	capFile, err := filepath.Abs("../../testdata/captures/encrypted.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := testbin.Build(t)
+	dir := t.TempDir()
+	type box struct {
+		name, gen, sink, pin, records string
+		metrics                       int
+		sg                            *child
+	}
+	var boxes []*box
+	for i, name := range []string{"box-a", "box-b"} {
+		gen, sink := env.NS(fmt.Sprintf("gen%d", i)), env.NS(fmt.Sprintf("sink%d", i))
+		pa := env.Veth(fmt.Sprintf("a%d", i), gen, fmt.Sprintf("10.99.%d.1/24", 86+i), 1)
+		pb := env.Veth(fmt.Sprintf("b%d", i), sink, fmt.Sprintf("10.99.%d.2/24", 86+i), 1)
+		for _, n := range []string{gen, sink} {
+			if out, err := env.Exec(n, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
+				t.Fatalf("ethtool: %v %s", err, out)
+			}
+		}
+		x := &box{name: name, gen: gen, sink: sink, pin: fmt.Sprintf("/sys/fs/bpf/sgnn%d%d", i, time.Now().UnixNano()),
+			records: filepath.Join(dir, name+".json"), metrics: testbin.FreePort(t)}
+		t.Cleanup(func() { os.RemoveAll(x.pin) })
+		conf := filepath.Join(dir, name+".yaml")
+		body := fmt.Sprintf("interfaces:\n  bridge: [%s, %s]\nkernel:\n  pin: %s\nlog:\n  file: %s\nmetrics:\n  listen: 127.0.0.1:%d\nstatus:\n  socket: \"\"\ncluster:\n  nats: [%s]\n  box: %s\n",
+			pa, pb, x.pin, x.records, x.metrics, url, name)
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		x.sg = start(t, bin, "run", "--config", conf)
+		if !waitFor(&x.sg.out, "sharing bans", 30*time.Second) || !waitFor(&x.sg.out, "running", 30*time.Second) {
+			t.Skipf("%s did not start (no XDP here?): %s", name, x.sg.out.String())
+		}
+		boxes = append(boxes, x)
+	}
+	a, b := boxes[0], boxes[1]
+	metric := func(x *box, name string) float64 {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", x.metrics))
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return -1
+	}
+	rxPackets := func(ns string) int {
+		out, err := env.Exec(ns, "cat", "/sys/class/net/eth0/statistics/rx_packets")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(out))
+		return n
+	}
+	list := func(pin string) map[string]bool {
+		bans, err := bpf.OpenBans(pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bans.Close()
+		l, err := bans.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]bool{}
+		for addr := range l {
+			m[addr.String()] = true
+		}
+		return m
+	}
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	for end := time.Now().Add(10 * time.Second); metric(a, "swarmguard_cluster_connected") != 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	}
+	if up := metric(a, "swarmguard_cluster_connected"); up != 0 {
+		t.Fatalf("box A says connected (%v) with NATS down", up)
+	}
+	sunk := rxPackets(a.sink)
+	out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("replay: %v %s", err, out)
+	}
+	var onA map[string]bool
+	for end := time.Now().Add(10 * time.Second); len(onA) == 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		onA = list(a.pin)
+	}
+	records, _ := os.ReadFile(a.records)
+	flows := strings.Count(string(records), `"event_type":"flow"`)
+	forwarded := rxPackets(a.sink) - sunk
+	if len(onA) == 0 || flows == 0 || forwarded < 100 {
+		t.Fatalf("with NATS down box A banned %v, recorded %d flows, forwarded %d packets to its sink", onA, flows, forwarded)
+	}
+	queued := metric(a, `swarmguard_cluster_queued{what="events"}`)
+	if len(list(b.pin)) != 0 || queued <= 0 {
+		t.Fatalf("with NATS down: box B has bans %v; box A holds %v events", list(b.pin), queued)
+	}
+	t.Logf("NATS down: box A forwarded %d packets, recorded %d flows, banned %v, holds %v events and %v bans for NATS", forwarded, flows,
+		slices.Sorted(maps.Keys(onA)), queued, metric(a, `swarmguard_cluster_queued{what="bans"}`))
+
+	natstest.Start(t, store, port)
+	back := time.Now()
+	var onB map[string]bool
+	for end := back.Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		onB = list(b.pin)
+		if len(onB) >= len(onA) {
+			break
+		}
+	}
+	for p := range onA {
+		if !onB[p] {
+			t.Fatalf("30 s after NATS came back box B has %v, box A %v", onB, onA)
+		}
+	}
+	t.Logf("NATS back: box A's bans in box B's kernel map %v later", time.Since(back).Round(time.Millisecond))
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var banEvents uint64
+	for end := time.Now().Add(20 * time.Second); banEvents < uint64(len(onA)) && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if st, err := js.Stream(ctx, cluster.EventStream); err == nil {
+			if info, err := st.Info(ctx, jetstream.WithSubjectFilter("sg.events.box-a.ban")); err == nil {
+				banEvents = info.State.Subjects["sg.events.box-a.ban"]
+			}
+		}
+		cancel()
+	}
+	if banEvents < uint64(len(onA)) {
+		t.Fatalf("%d of box A's ban events in %s after NATS came back, want %d", banEvents, cluster.EventStream, len(onA))
+	}
+	t.Logf("NATS back: box A's %d ban events made while it was down are in the stream; %v events still queued", banEvents, metric(a, `swarmguard_cluster_queued{what="events"}`))
 }

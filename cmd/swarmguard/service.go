@@ -343,6 +343,7 @@ var (
 	dBGP           = prometheus.NewDesc("swarmguard_bgp_routes_total", "RTBH routes of this box's bans: announced, withdrawn, and bans not announced (over_max, over_rate).", []string{"outcome"}, nil)
 	dClusterEvents = prometheus.NewDesc("swarmguard_cluster_events_total", "Events for the SG_EVENTS stream: published, dropped (queue full, the oldest first).", []string{"outcome"}, nil)
 	dClusterUp     = prometheus.NewDesc("swarmguard_cluster_connected", "1 while the connection to NATS (cluster.nats) is up.", nil, nil)
+	dClusterQueued = prometheus.NewDesc("swarmguard_cluster_queued", "This box's bans and events waiting for NATS (bounded queues: while NATS is away they fill, then drop the oldest events or the newest bans, counted).", []string{"what"}, nil)
 	dClusterBans   = prometheus.NewDesc("swarmguard_cluster_bans_total", "Shared bans, by what became of them: applied (another box's, into the kernel map), removed (ended), published (this box's), dropped (queue full), refused (allow-listed or local), malformed, kernel_error.", []string{"outcome"}, nil)
 )
 
@@ -375,6 +376,8 @@ func (s *service) extraMetrics(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(dClusterUp, prometheus.GaugeValue, up)
+		ch <- prometheus.MustNewConstMetric(dClusterQueued, prometheus.GaugeValue, float64(s.cluster.Queued()), "bans")
+		ch <- prometheus.MustNewConstMetric(dClusterQueued, prometheus.GaugeValue, float64(s.events.Queued()), "events")
 		for _, c := range []struct {
 			what string
 			n    uint64
