@@ -23,7 +23,7 @@ static:
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the static binary, the
 # systemd unit, a default configuration (not overwritten), the man page
-# and the Grafana dashboard.
+# the Grafana dashboard and the Prometheus alert rules.
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 UNITDIR   ?= $(PREFIX)/lib/systemd/system
@@ -35,6 +35,7 @@ install: static
 	test -e $(DESTDIR)/etc/swarmguard/swarmguard.yaml || install -m 0640 contrib/swarmguard.yaml $(DESTDIR)/etc/swarmguard/swarmguard.yaml
 	install -D -m 0644 docs/swarmguard.8 $(DESTDIR)$(PREFIX)/share/man/man8/swarmguard.8
 	install -D -m 0644 contrib/grafana-swarmguard.json $(DESTDIR)$(PREFIX)/share/swarmguard/grafana-swarmguard.json
+	install -D -m 0644 contrib/prometheus-alerts.yml $(DESTDIR)$(PREFIX)/share/swarmguard/prometheus-alerts.yml
 
 # make deb: bin/swarmguard_VERSION_ARCH.deb with dpkg-deb (DEB_OUT sets the
 # directory). The version is 0.1.0+git<revision>.

@@ -48,7 +48,18 @@ type Stats struct {
 	Slow      uint64 // packets of flows without a final label (the slow path; Inspected is part of it)
 	Dropped   uint64 // packets of p2p flows
 	Redecided uint64 // flows rescored because a host turned p2p
+	// Sided counts flows that reached SidedAt packets while being
+	// classified, and OneSided those of them whose packets all went one
+	// way: a box given one direction of its traffic (routers steering
+	// asymmetrically, docs/SCALEOUT.md) counts nearly all of them one-sided.
+	Sided, OneSided uint64
 }
+
+// SidedAt is the packet count at which a flow is counted as one-sided or
+// not: enough that an answer was due (a TCP handshake, a request and its
+// reply), few enough that nearly every flow gets there before its label is
+// final.
+const SidedAt = 4
 
 func (s *Stats) add(o *Stats) {
 	s.Packets += o.Packets
@@ -62,6 +73,8 @@ func (s *Stats) add(o *Stats) {
 	s.Slow += o.Slow
 	s.Dropped += o.Dropped
 	s.Redecided += o.Redecided
+	s.Sided += o.Sided
+	s.OneSided += o.OneSided
 }
 
 // Worker is one core's share of the data path. It is not safe for
@@ -212,6 +225,12 @@ func (w *Worker) process(b *decoded, now int64) Verdict {
 	}
 	f.Account(dir, m.PayloadLen, m.TCPFlags, now)
 	w.Stats.Slow++
+	if f.Pkts[0]+f.Pkts[1] == SidedAt {
+		w.Stats.Sided++
+		if f.Pkts[0] == 0 || f.Pkts[1] == 0 {
+			w.Stats.OneSided++
+		}
+	}
 	v := w.slow(f, m, dir, created)
 	if v == Drop {
 		w.Stats.Dropped++

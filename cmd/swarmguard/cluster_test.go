@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/swarmguard/swarmguard/bpf"
 	"github.com/swarmguard/swarmguard/cluster"
 	"github.com/swarmguard/swarmguard/internal/bgptest"
 	"github.com/swarmguard/swarmguard/internal/natstest"
@@ -58,14 +55,8 @@ func TestBoxesShareBans(t *testing.T) {
 	}
 	var boxes []*box
 	for i, name := range []string{"box-a", "box-b", "box-c"} {
-		gen, sink := env.NS(fmt.Sprintf("gen%d", i)), env.NS(fmt.Sprintf("sink%d", i))
-		pa := env.Veth(fmt.Sprintf("a%d", i), gen, fmt.Sprintf("10.99.%d.1/24", 80+i), 1)
-		pb := env.Veth(fmt.Sprintf("b%d", i), sink, fmt.Sprintf("10.99.%d.2/24", 80+i), 1)
-		for _, n := range []string{gen, sink} {
-			if out, err := env.Exec(n, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
-				t.Fatalf("ethtool: %v %s", err, out)
-			}
-		}
+		nets := newBridgeNets(t, env, fmt.Sprint(i), 80+i)
+		gen, pa, pb := nets.gen, nets.a, nets.b
 		pin := fmt.Sprintf("/sys/fs/bpf/sgcl%d%d", i, time.Now().UnixNano())
 		t.Cleanup(func() { os.RemoveAll(pin) })
 		conf := filepath.Join(dir, name+".yaml")
@@ -102,24 +93,7 @@ cluster:
 	if err != nil {
 		t.Fatalf("replay: %v %s", err, out)
 	}
-	list := func(pin string) map[string]bool {
-		bans, err := bpf.OpenBans(pin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bans.Close()
-		l, err := bans.List()
-		if err != nil {
-			t.Fatal(err)
-		}
-		now, m := bpf.Monotonic(), map[string]bool{}
-		for a, until := range l {
-			if until > now {
-				m[a.String()] = true
-			}
-		}
-		return m
-	}
+	list := func(pin string) map[string]bool { return activeBans(t, pin) }
 	var onA map[string]bool
 	for end := time.Now().Add(10 * time.Second); len(onA) == 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		onA = list(a.pin)
@@ -195,15 +169,7 @@ cluster:
 	// its own flows to them, were they not banned).
 	reputed := 0.0
 	for end := time.Now().Add(10 * time.Second); reputed < float64(len(onA)) && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", b.metrics)); err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			for _, line := range strings.Split(string(body), "\n") {
-				if v, ok := strings.CutPrefix(line, "swarmguard_reputed_peers "); ok {
-					reputed, _ = strconv.ParseFloat(v, 64)
-				}
-			}
-		}
+		reputed = scrape(b.metrics)["swarmguard_reputed_peers"]
 	}
 	if reputed < float64(len(onA)) {
 		t.Fatalf("box B holds %v reputed peers, want %d", reputed, len(onA))
@@ -304,14 +270,8 @@ func TestRouteWithdrawnAtBanExpiry(t *testing.T) {
 	}
 	bin := testbin.Build(t)
 	dir := t.TempDir()
-	gen, sink := env.NS("gen"), env.NS("sink")
-	pa := env.Veth("a", gen, "10.99.85.1/24", 1)
-	pb := env.Veth("b", sink, "10.99.85.2/24", 1)
-	for _, n := range []string{gen, sink} {
-		if out, err := env.Exec(n, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
-			t.Fatalf("ethtool: %v %s", err, out)
-		}
-	}
+	nets := newBridgeNets(t, env, "", 85)
+	gen, pa, pb := nets.gen, nets.a, nets.b
 	pin := fmt.Sprintf("/sys/fs/bpf/sgwd%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.RemoveAll(pin) })
 	conf := filepath.Join(dir, "box.yaml")
@@ -406,13 +366,8 @@ bgp:
 		}
 		t.Logf("route %s: on the router for %v", r, went[r].Sub(at).Round(100*time.Millisecond))
 	}
-	bans, err := bpf.OpenBans(pin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bans.Close()
-	if l, err := bans.List(); err != nil || len(l) != 0 {
-		t.Fatalf("kernel ban map after the expiry: %v (%v)", l, err)
+	if l := activeBans(t, pin); len(l) != 0 {
+		t.Fatalf("kernel ban map after the expiry: %v", l)
 	}
 }
 
@@ -444,15 +399,9 @@ func TestBoxesWorkWithoutNATS(t *testing.T) {
 	}
 	var boxes []*box
 	for i, name := range []string{"box-a", "box-b"} {
-		gen, sink := env.NS(fmt.Sprintf("gen%d", i)), env.NS(fmt.Sprintf("sink%d", i))
-		pa := env.Veth(fmt.Sprintf("a%d", i), gen, fmt.Sprintf("10.99.%d.1/24", 86+i), 1)
-		pb := env.Veth(fmt.Sprintf("b%d", i), sink, fmt.Sprintf("10.99.%d.2/24", 86+i), 1)
-		for _, n := range []string{gen, sink} {
-			if out, err := env.Exec(n, "ethtool", "-K", "eth0", "gro", "on", "tx", "off"); err != nil {
-				t.Fatalf("ethtool: %v %s", err, out)
-			}
-		}
-		x := &box{name: name, gen: gen, sink: sink, pin: fmt.Sprintf("/sys/fs/bpf/sgnn%d%d", i, time.Now().UnixNano()),
+		nets := newBridgeNets(t, env, fmt.Sprint(i), 86+i)
+		pa, pb := nets.a, nets.b
+		x := &box{name: name, gen: nets.gen, sink: nets.sink, pin: fmt.Sprintf("/sys/fs/bpf/sgnn%d%d", i, time.Now().UnixNano()),
 			records: filepath.Join(dir, name+".json"), metrics: testbin.FreePort(t)}
 		t.Cleanup(func() { os.RemoveAll(x.pin) })
 		conf := filepath.Join(dir, name+".yaml")
@@ -468,18 +417,9 @@ func TestBoxesWorkWithoutNATS(t *testing.T) {
 		boxes = append(boxes, x)
 	}
 	a, b := boxes[0], boxes[1]
-	metric := func(x *box, name string) float64 {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", x.metrics))
-		if err != nil {
-			return -1
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(body), "\n") {
-			if v, ok := strings.CutPrefix(line, name+" "); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f
-			}
+	metric := func(x *box, series string) float64 {
+		if v, ok := scrape(x.metrics)[series]; ok {
+			return v
 		}
 		return -1
 	}
@@ -491,22 +431,7 @@ func TestBoxesWorkWithoutNATS(t *testing.T) {
 		n, _ := strconv.Atoi(strings.TrimSpace(out))
 		return n
 	}
-	list := func(pin string) map[string]bool {
-		bans, err := bpf.OpenBans(pin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer bans.Close()
-		l, err := bans.List()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]bool{}
-		for addr := range l {
-			m[addr.String()] = true
-		}
-		return m
-	}
+	list := func(pin string) map[string]bool { return activeBans(t, pin) }
 
 	srv.Shutdown()
 	srv.WaitForShutdown()

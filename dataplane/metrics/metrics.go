@@ -57,6 +57,7 @@ var (
 	dFlowsNew   = desc("flows_created_total", "Flows created.", "worker")
 	dFlowsEvict = desc("flows_evicted_total", "Flows forced out of a full bucket.", "worker")
 	dFlowsExp   = desc("flows_expired_total", "Flows that left at their idle limit.", "worker")
+	dFlowsSided = desc("flows_sided_total", "Flows that reached four packets while being classified (shard.SidedAt), by whether those went both ways or one way only. A box that sees one direction of its traffic (asymmetric steering, docs/SCALEOUT.md) counts nearly all one way; contrib/prometheus-alerts.yml alerts on the share.", "worker", "sides")
 	dFlowsShed  = desc("flows_shed_packets_total", "Packets of new flows over the worker's new-flow budget, passed uninspected (overload).", "worker")
 	dBudget     = desc("userspace_budget_packets_per_second", "Each CPU's budget of packets to the workers, as adapted to what they take; over it the kernel sheds (0: no budget).")
 	dTick       = desc("tick_duration_seconds", "How long the last tick took: the wait for the workers' hand-overs (at most 50 ms), the host merge and the snapshot publish.")
@@ -130,6 +131,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		n(dFlowsEvict, w.Flows.Evicted, id)
 		n(dFlowsExp, w.Flows.Expired, id)
 		n(dFlowsShed, w.Flows.Shed, id)
+		n(dFlowsSided, w.Engine.Sided-w.Engine.OneSided, id, "both")
+		n(dFlowsSided, w.Engine.OneSided, id, "one")
 	}
 	n(dXSK, st.XSKRxDropped, "rx_dropped")
 	n(dXSK, st.XSKRxRingFull, "rx_ring_full")
