@@ -163,3 +163,43 @@ func TestAnnouncerToDebianGobgpd(t *testing.T) {
 		t.Fatalf("withdrawn, still in gobgpd's RIB:\n%s", rib("ipv4"))
 	}
 }
+
+// A session with TCP MD5 (bgp.password): a box with the router's password
+// gets its ban into the router's RIB; a box with another password gets no
+// session, and nothing of it reaches the router.
+func TestAnnouncerWithMD5(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces)")
+	}
+	rt := bgptest.StartWithPassword(t, netnstest.New(t), "swarm-guard-md5")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	announce := func(password string, p netip.Addr) *Announcer {
+		a, err := StartBGP(ctx, BGPConfig{ASN: bgptest.BoxAS, RouterID: rt.BoxAddr, Log: testLog(t),
+			Peers: []BGPPeer{{Address: rt.Addr, ASN: bgptest.RouterAS, Password: password}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Announce(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	wrong, right := netip.MustParseAddr("198.51.100.71"), netip.MustParseAddr("198.51.100.72")
+	a := announce("not-the-password", wrong)
+	// The speaker tries to connect every 5 s: two attempts refused.
+	time.Sleep(12 * time.Second)
+	if r := rt.RIB("ipv4"); strings.Contains(r, wrong.String()) {
+		t.Fatalf("a box with the wrong MD5 password got its route to the router:\n%s", r)
+	}
+	a.Close()
+	a = announce("swarm-guard-md5", right)
+	defer a.Close()
+	ok := false
+	for end := time.Now().Add(30 * time.Second); !ok && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		ok = strings.Contains(rt.RIB("ipv4"), right.String()+"/32")
+	}
+	if !ok {
+		t.Fatalf("with the router's MD5 password, no route after 30 s:\n%s", rt.RIB("ipv4"))
+	}
+}

@@ -38,6 +38,13 @@ type Router struct {
 // gobgpd package is not installed (bench/deps.sh installs it).
 func Start(t *testing.T, env *netnstest.Env) *Router {
 	t.Helper()
+	return StartWithPassword(t, env, "")
+}
+
+// StartWithPassword is Start with the session to the box protected by
+// TCP MD5 (RFC 2385) with password, when it is not empty.
+func StartWithPassword(t *testing.T, env *netnstest.Env, password string) *Router {
+	t.Helper()
 	for _, b := range []string{"gobgpd", "gobgp"} {
 		if _, err := exec.LookPath(b); err != nil {
 			t.Skipf("needs %s (bench/deps.sh installs gobgpd)", b)
@@ -57,7 +64,7 @@ func Start(t *testing.T, env *netnstest.Env) *Router {
 [[neighbors]]
   [neighbors.config]
     neighbor-address = "`+box+`"
-    peer-as = 65001
+    peer-as = 65001`+auth(password)+`
   [neighbors.transport.config]
     passive-mode = true
   [[neighbors.afi-safis]]
@@ -73,6 +80,14 @@ func Start(t *testing.T, env *netnstest.Env) *Router {
 	r.start()
 	t.Cleanup(r.stop)
 	return r
+}
+
+// auth is the neighbor's auth-password line, or nothing.
+func auth(password string) string {
+	if password == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n    auth-password = %q", password)
 }
 
 func (r *Router) start() {
