@@ -22,13 +22,17 @@ import (
 // Options shape the traffic.
 type Options struct {
 	Interface string
-	Queues    int           // tx queues to use (default 1)
-	Flows     int           // concurrent flows (default 1024)
-	Hosts     int           // source hosts the flows spread over (default 16)
-	Pcaps     []string      // templates; empty: fixed 64-byte UDP frames
-	Rate      int           // packets per second; 0: flat out
-	Packets   uint64        // at most (default 1e6)
-	Duration  time.Duration // at most (default 5 s)
+	Queues    int // tx queues to use (default 1)
+	Flows     int // concurrent flows (default 1024)
+	Hosts     int // source hosts the flows spread over (default 16)
+	// Train is how many packets of a flow go in a row before the next
+	// flow's (default 1: the flows in turn, each packet's flow another).
+	// Real links carry trains: TCP sends a window, TSO and GRO a burst.
+	Train    int
+	Pcaps    []string      // templates; empty: fixed 64-byte UDP frames
+	Rate     int           // packets per second; 0: flat out
+	Packets  uint64        // at most (default 1e6)
+	Duration time.Duration // at most (default 5 s)
 	// Flood makes every packet a new flow, as a random-source flood does:
 	// "udp", "syn", "udp6", "syn6" or "mix" (the four in turn). Addresses
 	// are 10.96.0.0/12 (fd00:96::/32), never the harness's own; Seed varies
@@ -268,6 +272,7 @@ func Run(o Options) (Result, error) {
 	deadline := start.Add(o.Duration)
 	mac := ifi.HardwareAddr
 	const batch = 64
+	train := uint64(max(o.Train, 1))
 	for res.Sent < o.Packets {
 		now := time.Now()
 		if now.After(deadline) {
@@ -275,7 +280,7 @@ func Run(o Options) (Result, error) {
 		}
 		for i := 0; i < batch && res.Sent < o.Packets; i++ {
 			k := res.Sent
-			f := &flows[k%uint64(len(flows))]
+			f := &flows[k/train%uint64(len(flows))]
 			s := socks[f.q]
 			if flood || o.Malformed || o.Spoof {
 				// A flood's frames spread over the queues by packet.

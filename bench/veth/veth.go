@@ -44,6 +44,7 @@ type Options struct {
 	Rate     int              // generator packets/s, 0 = flat out
 	Flows    int              // concurrent flows (default 4096)
 	Hosts    int              // source hosts (default 64)
+	Train    int              // packets of a flow in a row (default 1)
 	Mix      []string         // captures whose sizes make the realistic mix
 	Configs  []string         // configurations to run (default all)
 	Sizes    []string         // "64" and/or "mix" (default both)
@@ -214,7 +215,7 @@ func (e *Env) cleanup() {
 func (e *Env) generate(o *Options, queues int, size string) (gen.Result, error) {
 	args := []string{"netns", "exec", e.gen, o.Self, "bench", "gen", "--iface", "eth0",
 		"--queues", fmt.Sprint(queues), "--flows", fmt.Sprint(o.Flows), "--hosts", fmt.Sprint(o.Hosts),
-		"--rate", fmt.Sprint(o.Rate), "--seconds", fmt.Sprint(o.Duration.Seconds()), "--packets", "100000000"}
+		"--train", fmt.Sprint(max(o.Train, 1)), "--rate", fmt.Sprint(o.Rate), "--seconds", fmt.Sprint(o.Duration.Seconds()), "--packets", "100000000"}
 	if size == "mix" {
 		args = append(args, "--mix", strings.Join(o.Mix, ","))
 	}
