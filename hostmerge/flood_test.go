@@ -76,3 +76,36 @@ func TestFloodEvictsFloodHostsFirst(t *testing.T) {
 		}
 	}
 }
+
+// A quiet subscriber (one flow in the long window, idle since) is a host
+// of the subscribers' networks (Config.Local): at the bound, the flood of
+// remote sources goes first, and it stays. Without Local it is as
+// evictable as a flood host, and the flood evicts it.
+func TestFloodKeepsQuietSubscribers(t *testing.T) {
+	quiet := Host{Addr: netip.MustParseAddr("192.168.7.20")}
+	for _, local := range []bool{true, false} {
+		cfg := Config{Model: classifier.DefaultModel(), MaxHosts: 4096}
+		if local {
+			cfg.Local = []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}
+		}
+		m := NewMerger(cfg)
+		d := NewDelta(1 << 16)
+		now := int64(1e18)
+		d.FlowStart(quiet, Host{Addr: netip.MustParseAddr("198.51.100.9")}, 443, 6)
+		m.Merge(now, d)
+		kept := true
+		for tick := range 20 {
+			d.Reset()
+			floodDelta(d, tick, 3000)
+			now += int64(100 * time.Millisecond)
+			m.Merge(now, d)
+			if m.Hosts() > 4096 {
+				t.Fatalf("tick %d: %d hosts over the bound", tick, m.Hosts())
+			}
+			kept = kept && m.Snapshot().HostView(quiet).Flows > 0
+		}
+		if kept != local {
+			t.Fatalf("local networks set: %v; the quiet subscriber kept through the flood: %v", local, kept)
+		}
+	}
+}

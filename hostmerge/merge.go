@@ -3,6 +3,7 @@ package hostmerge
 import (
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,11 @@ type Config struct {
 	MaxPredicted int           // predicted peers kept (default 1<<20)
 	PredictTTL   time.Duration // how long a predicted peer counts (default 30 min)
 	Model        *classifier.Model
+	// Local are the subscribers' networks (live.Config.Local): over the
+	// bound their hosts go last, so that the flood of remote addresses an
+	// edge sees never evicts a quiet subscriber while a remote host is
+	// left to evict.
+	Local []netip.Prefix
 }
 
 // host is the merger's state of one host.
@@ -390,15 +396,37 @@ func (m *Merger) bound(now int64) {
 	// or scanning sources brings: at most one flow in the long window, no
 	// p2p label; a real subscriber has more. Then hosts idle for longer
 	// than the long window, then the least recently active.
+	// Subscribers (cfg.Local) go only when no remote host is left.
 	target := m.cfg.MaxHosts - m.cfg.MaxHosts/16
 	m.evictWhere(target, func(h *host) bool {
 		w := &h.win[numWindows-1]
-		return w.newFlows+w.inbound < 1.5 && h.label != classifier.P2P
+		return w.newFlows+w.inbound < 1.5 && h.label != classifier.P2P && !m.local(h)
 	})
+	for cut := now - int64(Long); m.nhosts > target; cut += int64(Long) / 4 {
+		m.evictWhere(target, func(h *host) bool { return h.last < cut && !m.local(h) })
+		if cut > now { // every remote host is gone
+			break
+		}
+	}
 	for cut := now - int64(Long); m.nhosts > target; cut += int64(Long) / 4 {
 		m.evictWhere(target, func(h *host) bool { return h.last < cut })
 	}
 }
+
+// local reports whether h is a subscriber: in one of cfg.Local.
+func (m *Merger) local(h *host) bool {
+	a := h.addr.Addr.Unmap()
+	for _, p := range m.cfg.Local {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetLocal changes the subscribers' networks (a reload); only the
+// goroutine that calls Merge may call it.
+func (m *Merger) SetLocal(local []netip.Prefix) { m.cfg.Local = slices.Clone(local) }
 
 // evictWhere evicts hosts for which drop holds, newest first in each
 // shard, until target hosts are left.

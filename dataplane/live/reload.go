@@ -67,6 +67,7 @@ func (r *Runner) applyPolicy(p Policy) (Changes, error) {
 	r.mu.Unlock()
 	r.monitorOnly.Store(p.MonitorOnly)
 	r.engine.SetModel(p.Model)
+	r.engine.Merger().SetLocal(p.Local) // the merge runs on this goroutine too
 	var ch Changes
 	normal := bpf.Forward
 	if r.cfg.Monitor != "" {

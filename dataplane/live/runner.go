@@ -248,7 +248,7 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 		return fail(err)
 	}
 	r.engine = shard.NewEngine(shard.EngineConfig{Workers: len(r.workers), Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model},
-		Hosts: hostmerge.Config{MaxHosts: cfg.MaxHosts}})
+		Hosts: hostmerge.Config{MaxHosts: cfg.MaxHosts, Local: cfg.Local}})
 	for i, w := range r.engine.Workers() {
 		qw := r.workers[i]
 		qw.w = w
