@@ -28,11 +28,27 @@ func (w *Worker) fast(frame []byte, now int64) (Verdict, bool) {
 	if !parseHdr(frame, &r) {
 		return Pass, false
 	}
+	return w.fastParsed(&r, now)
+}
+
+// fastParsed is fast for a frame parseHdr has read into r.
+func (w *Worker) fastParsed(r *hdrRec, now int64) (Verdict, bool) {
 	f := w.table.FindWords(r.lo0, r.lo1, r.hi0, r.hi1, r.tail, r.hash, now)
 	if f == nil {
 		return Pass, false
 	}
-	return w.decided(f, &r, now)
+	return w.decided(f, r, now)
+}
+
+// packetParsed is Packet for an Ethernet frame parseHdr has read into r
+// (the replay's reader parsed it to choose the lane).
+func (w *Worker) packetParsed(frame []byte, r *hdrRec, now int64) Verdict {
+	if !w.slowOnly {
+		if v, ok := w.fastParsed(r, now); ok {
+			return v
+		}
+	}
+	return w.full(packet.LinkEthernet, frame, now)
 }
 
 // decided applies f's cached label to the packet r if f is final and needs
@@ -60,6 +76,7 @@ type hdrRec struct {
 	lo0, lo1, hi0, hi1, tail, hash uint64
 	payload                        int32
 	dir, flags                     uint8
+	tunnel                         bool // UDP on a tunnel's port: the full decoder may key the inner flow
 }
 
 // parseHdr reads an untagged Ethernet frame carrying IPv4 without options
@@ -122,6 +139,10 @@ func parseHdr(frame []byte, r *hdrRec) bool {
 		return false
 	}
 	sp, dp := binary.BigEndian.Uint16(frame[l4:l4+2]), binary.BigEndian.Uint16(frame[l4+2:l4+4])
+	// A datagram on a tunnel's port may be keyed by its inner flow: the
+	// key here is the outer one (for the fast path a miss, for the
+	// replay's lane choice a full decode).
+	r.tunnel = proto == packet.ProtoUDP && sp|dp >= 2152 && packet.UDPTunnelPort(sp, dp)
 	// The symmetric order of Key.Set (Dir).
 	if l4 == 14+20 { // IPv4: the high words are zero, half the work
 		r.dir = Dir(0, s1, 0, d1, sp, dp)

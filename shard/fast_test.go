@@ -122,11 +122,27 @@ func FuzzFastPath(f *testing.F) {
 	binary.BigEndian.PutUint16(udp[16:], 20+8+4)
 	binary.BigEndian.PutUint16(udp[38:], 8+4)
 	f.Add(udp)
+	// A VXLAN datagram: the full decoder keys its inner flow.
+	for i, fr := range readFrames(f, filepath.Join("..", "testdata", "ndpi", "pcap", "bittorrent.pcap")) {
+		if fr.link == packet.LinkEthernet && i < 4 {
+			f.Add(vxlanFrame(fr.data))
+		}
+	}
 	model := classifier.DefaultModel()
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		w := NewWorker(Config{Model: model, Flows: TableConfig{Capacity: 64}})
 		var m packet.Meta
 		res := packet.Decode(packet.LinkEthernet, frame, &m)
+		// The replay deals frames to lanes by parseHdr's hash: for every
+		// frame it reads that is no tunnel's, the full decoder's key hash.
+		var r hdrRec
+		if parseHdr(frame, &r) && !r.tunnel && res == packet.OK {
+			var k Key
+			k.Set(&m)
+			if r.hash != k.Hash() {
+				t.Fatalf("parseHdr's hash %x, the full decoder's key %+v hashes to %x", r.hash, k, k.Hash())
+			}
+		}
 		w.full(packet.LinkEthernet, frame, 1)
 		var fl *Flow
 		w.table.Range(func(x *Flow) {
@@ -143,7 +159,7 @@ func FuzzFastPath(f *testing.F) {
 			frame[14] == 0x45 && binary.BigEndian.Uint16(frame[20:22])&0x3fff == 0
 		v6 := m.IPv6 && len(frame) >= 14+40 && binary.BigEndian.Uint16(frame[12:14]) == 0x86dd &&
 			(frame[20] == packet.ProtoTCP || frame[20] == packet.ProtoUDP)
-		shape := res == packet.OK && m.VLAN == 0 && (v4 || v6)
+		shape := res == packet.OK && m.VLAN == 0 && m.Encap == 0 && (v4 || v6)
 		if ok != shape {
 			t.Fatalf("fast path took the frame: %v, full decoder's shape: %v (result %d)", ok, shape, res)
 		}

@@ -55,6 +55,8 @@ type frameRef struct {
 	off, n int
 	link   packet.LinkType
 	ts     int64
+	hdr    hdrRec // the reader's parse of the common frame (parsed set)
+	parsed bool
 }
 
 // lane is one worker and its records.
@@ -85,8 +87,14 @@ func (s *segment) reset() {
 // run feeds lane i's frames of s to its worker.
 func (s *segment) run(l *lane, i int) {
 	b := &s.batches[i]
-	for _, fr := range b.frames {
-		l.w.Packet(fr.link, b.arena[fr.off:fr.off+fr.n], fr.ts)
+	for j := range b.frames {
+		fr := &b.frames[j]
+		frame := b.arena[fr.off : fr.off+fr.n]
+		if fr.parsed {
+			l.w.packetParsed(frame, &fr.hdr, fr.ts)
+		} else {
+			l.w.Packet(fr.link, frame, fr.ts)
+		}
 	}
 }
 
@@ -143,6 +151,7 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 	var (
 		meta     packet.Meta
 		key      Key
+		hdr      hdrRec
 		nextTick int64
 		last     int64
 		tick     = int64(hostmerge.Tick)
@@ -245,13 +254,19 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 			lanes[0].w.Packet(link, frame, now) // one lane: no batch, no copy
 			continue
 		}
-		i := 0
-		if packet.Decode(link, frame, &meta) == packet.OK {
+		// The lane is the flow's: its key's hash, read from the header
+		// bytes for the common frame (parseHdr: the same hash as the full
+		// decode's key, FuzzFastPath) and by the full decoder otherwise.
+		// The parse goes with the frame: the lane's fast path starts from it.
+		i, parsed := 0, false
+		if link == packet.LinkEthernet && parseHdr(frame, &hdr) && !hdr.tunnel {
+			i, parsed = int(hdr.hash%uint64(len(lanes))), true
+		} else if packet.Decode(link, frame, &meta) == packet.OK {
 			key.Set(&meta)
 			i = int(key.Hash() % uint64(len(lanes)))
 		}
 		b := &cur.batches[i]
-		b.frames = append(b.frames, frameRef{off: len(b.arena), n: len(frame), link: link, ts: now})
+		b.frames = append(b.frames, frameRef{off: len(b.arena), n: len(frame), link: link, ts: now, hdr: hdr, parsed: parsed})
 		b.arena = append(b.arena, frame...)
 		if cur.n++; cur.n == segmentMax {
 			boundary(0)

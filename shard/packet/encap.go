@@ -257,6 +257,11 @@ func decodeGRE(b []byte, m *Meta) Result {
 }
 
 // udpTunnelPort reports whether a UDP port pair is a tunnel's.
+// UDPTunnelPort reports whether a UDP datagram's ports are a tunnel's the
+// decoder opens when the header is that tunnel's: its flow may be the
+// inner one.
+func UDPTunnelPort(sp, dp uint16) bool { return udpTunnelPort(sp, dp) }
+
 func udpTunnelPort(sp, dp uint16) bool {
 	return sp == portGTPU || dp == portGTPU || dp == portVXLAN || dp == portGeneve || sp == portTeredo || dp == portTeredo
 }
