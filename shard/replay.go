@@ -118,6 +118,9 @@ func Replay(src Source, pcap string, opt Options) (*Result, error) {
 	if opt.Worker.Model == nil {
 		return nil, errors.New("classify: no model")
 	}
+	// Lanes on threads of their own fill their tables at once: faulted in
+	// up front (TableConfig.Prefault).
+	opt.Worker.Flows.Prefault = opt.Worker.Flows.Prefault || opt.Workers > 1
 	return replay(NewEngine(EngineConfig{Workers: opt.Workers, Worker: opt.Worker, Hosts: opt.Hosts}), src, pcap, opt)
 }
 

@@ -31,6 +31,12 @@ type TableConfig struct {
 	// shed. A flood of new flows then cannot evict the flows being
 	// inspected. 0: no bound (offline classification).
 	NewPerSecond int
+	// Prefault writes every page of the table when it is made. A table
+	// that several threads fill at once (the live workers, classify
+	// --workers N) otherwise pays for each page's first write with a TLB
+	// shootdown to every CPU running the process: the page was first read
+	// as the shared zero page, and the write replaces it.
+	Prefault bool
 }
 
 // Defaults for TableConfig.
@@ -97,6 +103,16 @@ type Table struct {
 // budgetStep is the new-flow budget's refill period.
 const budgetStep = int64(100 * time.Millisecond)
 
+// prefault writes the zero value into an element of every page of s, so
+// that each page is faulted in by a write now (no zero page mapped first).
+func prefault[T any](s []T) {
+	var zero T
+	stride := max(1, 4096/int(unsafe.Sizeof(zero)))
+	for i := 0; i < len(s); i += stride {
+		s[i] = zero
+	}
+}
+
 // NewTable allocates a table; it is the table's only allocation.
 func NewTable(c TableConfig) *Table {
 	if c.Capacity <= 0 {
@@ -120,6 +136,9 @@ func NewTable(c TableConfig) *Table {
 	}
 	for i := range t.due {
 		t.due[i] = math.MaxInt64
+	}
+	if c.Prefault {
+		prefault(t.buckets)
 	}
 	if c.NewPerSecond > 0 {
 		t.perStep = max(1, c.NewPerSecond/10)

@@ -247,7 +247,11 @@ func startRunner(cfg Config, h Harness) (*Runner, error) {
 	if err := objs.Configure(mode, r.perQueue, cfg.FailOpen, cfg.UserPPS); err != nil {
 		return fail(err)
 	}
-	r.engine = shard.NewEngine(shard.EngineConfig{Workers: len(r.workers), Worker: shard.Config{Flows: cfg.Flows, Model: cfg.Model},
+	// The workers run at once from the first packet: their tables are
+	// faulted in now, not by TLB shootdowns under traffic.
+	flows := cfg.Flows
+	flows.Prefault = true
+	r.engine = shard.NewEngine(shard.EngineConfig{Workers: len(r.workers), Worker: shard.Config{Flows: flows, Model: cfg.Model},
 		Hosts: hostmerge.Config{MaxHosts: cfg.MaxHosts, Local: cfg.Local}})
 	for i, w := range r.engine.Workers() {
 		qw := r.workers[i]
