@@ -250,9 +250,10 @@ cluster:
 	t.Logf("demo: box C, restarted with its ban map gone, had them back from the bucket %v after it was running", time.Since(restarted).Round(time.Millisecond))
 }
 
-// expireFloorSlack is how much later than its ban's end a route may go: the
-// runner's expiry pass floor (5 s), a tick, and the router's own update.
-const expireFloorSlack = 7 * time.Second
+// expireFloorSlack is how much later than its ban's end a route may be
+// seen gone: the runner's expiry pass floor (5 s), a tick, the router's own
+// update, and the test's RIB polls on a busy machine.
+const expireFloorSlack = 10 * time.Second
 
 // A ban's route leaves the routers when the ban ends: a box announcing to
 // Debian's gobgpd with policy.ban_for 3s has its banned peers' /32s in the
@@ -345,7 +346,7 @@ bgp:
 		events, _ := os.ReadFile(filepath.Join(dir, "box.json"))
 		t.Fatalf("no ban announced to the router; box log:\n%s\nevents:\n%s", sg.out.String(), events)
 	}
-	for end := time.Now().Add(3*time.Second + 10*time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(3*time.Second + expireFloorSlack + 3*time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		watch()
 		gone := 0
 		for r := range came {
@@ -359,9 +360,11 @@ bgp:
 	}
 	for r, at := range came {
 		if went[r].IsZero() {
-			t.Fatalf("route %s still on the router 13 s after the replay (announced %v)", r, at.Format(time.StampMilli))
+			t.Fatalf("route %s still on the router 16 s after the replay (announced %v)", r, at.Format(time.StampMilli))
 		}
-		if d := went[r].Sub(at); d < 2500*time.Millisecond || d > 3*time.Second+expireFloorSlack {
+		// Not early: a route seen late (a slow poll) shortens what is seen
+		// of its 3 s, hence 1.5 s.
+		if d := went[r].Sub(at); d < 1500*time.Millisecond || d > 3*time.Second+expireFloorSlack {
 			t.Errorf("route %s stayed %v: want the ban's 3 s, plus at most the expiry pass's floor", r, d.Round(100*time.Millisecond))
 		}
 		t.Logf("route %s: on the router for %v", r, went[r].Sub(at).Round(100*time.Millisecond))
