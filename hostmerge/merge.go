@@ -41,9 +41,8 @@ type Config struct {
 	PredictTTL   time.Duration // how long a predicted peer counts (default 30 min)
 	Model        *classifier.Model
 	// Local are the subscribers' networks (live.Config.Local): over the
-	// bound their hosts go last, so that the flood of remote addresses an
-	// edge sees never evicts a quiet subscriber while a remote host is
-	// left to evict.
+	// bound, the one-flow hosts of a flood of remote addresses go before a
+	// quiet subscriber's, and idle remote hosts before idle subscribers.
 	Local []netip.Prefix
 }
 
@@ -395,14 +394,18 @@ func (m *Merger) bound(now int64) {
 	// next merges need not scan again. First the hosts a flood of spoofed
 	// or scanning sources brings: at most one flow in the long window, no
 	// p2p label; a real subscriber has more. Then hosts idle for longer
-	// than the long window, then the least recently active.
-	// Subscribers (cfg.Local) go only when no remote host is left.
+	// than the long window, then the least recently active. In each, remote
+	// hosts (not in cfg.Local) go before the subscribers' addresses.
 	target := m.cfg.MaxHosts - m.cfg.MaxHosts/16
-	m.evictWhere(target, func(h *host) bool {
+	flood := func(h *host) bool {
 		w := &h.win[numWindows-1]
-		return w.newFlows+w.inbound < 1.5 && h.label != classifier.P2P && !m.local(h)
-	})
-	for cut := now - int64(Long); m.nhosts > target; cut += int64(Long) / 4 {
+		return w.newFlows+w.inbound < 1.5 && h.label != classifier.P2P
+	}
+	if len(m.cfg.Local) > 0 {
+		m.evictWhere(target, func(h *host) bool { return flood(h) && !m.local(h) })
+	}
+	m.evictWhere(target, flood)
+	for cut := now - int64(Long); len(m.cfg.Local) > 0 && m.nhosts > target; cut += int64(Long) / 4 {
 		m.evictWhere(target, func(h *host) bool { return h.last < cut && !m.local(h) })
 		if cut > now { // every remote host is gone
 			break

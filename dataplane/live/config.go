@@ -26,10 +26,11 @@ type Config struct {
 	// Queues is the number of rx queues used on each port (default: all the
 	// port has; on a bridge, the smaller count of the two).
 	Queues int
-	// Workers is how many workers read the queues (default: one per CPU,
-	// at least one per queue). More workers than queues share each queue
-	// (Workers/Queues each, rounded down): the XDP program spreads a
-	// queue's flows over them, so a 1-queue port still uses every core.
+	// Workers is how many workers read the queues (default: one per CPU
+	// but one, at least one per queue). More workers than queues share
+	// each queue (Workers/Queues each, rounded down): the XDP program
+	// spreads a queue's flows over them, so a 1-queue port still uses the
+	// box's cores.
 	Workers int
 	Socket  xsk.Options
 	// Generic forces generic (skb) XDP; by default native XDP is tried

@@ -303,7 +303,10 @@ func (r *Runner) openSockets(queues int) error {
 	cfg := r.cfg
 	r.perQueue = max(1, cfg.Workers/queues)
 	if cfg.Workers == 0 {
-		r.perQueue = max(1, runtime.NumCPU()/queues)
+		// A CPU is left to the control loop, the watchdog and the kernel's
+		// own work: on 2 cores under a flood a second worker made the
+		// merge's longest tick 104-184 ms instead of 79-90 (BENCHMARKS.md).
+		r.perQueue = max(1, (runtime.NumCPU()-1)/queues)
 	}
 	if cfg.Workers > 0 && cfg.Workers != r.perQueue*queues {
 		fmt.Fprintf(cfg.Log, "swarmguard: %d workers on %d queues: %d per queue, %d in all\n", cfg.Workers, queues, r.perQueue, r.perQueue*queues)

@@ -124,7 +124,7 @@ func (c *Config) Options() []Option {
 		{"interfaces.bridge", "bridge", "inline bridge: two ports, IF_A,IF_B", false, strList{&c.Bridge, ifname}},
 		{"interfaces.monitor", "monitor", "mirror/SPAN port: classify and ban, forward nothing", false, strVal{&c.Monitor, ifnameOrEmpty}},
 		{"interfaces.queues", "queues", "rx queues per port (0: all the port has)", false, intVal{p: &c.Queues, max: 256}},
-		{"interfaces.workers", "workers", "workers in all, each on a CPU of its own (0: one per CPU, at least one per queue); more than the queues share each queue's flows by the flow hash", false, intVal{p: &c.Workers, max: 256}},
+		{"interfaces.workers", "workers", "workers in all, each on a CPU of its own (0: one per CPU but one, at least one per queue); more than the queues share each queue's flows by the flow hash", false, intVal{p: &c.Workers, max: 256}},
 		{"interfaces.generic", "generic", "force generic (skb) XDP instead of the driver's native XDP", false, boolVal{&c.Generic}},
 		{"sockets.frames", "frames", "UMEM frames per AF_XDP socket (0: 8192)", false, intVal{p: &c.Frames, max: 1 << 20}},
 		{"sockets.ring", "ring", "entries per AF_XDP ring (0: 2048; a power of two)", false, intVal{p: &c.Ring, max: 1 << 16, pow2: true}},
