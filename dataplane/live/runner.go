@@ -305,7 +305,7 @@ func (r *Runner) openSockets(queues int) error {
 	if cfg.Workers == 0 {
 		// A CPU is left to the control loop, the watchdog and the kernel's
 		// own work: on 2 cores under a flood a second worker made the
-		// merge's longest tick 104-184 ms instead of 79-90 (BENCHMARKS.md).
+		// merge's longest tick 104-184 ms instead of 79-140 (BENCHMARKS.md).
 		r.perQueue = max(1, (runtime.NumCPU()-1)/queues)
 	}
 	if cfg.Workers > 0 && cfg.Workers != r.perQueue*queues {
