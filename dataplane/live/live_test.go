@@ -530,6 +530,9 @@ func TestOneQueueTwoWorkersSplitFlows(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	st := r.Stats()
 	r.Stop()
+	if n := r.Stats().FramesUnaccounted; n != 0 {
+		t.Fatalf("%d UMEM frames lost or doubled across the queue's four sockets after the stop", n)
+	}
 	owners := map[shard.Key]int{}
 	perWorker := make([]int, 2)
 	for i, q := range r.workers {
@@ -562,22 +565,37 @@ func TestOneQueueTwoWorkersSplitFlows(t *testing.T) {
 // A monitor port classifies and records but forwards nothing: there is no
 // other port, and the kernel passes what it decided to the stack.
 func TestMonitorClassifiesAndForwardsNothing(t *testing.T) {
-	env := netnstest.New(t)
-	gen := env.NS("gen")
-	port := env.Veth("m", gen, "10.99.5.1/24", 1)
-	env.Exec(gen, "ethtool", "-K", "eth0", "tx", "off")
-	env.Run("ip", "-n", gen, "neigh", "add", "10.99.5.2", "lladdr", "02:00:00:00:00:02", "dev", "eth0")
-	var recs testbin.Buffer
-	r := start(t, Config{Monitor: port, Records: &recs})
-	role(t, env, gen, "send", "10.99.5.2:6881", "3", "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
-	role(t, env, gen, "send", "10.99.5.2:7000", "20", "just-some-datagrams")
-	time.Sleep(400 * time.Millisecond)
-	st := r.Stats()
-	if st.TxFrames != 0 || st.Worker.Packets < 3 || st.Hosts == 0 {
-		t.Fatalf("stats %+v", st)
-	}
-	if !strings.Contains(recs.String(), `"label":"p2p"`) {
-		t.Fatalf("no p2p decision recorded:\n%s", recs.String())
+	// The default workers, and two sharing the port's one queue (sibling
+	// sockets on its fill ring, every frame back in it at the end).
+	for _, workers := range []int{0, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			env := netnstest.New(t)
+			gen := env.NS("gen")
+			port := env.Veth("m", gen, "10.99.5.1/24", 1)
+			env.Exec(gen, "ethtool", "-K", "eth0", "tx", "off")
+			env.Run("ip", "-n", gen, "neigh", "add", "10.99.5.2", "lladdr", "02:00:00:00:00:02", "dev", "eth0")
+			var recs testbin.Buffer
+			r := start(t, Config{Monitor: port, Records: &recs, Workers: workers})
+			if workers > 0 && len(r.workers) != workers {
+				t.Fatalf("%d workers, want %d", len(r.workers), workers)
+			}
+			role(t, env, gen, "send", "10.99.5.2:6881", "3", "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
+			role(t, env, gen, "send", "10.99.5.2:7000", "20", "just-some-datagrams")
+			time.Sleep(400 * time.Millisecond)
+			st := r.Stats()
+			if st.TxFrames != 0 || st.Worker.Packets < 3 || st.Hosts == 0 {
+				t.Fatalf("stats %+v", st)
+			}
+			if !strings.Contains(recs.String(), `"label":"p2p"`) {
+				t.Fatalf("no p2p decision recorded:\n%s", recs.String())
+			}
+			if err := r.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if n := r.Stats().FramesUnaccounted; n != 0 {
+				t.Fatalf("%d UMEM frames lost or doubled after the stop", n)
+			}
+		})
 	}
 }
 

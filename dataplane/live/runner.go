@@ -837,24 +837,13 @@ func (r *Runner) Stop() error {
 	r.stopping.Store(true)
 	r.wg.Wait()
 	// The workers are gone: their sockets' frames can be counted, each
-	// UMEM once, with every socket on it (a queue's, when its ports share
-	// one; each socket's own otherwise).
-	lost := 0
-	for i := 0; i < len(r.workers); i += r.perQueue {
-		var socks []*xsk.Socket
-		for _, q := range r.workers[i : i+r.perQueue] {
-			socks = append(socks, q.socks...)
-		}
-		if len(socks) == 2 && !socks[1].Shares(socks[0]) {
-			for _, s := range socks {
-				l, d := xsk.Account(s)
-				lost += l + d
-			}
-			continue
-		}
-		l, d := xsk.Account(socks...)
-		lost += l + d
+	// UMEM's with all the sockets on it.
+	var socks []*xsk.Socket
+	for _, q := range r.workers {
+		socks = append(socks, q.socks...)
 	}
+	l, d := xsk.AccountAll(socks)
+	lost := l + d
 	r.count(func(s *Stats) { s.FramesUnaccounted = lost })
 	for {
 		select {

@@ -359,6 +359,25 @@ func Account(socks ...*Socket) (lost, doubled int) {
 	return lost, doubled
 }
 
+// AccountAll is Account for sockets on any number of UMEMs: each UMEM's
+// sockets are counted together (a bridge queue's two ports and its
+// siblings share one; a copying bridge's ports have one each).
+func AccountAll(socks []*Socket) (lost, doubled int) {
+	var umems []*xdp.Socket
+	groups := map[*xdp.Socket][]*Socket{}
+	for _, s := range socks {
+		if _, ok := groups[s.xs]; !ok {
+			umems = append(umems, s.xs)
+		}
+		groups[s.xs] = append(groups[s.xs], s)
+	}
+	for _, u := range umems {
+		l, d := Account(groups[u]...)
+		lost, doubled = lost+l, doubled+d
+	}
+	return lost, doubled
+}
+
 // publish moves a shared ring's index from from to to once the slots
 // reserved before this caller's are published: reservations are published
 // in the order they were taken, as the kernel reads the index, not the
