@@ -105,6 +105,12 @@ func Load(o Options) (*Objects, error) {
 		}
 		return nil, fmt.Errorf("load XDP program: %w", err)
 	}
+	// Packets for the workers leave through the socket program (the only
+	// one that names the XSKMAP).
+	if err := objs.objs.SocketProg.Put(uint32(0), objs.objs.ToSocket); err != nil {
+		objs.Close()
+		return nil, fmt.Errorf("load XDP program: socket program: %w", err)
+	}
 	// The epoch starts at 1 or more: at 0 the program checks every decided
 	// packet's bans (a ban map no epoch has seen, as after the epoch's pin
 	// was lost), which cost a box that had never banned anyone two hash

@@ -151,6 +151,27 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
+// The socket program (to_socket), the only one that names the XSKMAP,
+// for the tail call of a packet that goes to a worker: on Linux 6.18 a
+// program that references an XSKMAP pays ~17 ns on every run, whatever
+// the packet's path (BENCHMARKS.md, issue 13 item 2), so the program
+// attached to the ports does not. Set by userspace on load.
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} socket_prog SEC(".maps");
+
+// The slot chosen for the packet being tail-called to to_socket: a tail
+// call takes no arguments.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} socket_slot SEC(".maps");
+
 // First XSKMAP slot of each port, keyed by ingress ifindex: two ports'
 // sockets of the same queue number must not share a slot.
 struct {
@@ -308,7 +329,7 @@ static __always_inline int to_worker(struct xdp_md *ctx, struct config *c, __u64
 	__u32 ifidx = ctx->ingress_ifindex;
 	__u32 *base = bpf_map_lookup_elem(&port_base, &ifidx);
 	__u32 slot = (base ? *base : 0) + ctx->rx_queue_index * per + h % per;
-	if (slot >= MAX_SOCKETS || !bpf_map_lookup_elem(&xsks, &slot)) {
+	if (slot >= MAX_SOCKETS) {
 		count(C_XSK_MISSING);
 		return fail_open(ctx, c, C_FAILOPEN_FWD);
 	}
@@ -332,8 +353,15 @@ static __always_inline int to_worker(struct xdp_md *ctx, struct config *c, __u64
 			sc->credit_ns = credit;
 		}
 	}
-	count(C_TO_XSK);
-	return bpf_redirect_map(&xsks, slot, XDP_PASS);
+	__u32 zero = 0;
+	__u32 *scratch = bpf_map_lookup_elem(&socket_slot, &zero);
+	if (scratch) {
+		*scratch = slot;
+		bpf_tail_call(ctx, &socket_prog, 0);
+	}
+	// No socket program: nobody reads the sockets.
+	count(C_XSK_MISSING);
+	return fail_open(ctx, c, C_FAILOPEN_FWD);
 }
 
 // fail_open is what happens to packets no worker will read.
@@ -815,4 +843,24 @@ int swarmguard(struct xdp_md *ctx)
 	}
 
 	return decide_flow(ctx, c, hb, &k);
+}
+
+// to_socket redirects the packet the main program tail-called it with to
+// the socket in the slot it chose (socket_slot), or fails open when no
+// socket is bound there.
+SEC("xdp")
+int to_socket(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct config *c = bpf_map_lookup_elem(&cfg, &zero);
+	__u32 *slot = bpf_map_lookup_elem(&socket_slot, &zero);
+	if (!c || !slot)
+		return XDP_PASS;
+	__u32 s = *slot;
+	if (!bpf_map_lookup_elem(&xsks, &s)) {
+		count(C_XSK_MISSING);
+		return fail_open(ctx, c, C_FAILOPEN_FWD);
+	}
+	count(C_TO_XSK);
+	return bpf_redirect_map(&xsks, s, XDP_PASS);
 }

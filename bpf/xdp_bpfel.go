@@ -97,22 +97,25 @@ type xdpSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpProgramSpecs struct {
 	Swarmguard *ebpf.ProgramSpec `ebpf:"swarmguard"`
+	ToSocket   *ebpf.ProgramSpec `ebpf:"to_socket"`
 }
 
 // xdpMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpMapSpecs struct {
-	BanEpoch  *ebpf.MapSpec `ebpf:"ban_epoch"`
-	Bans      *ebpf.MapSpec `ebpf:"bans"`
-	Bypass    *ebpf.MapSpec `ebpf:"bypass"`
-	Cfg       *ebpf.MapSpec `ebpf:"cfg"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	Heartbeat *ebpf.MapSpec `ebpf:"heartbeat"`
-	PeerPort  *ebpf.MapSpec `ebpf:"peer_port"`
-	PortBase  *ebpf.MapSpec `ebpf:"port_base"`
-	Shed      *ebpf.MapSpec `ebpf:"shed"`
-	Xsks      *ebpf.MapSpec `ebpf:"xsks"`
+	BanEpoch   *ebpf.MapSpec `ebpf:"ban_epoch"`
+	Bans       *ebpf.MapSpec `ebpf:"bans"`
+	Bypass     *ebpf.MapSpec `ebpf:"bypass"`
+	Cfg        *ebpf.MapSpec `ebpf:"cfg"`
+	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Heartbeat  *ebpf.MapSpec `ebpf:"heartbeat"`
+	PeerPort   *ebpf.MapSpec `ebpf:"peer_port"`
+	PortBase   *ebpf.MapSpec `ebpf:"port_base"`
+	Shed       *ebpf.MapSpec `ebpf:"shed"`
+	SocketProg *ebpf.MapSpec `ebpf:"socket_prog"`
+	SocketSlot *ebpf.MapSpec `ebpf:"socket_slot"`
+	Xsks       *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // xdpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -141,16 +144,18 @@ func (o *xdpObjects) Close() error {
 //
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpMaps struct {
-	BanEpoch  *ebpf.Map `ebpf:"ban_epoch"`
-	Bans      *ebpf.Map `ebpf:"bans"`
-	Bypass    *ebpf.Map `ebpf:"bypass"`
-	Cfg       *ebpf.Map `ebpf:"cfg"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	Heartbeat *ebpf.Map `ebpf:"heartbeat"`
-	PeerPort  *ebpf.Map `ebpf:"peer_port"`
-	PortBase  *ebpf.Map `ebpf:"port_base"`
-	Shed      *ebpf.Map `ebpf:"shed"`
-	Xsks      *ebpf.Map `ebpf:"xsks"`
+	BanEpoch   *ebpf.Map `ebpf:"ban_epoch"`
+	Bans       *ebpf.Map `ebpf:"bans"`
+	Bypass     *ebpf.Map `ebpf:"bypass"`
+	Cfg        *ebpf.Map `ebpf:"cfg"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+	Heartbeat  *ebpf.Map `ebpf:"heartbeat"`
+	PeerPort   *ebpf.Map `ebpf:"peer_port"`
+	PortBase   *ebpf.Map `ebpf:"port_base"`
+	Shed       *ebpf.Map `ebpf:"shed"`
+	SocketProg *ebpf.Map `ebpf:"socket_prog"`
+	SocketSlot *ebpf.Map `ebpf:"socket_slot"`
+	Xsks       *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *xdpMaps) Close() error {
@@ -164,6 +169,8 @@ func (m *xdpMaps) Close() error {
 		m.PeerPort,
 		m.PortBase,
 		m.Shed,
+		m.SocketProg,
+		m.SocketSlot,
 		m.Xsks,
 	)
 }
@@ -179,11 +186,13 @@ type xdpVariables struct {
 // It can be passed to loadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpPrograms struct {
 	Swarmguard *ebpf.Program `ebpf:"swarmguard"`
+	ToSocket   *ebpf.Program `ebpf:"to_socket"`
 }
 
 func (p *xdpPrograms) Close() error {
 	return _XdpClose(
 		p.Swarmguard,
+		p.ToSocket,
 	)
 }
 
