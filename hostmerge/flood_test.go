@@ -63,6 +63,18 @@ func TestFloodEvictsFloodHostsFirst(t *testing.T) {
 		d.FlowStart(real, Host{Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})}, uint16(6881+i), 6)
 	}
 	m.Merge(now, d)
+	floodTicks(t, m, d, now, func(tick int) {
+		if v := m.Snapshot().HostView(real); v.Flows == 0 {
+			t.Fatalf("tick %d: the real host was evicted by the flood", tick)
+		}
+	})
+}
+
+// floodTicks merges 20 ticks of a flood of one-flow sources (3,000 flows
+// a tick) into m, whose bound is 4,096 hosts, after now; it fails the test
+// when the merger is over its bound, and calls after at the end of each.
+func floodTicks(t *testing.T, m *Merger, d *Delta, now int64, after func(tick int)) {
+	t.Helper()
 	for tick := range 20 {
 		d.Reset()
 		floodDelta(d, tick, 3000)
@@ -71,9 +83,7 @@ func TestFloodEvictsFloodHostsFirst(t *testing.T) {
 		if m.Hosts() > 4096 {
 			t.Fatalf("tick %d: %d hosts over the bound", tick, m.Hosts())
 		}
-		if v := m.Snapshot().HostView(real); v.Flows == 0 {
-			t.Fatalf("tick %d: the real host was evicted by the flood", tick)
-		}
+		after(tick)
 	}
 }
 
@@ -94,16 +104,7 @@ func TestFloodKeepsQuietSubscribers(t *testing.T) {
 		d.FlowStart(quiet, Host{Addr: netip.MustParseAddr("198.51.100.9")}, 443, 6)
 		m.Merge(now, d)
 		kept := true
-		for tick := range 20 {
-			d.Reset()
-			floodDelta(d, tick, 3000)
-			now += int64(100 * time.Millisecond)
-			m.Merge(now, d)
-			if m.Hosts() > 4096 {
-				t.Fatalf("tick %d: %d hosts over the bound", tick, m.Hosts())
-			}
-			kept = kept && m.Snapshot().HostView(quiet).Flows > 0
-		}
+		floodTicks(t, m, d, now, func(int) { kept = kept && m.Snapshot().HostView(quiet).Flows > 0 })
 		if kept != local {
 			t.Fatalf("local networks set: %v; the quiet subscriber kept through the flood: %v", local, kept)
 		}

@@ -452,6 +452,34 @@ func xpsSend(a []string) int {
 	return 0
 }
 
+// flowsPerWorker counts the xps-send flows (UDP, ports from 20000) in each
+// of the stopped runner's workers' tables; it fails the test when a flow
+// is in two workers, saw one direction only, or flows are missing.
+func flowsPerWorker(t *testing.T, r *Runner, flows int) []int {
+	t.Helper()
+	owners := map[shard.Key]int{}
+	perWorker := make([]int, len(r.workers))
+	for i, q := range r.workers {
+		q.w.Table().Range(func(f *shard.Flow) {
+			if f.Key.Proto != 17 || f.Key.LoPort < 20000 {
+				return
+			}
+			if prev, ok := owners[f.Key]; ok {
+				t.Errorf("flow %v on workers %d and %d", f.Key.Endpoint(0), prev, i)
+			}
+			owners[f.Key] = i
+			perWorker[i]++
+			if f.Pkts[0] == 0 || f.Pkts[1] == 0 {
+				t.Errorf("flow %v:%d on worker %d saw one direction only (%v)", f.Key.Endpoint(0), f.Key.HiPort, i, f.Pkts)
+			}
+		})
+	}
+	if len(owners) != flows {
+		t.Fatalf("%d flows seen (want %d), per worker %v", len(owners), flows, perWorker)
+	}
+	return perWorker
+}
+
 // Both directions of every flow must reach the same worker: on two queues,
 // with senders on both sides that pick the tx queue by a symmetric hash.
 func TestMultiQueueBothDirectionsOneWorker(t *testing.T) {
@@ -483,26 +511,7 @@ func TestMultiQueueBothDirectionsOneWorker(t *testing.T) {
 	role(t, env, sink, "xps-send", "10.99.4.2", "10.99.4.1", fmt.Sprint(flows), "1")
 	time.Sleep(300 * time.Millisecond)
 	r.Stop()
-	owners := map[shard.Key]int{}
-	perWorker := make([]int, 2)
-	for i, q := range r.workers {
-		q.w.Table().Range(func(f *shard.Flow) {
-			if f.Key.Proto != 17 || f.Key.LoPort < 20000 {
-				return
-			}
-			if prev, ok := owners[f.Key]; ok {
-				t.Errorf("flow %v on workers %d and %d", f.Key.Endpoint(0), prev, i)
-			}
-			owners[f.Key] = i
-			perWorker[i]++
-			if f.Pkts[0] == 0 || f.Pkts[1] == 0 {
-				t.Errorf("flow %v:%d on worker %d saw one direction only (%v)", f.Key.Endpoint(0), f.Key.HiPort, i, f.Pkts)
-			}
-		})
-	}
-	if len(owners) != flows {
-		t.Fatalf("%d flows seen (want %d), per worker %v", len(owners), flows, perWorker)
-	}
+	perWorker := flowsPerWorker(t, r, flows)
 	if perWorker[0] == 0 || perWorker[1] == 0 {
 		t.Fatalf("flows not spread over the two workers (per worker %v): queue steering or XPS broken", perWorker)
 	}
@@ -533,26 +542,7 @@ func TestOneQueueTwoWorkersSplitFlows(t *testing.T) {
 	if n := r.Stats().FramesUnaccounted; n != 0 {
 		t.Fatalf("%d UMEM frames lost or doubled across the queue's four sockets after the stop", n)
 	}
-	owners := map[shard.Key]int{}
-	perWorker := make([]int, 2)
-	for i, q := range r.workers {
-		q.w.Table().Range(func(f *shard.Flow) {
-			if f.Key.Proto != 17 || f.Key.LoPort < 20000 {
-				return
-			}
-			if prev, ok := owners[f.Key]; ok {
-				t.Errorf("flow %v on workers %d and %d", f.Key.Endpoint(0), prev, i)
-			}
-			owners[f.Key] = i
-			perWorker[i]++
-			if f.Pkts[0] == 0 || f.Pkts[1] == 0 {
-				t.Errorf("flow %v:%d on worker %d saw one direction only (%v)", f.Key.Endpoint(0), f.Key.HiPort, i, f.Pkts)
-			}
-		})
-	}
-	if len(owners) != flows {
-		t.Fatalf("%d flows seen (want %d), per worker %v", len(owners), flows, perWorker)
-	}
+	perWorker := flowsPerWorker(t, r, flows)
 	if perWorker[0] == 0 || perWorker[1] == 0 {
 		t.Fatalf("flows not spread over the queue's two workers (per worker %v)", perWorker)
 	}
