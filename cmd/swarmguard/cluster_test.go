@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -90,9 +89,8 @@ cluster:
 		boxes = append(boxes, &box{name: name, gen: gen, pin: pin, conf: conf, metrics: mport, sg: sg})
 	}
 	a, b, c := boxes[0], boxes[1], boxes[2]
-	out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
-	if err != nil {
-		t.Fatalf("replay: %v %s", err, out)
+	if err := replaySwarm(bin, a.gen, capFile); err != nil {
+		t.Fatal(err)
 	}
 	list := func(pin string) map[string]bool { return activeBans(t, pin) }
 	var onA map[string]bool
@@ -210,8 +208,8 @@ cluster:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", second).CombinedOutput(); err != nil {
-		t.Fatalf("replay: %v %s", err, out)
+	if err := replaySwarm(bin, a.gen, second); err != nil {
+		t.Fatal(err)
 	}
 	var more map[string]bool
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
@@ -307,13 +305,7 @@ bgp:
 	// The replay takes longer than a ban lasts: the routes are watched
 	// while it runs.
 	replayed := make(chan error, 1)
-	go func() {
-		out, err := exec.Command("ip", "netns", "exec", gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("replay: %v %s", err, out)
-		}
-		replayed <- err
-	}()
+	go func() { replayed <- replaySwarm(bin, gen, capFile) }()
 	// When each route came and went: a route stays while its ban lasts
 	// (3 s, or more when the peer was banned again) and goes at the next
 	// expiry pass (at most 5 s) after the ban ended.
@@ -468,9 +460,8 @@ func TestBoxesWorkWithoutNATS(t *testing.T) {
 		t.Fatalf("box A says connected (%v) with NATS down", up)
 	}
 	sunk := rxPackets(a.sink)
-	out, err := exec.Command("ip", "netns", "exec", a.gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capFile).CombinedOutput()
-	if err != nil {
-		t.Fatalf("replay: %v %s", err, out)
+	if err := replaySwarm(bin, a.gen, capFile); err != nil {
+		t.Fatal(err)
 	}
 	var onA map[string]bool
 	for end := time.Now().Add(10 * time.Second); len(onA) == 0 && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,4 +77,15 @@ func scrape(port int) map[string]float64 {
 		}
 	}
 	return m
+}
+
+// replaySwarm replays a capture out of ns's eth0 at 4x its speed, the
+// frames padded to their wire length (swarmguard bench replay), and
+// returns when the replay ended.
+func replaySwarm(bin, ns, capture string) error {
+	out, err := exec.Command("ip", "netns", "exec", ns, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", capture).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("replay %s: %v %s", capture, err, out)
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,8 +135,8 @@ func TestOneDirectionIsCountedAndBansNobody(t *testing.T) {
 	if !waitFor(&sg.out, "running", 30*time.Second) {
 		t.Skipf("the box did not start (no XDP here?): %s", sg.out.String())
 	}
-	if out, err := exec.Command("ip", "netns", "exec", gen, bin, "bench", "replay", "--iface", "eth0", "--speed", "4", "--pad", "--timeout", "120s", half).CombinedOutput(); err != nil {
-		t.Fatalf("replay: %v %s", err, out)
+	if err := replaySwarm(bin, gen, half); err != nil {
+		t.Fatal(err)
 	}
 	sided := func() (one, both float64) {
 		for series, v := range scrape(mport) {
