@@ -113,13 +113,6 @@ func (d *Delta) Reset() {
 	d.predicted = d.predicted[:0]
 }
 
-// each calls fn for every host of the delta.
-func (d *Delta) each(fn func(a Host, c *counters)) {
-	for _, i := range d.used {
-		fn(d.slots[i].addr, &d.slots[i].c)
-	}
-}
-
 func (d *Delta) bump(a Host, fn func(c *counters)) {
 	if !isHost(a.Addr) {
 		return

@@ -2,6 +2,7 @@ package hostmerge
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
 )
 
@@ -23,7 +24,7 @@ func checkIndex(t *testing.T, ops []byte, hashMask uint64) {
 			x.put(hashOf(h.addr), h)
 			want[h.addr] = h
 		} else {
-			x.del(hashOf(h.addr), h)
+			x.del(h)
 			delete(want, h.addr)
 		}
 		for _, h := range hosts {
@@ -55,4 +56,105 @@ func FuzzIndex(f *testing.F) {
 		}
 		checkIndex(t, ops, mask)
 	})
+}
+
+// TestReadersNeverMissAHost: workers look up hosts that stay in the index
+// while the merger deletes entries in front of them, so that every
+// deletion moves them back past the readers. Each staying host is kept in
+// the index as two copies in turn (the new one put before the old one is
+// deleted, which moves the new one), so a reader must find it every time
+// with its own view, unless it gave up waiting (counted). With the moves
+// counter ignored, readers miss hosts in every run.
+func TestReadersNeverMissAHost(t *testing.T) {
+	const groups, churn, spacing = 16, 6, 32 // runs of 8 that never merge
+	x := newIndex(groups * spacing / 2)
+	if len(x.slots) != groups*spacing {
+		t.Fatalf("%d slots", len(x.slots))
+	}
+	home := func(g int) uint64 { return uint64(g * spacing) }
+	addr := func(g int) Host { return Host{Addr: netip.AddrFrom4([4]byte{10, 1, 0, byte(g)})} }
+	copyOf := func(g int) *host {
+		h := &host{addr: addr(g)}
+		x.put(home(g), h)
+		x.publish(h, &View{Flows: float64(g), key: keyOf(h.addr)})
+		return h
+	}
+	staying := make([]*host, groups)
+	churning := make([][]*host, groups)
+	for g := range groups {
+		for c := range churn {
+			h := &host{addr: Host{Addr: netip.AddrFrom4([4]byte{10, 2, byte(g), byte(c)})}}
+			x.put(home(g), h)
+			churning[g] = append(churning[g], h)
+		}
+		staying[g] = copyOf(g)
+	}
+	done := make(chan struct{})
+	var misses, lookups [2]int
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				g := n % groups
+				v := x.view(home(g), addr(g))
+				lookups[r]++
+				if v == nil {
+					misses[r]++
+				} else if v.Flows != float64(g) {
+					t.Errorf("host %d read host %v's view", g, v.Flows)
+					return
+				}
+			}
+		}()
+	}
+	rng := uint64(7)
+	for range 200_000 {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		g := int(rng >> 33 % groups)
+		if rng>>40&1 == 0 {
+			old := staying[g]
+			staying[g] = copyOf(g)
+			x.del(old)
+		} else {
+			c := churning[g][rng>>44%churn]
+			x.del(c)
+			x.put(home(g), c)
+		}
+	}
+	close(done)
+	wg.Wait()
+	if got, gaveUp := misses[0]+misses[1], int(x.gaveUp.Load()); got != gaveUp {
+		t.Errorf("%d of %d lookups of staying hosts missed; %d gave up waiting", got, lookups[0]+lookups[1], gaveUp)
+	}
+	t.Logf("%d lookups, %d gave up", lookups[0]+lookups[1], x.gaveUp.Load())
+}
+
+// TestHostKeyRoundTrip: a view's key gives back the host it was made from,
+// for IPv4, IPv6 and IPv4-mapped IPv6 addresses, with and without a path,
+// and keys of different hosts differ.
+func TestHostKeyRoundTrip(t *testing.T) {
+	var hosts []Host
+	for _, a := range []string{"10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1", "fe80::1", "0.0.0.0", "::"} {
+		for _, path := range []uint64{0, 1, 1<<24 - 1} {
+			hosts = append(hosts, Host{Addr: netip.MustParseAddr(a), Path: path})
+		}
+	}
+	seen := map[hostKey]Host{}
+	for _, h := range hosts {
+		k := keyOf(h)
+		if got := k.host(); got != h {
+			t.Errorf("%v path %d came back as %v path %d", h.Addr, h.Path, got.Addr, got.Path)
+		}
+		if o, dup := seen[k]; dup {
+			t.Errorf("%v and %v share a key", h, o)
+		}
+		seen[k] = h
+	}
 }

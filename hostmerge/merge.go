@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/swarmguard/swarmguard/classifier"
 	"github.com/swarmguard/swarmguard/hostmerge/cowmap"
@@ -46,28 +47,30 @@ type Config struct {
 	Local []netip.Prefix
 }
 
-// host is the merger's state of one host.
+// host is the merger's state of one host. The fields a merge reads of
+// every host it touches come first, up to ips: the part it warms (warm.go).
 type host struct {
-	addr Host
-	last int64
-	win  [numWindows]counters
-	pend counters // this merge's events, summed exactly before they join the windows
+	addr    Host
+	last    int64
+	rotated int64
+	touched bool // in this merge's touched list
+	stale   bool // the sketches changed since the estimates
+	label   classifier.Label
+	pos     int32 // index in its shard's Merger.order; -1 once evicted
+	slot    int32 // its slot in Merger.hosts
+	p       float32
+	view    *View  // the published view; never written once published
+	viewGen uint64 // the generation view was derived in
+	win     [numWindows]counters
+	pend    counters // this merge's events, summed exactly before they join the windows
 	// Distinct remote IPs and ports of outbound flows over the medium
 	// window, rotated every half window.
 	ips, ports         distinct
-	rotated            int64
 	peers, nports      uint32                   // cached estimates of the two sketch pairs
-	stale              bool                     // the sketches changed since the estimates
 	estAt              int64                    // when the estimates were made
-	view               *View                    // the published view; never written once published
-	viewGen            uint64                   // the generation view was derived in
-	touched            bool                     // in this merge's touched list
-	pos                int32                    // index in its shard's Merger.order; -1 once evicted
 	tcpPeers, udpPeers [overlapBits / 64]uint64 // hashed remote IPs per protocol
 	msePeers           [overlapBits / 64]uint64 // hashed peers of flows through the MSE/PE key exchange
 	btPeers, discPeers [overlapBits / 64]uint64 // hashed peers of answered flows with BitTorrent / discovery signatures
-	label              classifier.Label
-	p                  float32
 }
 
 // Merger folds worker deltas into host state and publishes snapshots. Only
@@ -75,18 +78,17 @@ type host struct {
 // published Snapshot.
 //
 // A merge costs what changed: the hosts the deltas touched (and a bounded
-// share of idle hosts, re-derived so that decay shows) get new views in a
-// copy-on-write map that shares everything else with the last snapshot.
+// share of idle hosts, re-derived so that decay shows) get new views,
+// stored in place in the index that every snapshot shares.
 type Merger struct {
 	cfg     Config
-	hosts   index              // every host, by address
+	hosts   *index             // every host, by address, with its view
 	order   [numShards][]*host // each shard's hosts, for the refresh walk and eviction
 	refresh int                // the shard the refresh walk is in
 	cursor  int                // the walk's next index in it
 	touched []*host            // hosts this merge changed
 	free    []*host            // evicted hosts, reused for new ones: a flood at the bound allocates no host state
 	nhosts  int
-	views   *cowmap.Builder[Host, *View]
 	pred    [numShards]map[predKey]int64 // expiry, ns: the merger's own copy, swept one shard a merge
 	preds   *cowmap.Builder[predKey, int64]
 	// Peer reputation: remote addresses other boxes saw in confirmed p2p
@@ -105,7 +107,8 @@ type Merger struct {
 	// ShedHosts counts the events of new hosts not created because a merge
 	// had made NewPerMerge already (those events are dropped).
 	ShedHosts uint64
-	created   int // hosts this merge created
+	created   int    // hosts this merge created
+	sink      uint64 // the sums of the warm loads (warm.go), kept so that the loads stay
 }
 
 // Turn is a host whose label became p2p at snapshot generation Gen.
@@ -204,7 +207,6 @@ func NewMerger(c Config) *Merger {
 		cfg: c,
 		// Hosts are bounded, so their map is made for the bound and never
 		// rehashes in a merge; predictions are usually far below theirs.
-		views:      cowmap.New[Host, *View](c.MaxHosts + c.NewPerMerge),
 		hosts:      newIndex(c.MaxHosts + c.NewPerMerge),
 		preds:      cowmap.New[predKey, int64](4096),
 		reputation: cowmap.New[netip.Addr, int64](1024),
@@ -212,7 +214,7 @@ func NewMerger(c Config) *Merger {
 	for i := range m.pred {
 		m.pred[i] = make(map[predKey]int64)
 	}
-	m.snap.Store(&Snapshot{hosts: m.views.Freeze(), pred: m.preds.Freeze(), rep: m.reputation.Freeze()})
+	m.snap.Store(&Snapshot{hosts: m.hosts, pred: m.preds.Freeze(), rep: m.reputation.Freeze()})
 	return m
 }
 
@@ -309,12 +311,22 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 	// exactly, so the windows do not depend on how many workers there are
 	// or in which order they come.
 	m.created = 0
+	// Hosts come in batches whose state is warmed first (warm.go): at a
+	// million hosts each is a cache and TLB miss, and the batch's overlap.
 	for _, d := range deltas {
-		d.each(func(a Host, c *counters) {
-			if h := m.host(a, now); h != nil {
-				h.pend.add(c)
+		var hashes [warmBatch]uint64
+		for i := 0; i < len(d.used); i += warmBatch {
+			batch := d.used[i:min(i+warmBatch, len(d.used))]
+			for j, k := range batch {
+				hashes[j] = hostHash(d.slots[k].addr)
 			}
-		})
+			m.sink += m.hosts.warmSlots(hashes[:len(batch)], unsafe.Offsetof(host{}.ips))
+			for _, k := range batch {
+				if h := m.host(d.slots[k].addr, now); h != nil {
+					h.pend.add(&d.slots[k].c)
+				}
+			}
+		}
 	}
 	for _, h := range m.touched {
 		for i := range h.win {
@@ -323,7 +335,15 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 		h.pend = counters{}
 	}
 	for _, d := range deltas {
-		for _, r := range d.remotes {
+		var hashes [warmBatch]uint64
+		for i, r := range d.remotes {
+			if i%warmBatch == 0 {
+				batch := d.remotes[i:min(i+warmBatch, len(d.remotes))]
+				for j := range batch {
+					hashes[j] = hostHash(batch[j].host)
+				}
+				m.sink += m.hosts.warmSlots(hashes[:len(batch)], unsafe.Sizeof(host{}))
+			}
 			h := m.host(r.host, now)
 			if h == nil {
 				continue
@@ -450,15 +470,12 @@ func (m *Merger) evictWhere(target int, drop func(h *host) bool) {
 func (m *Merger) evict(h *host) {
 	hash := hostHash(h.addr)
 	s := hash % numShards
-	m.hosts.del(hash, h)
+	m.hosts.del(h)
 	o := m.order[s]
 	last := o[len(o)-1]
 	o[h.pos], last.pos = last, h.pos
 	o[len(o)-1] = nil
 	m.order[s] = o[:len(o)-1]
-	if h.view != nil {
-		m.views.Delete(hash, h.addr)
-	}
 	h.pos = -1
 	m.nhosts--
 	m.EvictedHosts++
@@ -481,9 +498,9 @@ func shardOf(a Host) int {
 const maxRefresh = 2048
 
 // publish derives new views for the hosts this merge touched and for the
-// next stretch of the refresh walk, stores the ones that differ in the
-// copy-on-write map and publishes it with the predictions as the next
-// snapshot. Earlier snapshots stay valid for their readers.
+// next stretch of the refresh walk, stores the ones that differ in their
+// hosts' slots and publishes the predictions as the next snapshot.
+// Earlier snapshots stay valid for their readers.
 func (m *Merger) publish(now int64) {
 	m.gen++
 	keep := 0
@@ -492,19 +509,28 @@ func (m *Merger) publish(now int64) {
 	}
 	// A new slice each time: earlier snapshots keep theirs.
 	turns := append(make([]Turn, 0, len(m.turns)-keep+4), m.turns[keep:]...)
-	for _, h := range m.touched {
-		h.touched = false
-		if h.pos >= 0 {
-			turns = m.derive(h, now, turns)
+	for i := 0; i < len(m.touched); i += warmBatch {
+		batch := m.touched[i:min(i+warmBatch, len(m.touched))]
+		m.sink += m.hosts.warmHosts(batch)
+		for _, h := range batch {
+			h.touched = false
+			if h.pos >= 0 {
+				turns = m.derive(h, now, turns)
+			}
 		}
 	}
 	m.touched = m.touched[:0]
 	o := m.order[m.refresh]
 	end := min(len(o), m.cursor+maxRefresh)
-	for _, h := range o[min(m.cursor, end):end] {
-		if h.viewGen != m.gen {
-			h.decay(now)
-			turns = m.derive(h, now, turns)
+	walk := o[min(m.cursor, end):end]
+	for i := 0; i < len(walk); i += warmBatch {
+		batch := walk[i:min(i+warmBatch, len(walk))]
+		m.sink += m.hosts.warmHosts(batch)
+		for _, h := range batch {
+			if h.viewGen != m.gen {
+				h.decay(now)
+				turns = m.derive(h, now, turns)
+			}
 		}
 	}
 	m.cursor = end
@@ -512,7 +538,7 @@ func (m *Merger) publish(now int64) {
 		m.refresh, m.cursor = (m.refresh+1)%numShards, 0
 	}
 	m.turns = turns
-	m.snap.Store(&Snapshot{Time: now, Gen: m.gen, hosts: m.views.Freeze(), pred: m.preds.Freeze(), rep: m.reputation.Freeze(), turns: turns})
+	m.snap.Store(&Snapshot{Time: now, Gen: m.gen, hosts: m.hosts, pred: m.preds.Freeze(), rep: m.reputation.Freeze(), turns: turns})
 }
 
 // derive computes h's view for this generation and stores it when it
@@ -524,11 +550,11 @@ func (m *Merger) derive(h *host, now int64, turns []Turn) []Turn {
 	if h.label == classifier.P2P && was != classifier.P2P && len(turns) < maxTurns {
 		turns = append(turns, Turn{Gen: m.gen, Host: h.addr})
 	}
-	if h.view == nil || *h.view != v {
+	v.key = h.view.key
+	if *h.view != v {
 		nv := new(View)
 		*nv = v
-		h.view = nv
-		m.views.Set(hostHash(h.addr), h.addr, nv)
+		m.hosts.publish(h, nv)
 	}
 	return turns
 }

@@ -88,19 +88,35 @@ func TestPredictionsExpireAndAreBounded(t *testing.T) {
 	}
 }
 
-func TestOldSnapshotStaysValid(t *testing.T) {
+// TestPublishedViewsNeverChange: a view a worker holds stays as it was
+// while later merges publish newer ones for the same host, which the old
+// snapshot answers too (views live in place); the snapshot's own fields
+// stay as they were.
+func TestPublishedViewsNeverChange(t *testing.T) {
 	m := NewMerger(Config{Model: classifier.DefaultModel()})
 	d := NewDelta(0)
+	a := Host{Addr: netip.MustParseAddr("10.0.0.1")}
 	flowStart(d, ap("10.0.0.1:1"), ap("10.0.0.2:2"), 6)
 	m.Merge(1, d)
 	old := m.Snapshot()
-	before := old.Host(Host{Addr: netip.MustParseAddr("10.0.0.1")})
+	held := old.HostView(a)
+	before := *held
 	for i := 0; i < 10; i++ {
 		flowStart(d, ap("10.0.0.1:1"), netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), 2), 6)
 		m.Merge(int64(i+2)*int64(Tick), d)
 	}
-	if old.Host(Host{Addr: netip.MustParseAddr("10.0.0.1")}) != before {
-		t.Fatal("a published snapshot changed")
+	if *held != before {
+		t.Fatal("a published view changed")
+	}
+	if old.Gen != 1 || old.Time != 1 {
+		t.Fatalf("the old snapshot is now generation %d at %d", old.Gen, old.Time)
+	}
+	newest := m.Snapshot().Host(a)
+	if newest == before || old.Host(a) != newest {
+		t.Fatalf("the old snapshot answers %+v, the newest %+v, first %+v", old.Host(a), newest, before)
+	}
+	if newest.Flows <= before.Flows {
+		t.Fatalf("flows %v after ten more, %v before", newest.Flows, before.Flows)
 	}
 }
 

@@ -22,15 +22,21 @@ type View struct {
 	// Unanswered counts the host's TCP flows whose SYN got no answer when
 	// they left the table (medium window): scan evidence.
 	Unanswered float64
+	key        hostKey // whose view it is (index)
 }
 
-// Snapshot is an immutable view of all hosts at one merge. Workers hold one
-// for a tick and never write to it.
+// Snapshot is what workers read of the hosts: the turns, predictions and
+// reputed peers as of one merge, and every host's newest view. Workers
+// hold one for a tick and never write to it. Host views are not copied per
+// snapshot: each is immutable once published, and a host's next one
+// replaces it in place (index), so a lookup may answer a view newer than
+// the snapshot's generation; offline, merges run between batches and the
+// records stay the same for any number of workers.
 type Snapshot struct {
 	Time  int64
 	Gen   uint64 // merges before this snapshot; 0 for the empty first one
 	turns []Turn
-	hosts cowmap.Map[Host, *View]
+	hosts *index // shared with the merger and every snapshot
 	pred  cowmap.Map[predKey, int64]
 	rep   cowmap.Map[netip.Addr, int64] // reputed peers (Merger.AddReputation)
 	zero  View                          // what HostView answers for a host never seen
@@ -39,10 +45,11 @@ type Snapshot struct {
 // Host returns the view of a, or the zero view for a host never seen.
 func (s *Snapshot) Host(a Host) View { return *s.HostView(a) }
 
-// HostView is Host without the copy, for the packet path. The view belongs
-// to the snapshot, which is immutable: read it, never write it.
+// HostView is Host without the copy, for the packet path. The view is
+// immutable (a newer one replaces it, it never changes): read it, never
+// write it.
 func (s *Snapshot) HostView(a Host) *View {
-	if v, ok := s.hosts.Get(hostHash(a), a); ok {
+	if v := s.hosts.view(hostHash(a), a); v != nil {
 		return v
 	}
 	return &s.zero
@@ -80,13 +87,10 @@ func (s *Snapshot) TurnedSince(gen uint64, fn func(h Host)) {
 	}
 }
 
-// Range calls fn for every host of the snapshot, with its view to read.
-func (s *Snapshot) Range(fn func(h Host, v *View)) {
-	s.hosts.Range(func(h Host, v *View) bool {
-		fn(h, v)
-		return true
-	})
-}
+// Range calls fn for every host with its newest view, to read. Exact
+// between merges (a replay's end); beside a running merge a host may be
+// seen twice or missed.
+func (s *Snapshot) Range(fn func(h Host, v *View)) { s.hosts.rangeViews(fn) }
 
 // estEvery is the most often a host's distinct counts are re-estimated.
 const estEvery = int64(time.Second)
@@ -101,6 +105,30 @@ const (
 func logScale(x, full float64) float32 {
 	return float32(min(1, math.Log1p(max(0, x))/math.Log1p(full)))
 }
+
+// countScale is logScale of whole counts from 0 to full, tabled: a view
+// scales four counts, and their log1p was a third of deriving one.
+type countScale []float32
+
+func newCountScale(full int) countScale {
+	t := make(countScale, full+1)
+	for n := range t {
+		t[n] = logScale(float64(n), float64(full))
+	}
+	return t
+}
+
+// of is logScale(n, full).
+func (t countScale) of(n int) float32 {
+	return t[max(0, min(n, len(t)-1))]
+}
+
+// The scales of the counted host features (never written after init).
+var (
+	fanoutScale = newCountScale(256)
+	peersScale  = newCountScale(16)
+	discScale   = newCountScale(8)
+)
 
 // view computes a host's features, score and label (with hysteresis).
 func (m *Merger) view(h *host) View {
@@ -119,17 +147,17 @@ func (m *Merger) view(h *host) View {
 	v.Unanswered = mid.unanswered
 	x := &v.X
 	const o = classifier.FirstHostFeature
-	x[classifier.FHostFanout-o] = logScale(peers, 256)
+	x[classifier.FHostFanout-o] = fanoutScale.of(int(v.Peers))
 	ppr := 0.0
 	if peers >= pprMinPeers {
 		ppr = ports / peers
 		x[classifier.FHostPPR-o] = float32(max(0, 1-math.Abs(math.Log(max(ppr, 1e-3)))))
 	}
-	x[classifier.FHostBTPeers-o] = logScale(float64(popcount(&h.btPeers)), 16)
+	x[classifier.FHostBTPeers-o] = peersScale.of(popcount(&h.btPeers))
 	// Peers beyond the first: a flow's own MSE exchange makes its host one
 	// MSE peer, which must not count as context for that same flow.
-	x[classifier.FHostMSEPeers-o] = logScale(float64(popcount(&h.msePeers)-1), 16)
-	x[classifier.FHostDiscovery-o] = logScale(float64(popcount(&h.discPeers)), 8)
+	x[classifier.FHostMSEPeers-o] = peersScale.of(popcount(&h.msePeers) - 1)
+	x[classifier.FHostDiscovery-o] = discScale.of(popcount(&h.discPeers))
 	overlap := 0
 	for i := range h.tcpPeers {
 		overlap += bits.OnesCount64(h.tcpPeers[i] & h.udpPeers[i])
