@@ -33,10 +33,14 @@ type index struct {
 // indexSlot is one slot. Readers follow hash and view; h is the merger's
 // alone.
 type indexSlot struct {
-	hash atomic.Uint64        // hostHash of the host
-	view atomic.Pointer[View] // the host's newest view; nil for an empty slot
+	hash atomic.Uint64        // hostHash of the host | occupied; 0 for an empty slot
+	view atomic.Pointer[View] // the host's newest view; nil until its first
 	h    *host                // nil for an empty slot
 }
+
+// occupied marks a slot's hash: hostHash's top bit chooses nothing (slots
+// and shards take the low bits), so a slot is empty when its hash is 0.
+const occupied = 1 << 63
 
 // hostKey is a Host as plain bytes, which a view carries so that a reader
 // can tell its host's view from another's without following a pointer.
@@ -79,25 +83,24 @@ func (x *index) get(hash uint64, a Host) *host {
 		if s.h == nil {
 			return nil
 		}
-		if s.hash.Load() == hash && s.h.addr == a {
+		if s.hash.Load() == hash|occupied && s.h.addr == a {
 			return s.h
 		}
 	}
 }
 
-// put adds h, which is not in the index, with an empty view that tells
-// readers which host the slot holds until its first is derived.
+// put adds h, which is not in the index; readers find it once its first
+// view is published.
 func (x *index) put(hash uint64, h *host) {
 	i := hash & x.mask
 	for x.slots[i].h != nil {
 		i = (i + 1) & x.mask
 	}
-	h.view = &View{key: keyOf(h.addr)}
 	h.slot = int32(i)
 	s := &x.slots[i]
 	s.h = h
-	s.hash.Store(hash)
-	s.view.Store(h.view) // last: a reader that sees the view finds the hash set
+	s.view.Store(nil)
+	s.hash.Store(hash | occupied)
 }
 
 // publish makes v h's newest view.
@@ -119,15 +122,17 @@ func (x *index) del(h *host) {
 			si := &x.slots[i]
 			si.h = sj.h
 			si.h.slot = int32(i)
-			si.hash.Store(sj.hash.Load())
+			// The view first: a reader matching the new hash with the
+			// old view finds the key wrong and probes on.
 			si.view.Store(sj.view.Load())
+			si.hash.Store(sj.hash.Load())
 			i = j
 		}
 	}
 	s := &x.slots[i]
+	s.hash.Store(0)
 	s.view.Store(nil)
 	s.h = nil
-	s.hash.Store(0)
 	x.moves.Add(1)
 }
 
@@ -146,14 +151,16 @@ func (x *index) view(hash uint64, a Host) *View {
 		moves := x.moves.Load()
 		for i := hash & x.mask; ; i = (i + 1) & x.mask {
 			s := &x.slots[i]
-			v := s.view.Load()
-			if v == nil {
+			hs := s.hash.Load()
+			if hs == 0 {
 				break
 			}
 			// The hash and the view are two loads: a move between them
-			// can only hide the host, which the check below catches.
-			if s.hash.Load() == hash && v.key == key {
-				return v
+			// can only hide the host, which the moves check catches.
+			if hs == hash|occupied {
+				if v := s.view.Load(); v != nil && v.key == key {
+					return v
+				}
 			}
 		}
 		if moves&1 == 0 && x.moves.Load() == moves {
@@ -170,7 +177,7 @@ func (x *index) view(hash uint64, a Host) *View {
 	}
 }
 
-// rangeViews calls fn for every host with its view, in slot order. Exact
+// rangeViews calls fn for every host with a view, in slot order. Exact
 // when no merge runs meanwhile; beside one, a host moved by a deletion may
 // be seen twice or not at all.
 func (x *index) rangeViews(fn func(a Host, v *View)) {

@@ -491,11 +491,13 @@ func shardOf(a Host) int {
 }
 
 // maxRefresh bounds the idle hosts re-derived per merge. The refresh walk
-// takes one shard a merge, so up to 131,072 hosts every view is at most
+// takes one shard a merge, so up to 65,536 hosts every view is at most
 // 64 merges (6.4 s) old; a larger shard takes several merges, so a merge
-// stays bounded at a million hosts. An idle host's view only shows decay:
-// a flow touches both its hosts, which are re-derived in the next merge.
-const maxRefresh = 2048
+// stays bounded: at a million hosts a view is at most ~98 s old, and the
+// walk costs ~1 ms of the tick (a cold host each ~1 us, BENCHMARKS.md). An
+// idle host's view only shows decay: a flow touches both its hosts, which
+// are re-derived in the next merge.
+const maxRefresh = 1024
 
 // publish derives new views for the hosts this merge touched and for the
 // next stretch of the refresh walk, stores the ones that differ in their
@@ -550,8 +552,8 @@ func (m *Merger) derive(h *host, now int64, turns []Turn) []Turn {
 	if h.label == classifier.P2P && was != classifier.P2P && len(turns) < maxTurns {
 		turns = append(turns, Turn{Gen: m.gen, Host: h.addr})
 	}
-	v.key = h.view.key
-	if *h.view != v {
+	v.key = keyOf(h.addr)
+	if h.view == nil || *h.view != v {
 		nv := new(View)
 		*nv = v
 		m.hosts.publish(h, nv)

@@ -25,7 +25,9 @@ func (x *index) warmHosts(hs []*host) (sum uint64) {
 		sum += warmLines(unsafe.Pointer(h), unsafe.Sizeof(*h))
 	}
 	for _, h := range hs {
-		sum += warmLines(unsafe.Pointer(h.view), unsafe.Sizeof(*h.view))
+		if h.view != nil {
+			sum += warmLines(unsafe.Pointer(h.view), unsafe.Sizeof(*h.view))
+		}
 		sum += uint64(*(*uint8)(unsafe.Pointer(&x.slots[h.slot])))
 	}
 	return sum
@@ -42,7 +44,7 @@ func (x *index) warmSlots(hs []uint64, n uintptr) (sum uint64) {
 	var found [warmBatch]*host
 	for i, h := range hs {
 		for j := h & x.mask; x.slots[j].h != nil; j = (j + 1) & x.mask {
-			if x.slots[j].hash.Load() == h {
+			if x.slots[j].hash.Load() == h|occupied {
 				found[i] = x.slots[j].h
 				break
 			}
