@@ -6,7 +6,8 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// Bench are the veth harness's programs: a counting sink and a devmap forwarder.
+// Bench are the veth harness's programs: a counting sink, a devmap
+// forwarder and a forwarder that looks each flow up first.
 type Bench struct {
 	objs sinkObjects
 }
@@ -28,6 +29,10 @@ func (b *Bench) Sink() *ebpf.Program { return b.objs.SinkCount }
 
 // Forward redirects every packet to the port SetForward gave its ingress port.
 func (b *Bench) Forward() *ebpf.Program { return b.objs.FwdDevmap }
+
+// Lookup is Forward after a flow lookup in a hash map (an entry made on a
+// miss): the floor of per-flow state in the kernel.
+func (b *Bench) Lookup() *ebpf.Program { return b.objs.FwdLookup }
 
 // SetForward makes packets entering in leave through out.
 func (b *Bench) SetForward(in, out int) error {

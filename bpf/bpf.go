@@ -239,9 +239,11 @@ type FlowKey = xdpFlowKey
 
 // BypassStats are the kernel's counters of a bypassed flow.
 type BypassStats struct {
-	Action           Action
-	Packets, Bytes   uint64
-	LastSeenMonotone uint64
+	Action         Action
+	Packets, Bytes uint64 // both directions
+	// FromLo counts the packets and bytes from the key's Lo end, the rest
+	// came from Hi.
+	FromLo struct{ Packets, Bytes uint64 }
 }
 
 // KeyHash is the bypass map's key for flow k: the program's bypass_hash,
@@ -289,7 +291,9 @@ func (o *Objects) BypassOf(k FlowKey) (BypassStats, error) {
 	if v.Key != k {
 		return BypassStats{}, fmt.Errorf("bypass lookup: %w (another flow has the hash)", ebpf.ErrKeyNotExist)
 	}
-	return BypassStats{Action: Action(v.Action), Packets: v.Packets, Bytes: v.Bytes, LastSeenMonotone: v.LastNs}, nil
+	st := BypassStats{Action: Action(v.Action), Packets: v.Packets[0] + v.Packets[1], Bytes: v.Bytes[0] + v.Bytes[1]}
+	st.FromLo.Packets, st.FromLo.Bytes = v.Packets[0], v.Bytes[0]
+	return st, nil
 }
 
 // RangeBypass calls fn for every flow in the bypass map with its action

@@ -51,6 +51,7 @@ func BenchmarkXDPPath(b *testing.B) {
 		o.Beat()
 	}
 	b.Run("devmap-baseline", func(b *testing.B) { run(b, bench.Forward(), frame(host, other, 17), xdpRedirect) })
+	b.Run("lookup-baseline", func(b *testing.B) { run(b, bench.Lookup(), frame(host, other, 17), xdpRedirect) })
 	b.Run("drop-baseline", func(b *testing.B) { run(b, bench.Sink(), frame(host, other, 17), xdpDrop) })
 	b.Run("ban-drop", func(b *testing.B) { fresh(); run(b, o.Program(), frame(peer, host, 17), xdpDrop) })
 	b.Run("bypass-forward", func(b *testing.B) { fresh(); run(b, o.Program(), frame(host, normal, 17), xdpRedirect) })

@@ -8,6 +8,10 @@
 //               probe (UDP port 7) pass to the stack.
 //   fwd_devmap  redirects every packet to the other port: the in-kernel
 //               devmap-forward baseline.
+//   fwd_lookup  looks the packet's flow up in an LRU hash (inserting it on a
+//               miss), then redirects as fwd_devmap: the floor of any design
+//               that keeps per-flow state in a kernel hash map, against which
+//               swarmguard's decided-flow path is measured (BenchmarkXDPPath).
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -64,6 +68,46 @@ int sink_count(struct xdp_md *ctx)
 	if (v)
 		*v += ctx->data_end - ctx->data;
 	return XDP_DROP;
+}
+
+// A flow's entry: the size of swarmguard's bypass entry, key kept in it.
+struct flow_val {
+	__u64 key[5];
+	__u32 action;
+	__u32 pad;
+	__u64 packets;
+	__u64 bytes;
+	__u64 epoch;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, __u64);
+	__type(value, struct flow_val);
+} flows SEC(".maps");
+
+SEC("xdp")
+int fwd_lookup(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return XDP_PASS;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) + 4 > end)
+		return XDP_PASS;
+	__u64 k = ((__u64)ip->saddr << 32 | ip->daddr) * 0x9e3779b97f4a7c15ULL ^
+		  (__u64)(*(__u32 *)(ip + 1) | (__u64)ip->protocol << 32) * 0xc2b2ae3d27d4eb4fULL;
+	k ^= k >> 33;
+	struct flow_val *v = bpf_map_lookup_elem(&flows, &k);
+	if (!v) {
+		struct flow_val nv = {};
+		bpf_map_update_elem(&flows, &k, &nv, BPF_ANY);
+		return XDP_DROP;
+	}
+	return bpf_redirect_map(&fwd_port, ctx->ingress_ifindex, XDP_DROP);
 }
 
 SEC("xdp")

@@ -8,9 +8,20 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"structs"
 
 	"github.com/cilium/ebpf"
 )
+
+type sinkFlowVal struct {
+	_       structs.HostLayout
+	Key     [5]uint64
+	Action  uint32
+	Pad     uint32
+	Packets uint64
+	Bytes   uint64
+	Epoch   uint64
+}
 
 // loadSink returns the embedded CollectionSpec for sink.
 func loadSink() (*ebpf.CollectionSpec, error) {
@@ -55,6 +66,7 @@ type sinkSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sinkProgramSpecs struct {
 	FwdDevmap *ebpf.ProgramSpec `ebpf:"fwd_devmap"`
+	FwdLookup *ebpf.ProgramSpec `ebpf:"fwd_lookup"`
 	SinkCount *ebpf.ProgramSpec `ebpf:"sink_count"`
 }
 
@@ -62,6 +74,7 @@ type sinkProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sinkMapSpecs struct {
+	Flows      *ebpf.MapSpec `ebpf:"flows"`
 	FwdPort    *ebpf.MapSpec `ebpf:"fwd_port"`
 	SinkCounts *ebpf.MapSpec `ebpf:"sink_counts"`
 }
@@ -92,12 +105,14 @@ func (o *sinkObjects) Close() error {
 //
 // It can be passed to loadSinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sinkMaps struct {
+	Flows      *ebpf.Map `ebpf:"flows"`
 	FwdPort    *ebpf.Map `ebpf:"fwd_port"`
 	SinkCounts *ebpf.Map `ebpf:"sink_counts"`
 }
 
 func (m *sinkMaps) Close() error {
 	return _SinkClose(
+		m.Flows,
 		m.FwdPort,
 		m.SinkCounts,
 	)
@@ -114,12 +129,14 @@ type sinkVariables struct {
 // It can be passed to loadSinkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sinkPrograms struct {
 	FwdDevmap *ebpf.Program `ebpf:"fwd_devmap"`
+	FwdLookup *ebpf.Program `ebpf:"fwd_lookup"`
 	SinkCount *ebpf.Program `ebpf:"sink_count"`
 }
 
 func (p *sinkPrograms) Close() error {
 	return _SinkClose(
 		p.FwdDevmap,
+		p.FwdLookup,
 		p.SinkCount,
 	)
 }

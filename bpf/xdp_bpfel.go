@@ -23,9 +23,8 @@ type xdpBypassVal struct {
 	Key      xdpFlowKey
 	Action   uint32
 	Pad      uint32
-	Packets  uint64
-	Bytes    uint64
-	LastNs   uint64
+	Packets  [2]uint64
+	Bytes    [2]uint64
 	BanEpoch uint64
 }
 

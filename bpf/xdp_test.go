@@ -119,16 +119,19 @@ func TestBypassCountsAndActsForBothDirections(t *testing.T) {
 	if got := run(t, o, frame(b, a, 6)); got != xdpPass {
 		t.Fatalf("bypass pass b->a: %d", got)
 	}
+	if got := run(t, o, frame(a, b, 6)); got != xdpPass {
+		t.Fatalf("bypass pass a->b: %d", got)
+	}
 	st, err := o.BypassOf(k)
-	if err != nil || st.Packets != 2 || st.Bytes != 2*70 {
-		t.Fatalf("bypass stats %+v %v", st, err)
+	if err != nil || st.Packets != 3 || st.Bytes != 3*70 || st.FromLo.Packets != 1 || st.FromLo.Bytes != 70 {
+		t.Fatalf("bypass stats %+v %v (want 3 packets, 1 from Lo)", st, err)
 	}
 	o.SetBypass(k, Drop)
 	if got := run(t, o, frame(b, a, 6)); got != xdpDrop {
 		t.Fatalf("bypass drop: %d", got)
 	}
 	c, _ := o.Counters()
-	if c[BypassPass] != 2 || c[BypassDrop] != 1 {
+	if c[BypassPass] != 3 || c[BypassDrop] != 1 {
 		t.Fatalf("counters %v", c)
 	}
 }
