@@ -50,8 +50,22 @@ type Source interface {
 	Next() (frame []byte, link packet.LinkType, ts time.Time, err error)
 }
 
-// frameRef locates one frame in a worker's batch arena.
+// InPlaceSource is a Source that can also hand out frames where they lie,
+// in a read-only mapping of the file (dataplane/pcapsrc.Reader of an
+// uncompressed pcap file): no copy per frame. Every access to such a
+// frame, on any goroutine, runs inside Guard, which turns a fault on the
+// mapping (the file truncated by another process) into an error.
+type InPlaceSource interface {
+	Source
+	InPlace() bool
+	NextInPlace() (frame []byte, link packet.LinkType, ts time.Time, err error)
+	Guard(fn func()) error
+}
+
+// frameRef locates one frame: in place (frame set) or in a worker's batch
+// arena.
 type frameRef struct {
+	frame  []byte
 	off, n int
 	link   packet.LinkType
 	ts     int64
@@ -89,7 +103,10 @@ func (s *segment) run(l *lane, i int) {
 	b := &s.batches[i]
 	for j := range b.frames {
 		fr := &b.frames[j]
-		frame := b.arena[fr.off : fr.off+fr.n]
+		frame := fr.frame
+		if frame == nil {
+			frame = b.arena[fr.off : fr.off+fr.n]
+		}
 		if fr.parsed {
 			l.w.packetParsed(frame, &fr.hdr, fr.ts)
 		} else {
@@ -176,13 +193,23 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 		work         []chan *segment
 		done         = make(chan struct{}, len(lanes))
 	)
+	// Frames in place: the reading goroutine and the lanes read them
+	// inside the source's guard, so a file truncated under the replay ends
+	// it with an error (the first one any goroutine met) instead of a crash.
+	next, guard, guarded := src.Next, func(fn func()) error { fn(); return nil }, false
+	if ip, ok := src.(InPlaceSource); ok && ip.InPlace() {
+		next, guard, guarded = ip.NextInPlace, ip.Guard, true
+	}
+	laneErrs := make([]error, len(lanes))
 	if len(lanes) > 1 {
 		work = make([]chan *segment, len(lanes))
 		for i, l := range lanes {
 			work[i] = make(chan *segment, 1)
 			go func() {
 				for sg := range work[i] {
-					sg.run(l, i)
+					if laneErrs[i] == nil {
+						laneErrs[i] = guard(func() { sg.run(l, i) })
+					}
 					done <- struct{}{}
 				}
 			}()
@@ -201,6 +228,11 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 		for range lanes {
 			<-done
 		}
+		for _, err := range laneErrs {
+			if err != nil && res.Err == nil {
+				res.Err = err
+			}
+		}
 		if inflightTick != 0 {
 			e.Tick(inflightTick)
 		}
@@ -211,7 +243,7 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 		settle()
 		if cur.n < inlineMax {
 			for i, l := range lanes {
-				cur.run(l, i)
+				cur.run(l, i) // on the reading goroutine, inside its guard
 			}
 			cur.reset()
 			if t != 0 {
@@ -228,55 +260,68 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 		}
 		cur.reset()
 	}
-	for {
-		frame, link, ts, err := src.Next()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				res.Err = err
+	read := func() {
+		for res.Err == nil {
+			frame, link, ts, err := next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					res.Err = err
+				}
+				break
 			}
-			break
-		}
-		res.Packets++
-		now := ts.UnixNano()
-		if now < last {
-			now = last // capture clocks step back now and then; flows need monotonic time
-		}
-		last = now
-		if nextTick == 0 {
-			nextTick = now - now%tick + tick
-		}
-		if now >= nextTick {
+			res.Packets++
+			now := ts.UnixNano()
+			if now < last {
+				now = last // capture clocks step back now and then; flows need monotonic time
+			}
+			last = now
+			if nextTick == 0 {
+				nextTick = now - now%tick + tick
+			}
+			if now >= nextTick {
+				if len(lanes) == 1 {
+					e.Tick(nextTick)
+				} else {
+					boundary(nextTick)
+				}
+				nextTick = now - now%tick + tick
+			}
 			if len(lanes) == 1 {
-				e.Tick(nextTick)
-			} else {
-				boundary(nextTick)
+				lanes[0].w.Packet(link, frame, now) // one lane: no batch, no copy
+				continue
 			}
-			nextTick = now - now%tick + tick
+			// The lane is the flow's: its key's hash, read from the header
+			// bytes for the common frame (parseHdr: the same hash as the full
+			// decode's key, FuzzFastPath) and by the full decoder otherwise.
+			// The parse goes with the frame: the lane's fast path starts from it.
+			i, parsed := 0, false
+			if link == packet.LinkEthernet && parseHdr(frame, &hdr) && !hdr.tunnel {
+				i, parsed = int(hdr.hash%uint64(len(lanes))), true
+			} else if packet.Decode(link, frame, &meta) == packet.OK {
+				key.Set(&meta)
+				i = int(key.Hash() % uint64(len(lanes)))
+			}
+			b := &cur.batches[i]
+			if guarded {
+				b.frames = append(b.frames, frameRef{frame: frame, link: link, ts: now, hdr: hdr, parsed: parsed})
+			} else {
+				b.frames = append(b.frames, frameRef{off: len(b.arena), n: len(frame), link: link, ts: now, hdr: hdr, parsed: parsed})
+				b.arena = append(b.arena, frame...)
+			}
+			if cur.n++; cur.n == segmentMax {
+				boundary(0)
+			}
 		}
-		if len(lanes) == 1 {
-			lanes[0].w.Packet(link, frame, now) // one lane: no batch, no copy
-			continue
-		}
-		// The lane is the flow's: its key's hash, read from the header
-		// bytes for the common frame (parseHdr: the same hash as the full
-		// decode's key, FuzzFastPath) and by the full decoder otherwise.
-		// The parse goes with the frame: the lane's fast path starts from it.
-		i, parsed := 0, false
-		if link == packet.LinkEthernet && parseHdr(frame, &hdr) && !hdr.tunnel {
-			i, parsed = int(hdr.hash%uint64(len(lanes))), true
-		} else if packet.Decode(link, frame, &meta) == packet.OK {
-			key.Set(&meta)
-			i = int(key.Hash() % uint64(len(lanes)))
-		}
-		b := &cur.batches[i]
-		b.frames = append(b.frames, frameRef{off: len(b.arena), n: len(frame), link: link, ts: now, hdr: hdr, parsed: parsed})
-		b.arena = append(b.arena, frame...)
-		if cur.n++; cur.n == segmentMax {
+		if len(lanes) > 1 {
 			boundary(0)
 		}
 	}
+	if err := guard(read); err != nil && res.Err == nil {
+		res.Err = err
+	}
 	if len(lanes) > 1 {
-		boundary(0)
+		// After a fault on the reading goroutine a segment may still be
+		// out; the lanes' guards catch faults of their own.
 		settle()
 	}
 	e.Flush(last + 1)

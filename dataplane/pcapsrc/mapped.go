@@ -129,6 +129,38 @@ func (m *mapped) next() (frame []byte, ts time.Time, err error) {
 	return frame, ts, nil
 }
 
+// nextInPlace is next without the frame's copy: the frame is the
+// mapping's bytes. The caller runs it, and reads the frame, under guard.
+func (m *mapped) nextInPlace() (frame []byte, ts time.Time, err error) {
+	hl := 16 + m.extra
+	if m.pos == len(m.data) {
+		return nil, time.Time{}, io.EOF
+	}
+	if len(m.data)-m.pos < hl {
+		return nil, time.Time{}, io.ErrUnexpectedEOF
+	}
+	incl, ts, err := m.record(m.data[m.pos : m.pos+hl])
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if len(m.data)-m.pos-hl < incl {
+		return nil, time.Time{}, io.ErrUnexpectedEOF
+	}
+	frame = m.data[m.pos+hl : m.pos+hl+incl : m.pos+hl+incl]
+	m.pos += hl + incl
+	return frame, ts, nil
+}
+
+// guard runs fn with the goroutine's panic-on-fault set: a fault on the
+// mapping is errTruncatedUnder; any other panic goes on.
+func (m *mapped) guard(fn func()) (err error) {
+	defer m.fault(&err)
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	fn()
+	return nil
+}
+
 func (m *mapped) unmap() error {
 	if m.data == nil {
 		return nil

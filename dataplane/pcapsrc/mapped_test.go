@@ -43,6 +43,33 @@ func sameAsStream(t testing.TB, b []byte) {
 	}
 	defer m.Close()
 	want, werr := readAll(t, s, 1000)
+	// In place, the same frames (another mapping of the same file).
+	ip, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ip.Close()
+	if ip.InPlace() {
+		var ipErr error
+		n := 0
+		if err := ip.Guard(func() {
+			for ; n < 1000; n++ {
+				f, _, _, err := ip.NextInPlace()
+				if err != nil {
+					ipErr = err
+					return
+				}
+				if n >= len(want) || !bytes.Equal(f, want[n]) {
+					t.Fatalf("in place: frame %d differs", n)
+				}
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(want) || errors.Is(ipErr, io.EOF) != errors.Is(werr, io.EOF) {
+			t.Fatalf("in place: %d frames, then %v; stream: %d, then %v", n, ipErr, len(want), werr)
+		}
+	}
 	got, gerr := readAll(t, m, 1000)
 	if len(got) != len(want) {
 		t.Fatalf("file: %d frames (%v), stream: %d (%v)", len(got), gerr, len(want), werr)
@@ -161,4 +188,88 @@ func FuzzMapped(f *testing.F) {
 		}
 		sameAsStream(t, b)
 	})
+}
+
+// Frames read in place are the frames Next copies, and a file truncated
+// under them makes reading one, on any goroutine under Guard, an error
+// instead of a SIGBUS: the frames handed out before the cut and still in
+// the file read whole.
+func TestInPlaceTruncatedUnderTheReader(t *testing.T) {
+	var frames [][]byte
+	for i := range 20000 { // ~20 MB: many pages past the cut
+		f := bytes.Repeat([]byte{byte(i)}, 1000)
+		frames = append(frames, f)
+	}
+	b := classicFile(binary.LittleEndian, magicMicro, 4, 0, frames...)
+	path := filepath.Join(t.TempDir(), "shrinking.pcap")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.InPlace() {
+		t.Fatal("not in place")
+	}
+	var kept [][]byte // frames as handed out, read later
+	err = r.Guard(func() {
+		for i := range 8000 {
+			f, _, _, err := r.NextInPlace()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(f, frames[i]) {
+				t.Fatalf("frame %d differs from the file's", i)
+			}
+			kept = append(kept, f)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut the file to a page boundary well before the reader's position:
+	// frames already handed out lie past it.
+	if err := os.Truncate(path, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 1)
+	go func() {
+		sum := 0
+		errs <- r.Guard(func() {
+			for _, f := range kept[:3000] { // within the file still
+				sum += int(f[len(f)-1])
+			}
+			if sum == 0 {
+				panic("nothing read")
+			}
+			for _, f := range kept[3000:] { // past the cut
+				sum += int(f[len(f)-1])
+			}
+		})
+	}()
+	err = <-errs
+	var pe *Error
+	if !errors.As(err, &pe) || !errors.Is(err, errTruncatedUnder) || pe.Offset != -1 {
+		t.Fatalf("reading frames past the cut: %v, want the truncation named", err)
+	}
+	err = r.Guard(func() {
+		for {
+			if _, _, _, err := r.NextInPlace(); err != nil {
+				t.Fatalf("NextInPlace returned %v before the fault", err)
+			}
+		}
+	})
+	if !errors.Is(err, errTruncatedUnder) {
+		t.Fatalf("reading on past the cut: %v", err)
+	}
+	t.Logf("then: %v", err)
+	// Any other panic is not the source's to catch.
+	defer func() {
+		if p := recover(); p != "other" {
+			t.Fatalf("recovered %v, want the other panic to go on", p)
+		}
+	}()
+	r.Guard(func() { panic("other") })
 }

@@ -51,11 +51,14 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Error is a read failure at a byte offset of a named file.
 type Error struct {
 	File   string
-	Offset int64
+	Offset int64 // -1: not known (a fault on a mapped frame, Guard)
 	Err    error
 }
 
 func (e *Error) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("%s: %v", e.File, e.Err)
+	}
 	return fmt.Sprintf("%s: offset %d: %v", e.File, e.Offset, e.Err)
 }
 
@@ -176,6 +179,47 @@ func (r *Reader) Next() (frame []byte, link packet.LinkType, ts time.Time, err e
 	}
 	r.offset = r.consumed()
 	return frame, link, ci.Timestamp, nil
+}
+
+// InPlace reports whether the frames can be read where they lie, in a
+// mapping of the file (NextInPlace): an uncompressed classic pcap file.
+func (r *Reader) InPlace() bool { return r.mp != nil }
+
+// NextInPlace is Next without the frame's copy, for a reader that is
+// InPlace: the frame is the file's bytes, valid until Close, read-only.
+// It must be called, and its frames read, on any goroutine, only inside
+// Guard: another process truncating the file makes the pages past its new
+// end fault.
+func (r *Reader) NextInPlace() (frame []byte, link packet.LinkType, ts time.Time, err error) {
+	if r.mp == nil {
+		return nil, 0, time.Time{}, &Error{File: r.name, Offset: r.offset, Err: errors.New("not read from a mapping")}
+	}
+	frame, ts, err = r.mp.nextInPlace()
+	switch {
+	case err == nil:
+		r.offset = int64(r.mp.pos)
+		return frame, r.link, ts, nil
+	case err == io.EOF:
+		return nil, 0, time.Time{}, io.EOF
+	}
+	return nil, 0, time.Time{}, &Error{File: r.name, Offset: r.offset, Err: describe(err)}
+}
+
+// Guard runs fn, which reads frames of NextInPlace, with the goroutine's
+// panic-on-fault set: a fault on the mapping (the file truncated under
+// the reader) stops fn and comes back as an *Error, "file truncated while
+// being read", with no offset (any goroutine may call Guard, and the fault
+// may be on any frame handed out). Any other panic goes on. For a reader
+// that is not InPlace it only runs fn.
+func (r *Reader) Guard(fn func()) error {
+	if r.mp == nil {
+		fn()
+		return nil
+	}
+	if err := r.mp.guard(fn); err != nil {
+		return &Error{File: r.name, Offset: -1, Err: err}
+	}
+	return nil
 }
 
 // cleanEnd tells a clean end of file from a record cut short. In pcap,
