@@ -124,28 +124,36 @@ func TestMappedIsMappedAndDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// A file another process truncates while it is mapped and being read is an
-// error at the record the reader had reached, not a SIGBUS: the frames
-// before it were read whole.
-func TestTruncatedUnderTheReader(t *testing.T) {
-	frame := bytes.Repeat([]byte{0x45}, 1000)
+// mappedFile writes 20,000 frames of 1,000 bytes made by frame (~20 MB:
+// many pages past a cut at 4 MiB) and opens the file, mapped; it is closed
+// when the test ends.
+func mappedFile(t *testing.T, frame func(i int) []byte) (string, *Reader, [][]byte) {
+	t.Helper()
 	var frames [][]byte
-	for range 20000 { // ~20 MB: many pages past the cut
-		frames = append(frames, frame)
+	for i := range 20000 {
+		frames = append(frames, frame(i))
 	}
-	b := classicFile(binary.LittleEndian, magicMicro, 4, 0, frames...)
 	path := filepath.Join(t.TempDir(), "shrinking.pcap")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := os.WriteFile(path, classicFile(binary.LittleEndian, magicMicro, 4, 0, frames...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	if r.mp == nil {
+	t.Cleanup(func() { r.Close() })
+	if r.mp == nil || !r.InPlace() {
 		t.Fatal("not mapped")
 	}
+	return path, r, frames
+}
+
+// A file another process truncates while it is mapped and being read is an
+// error at the record the reader had reached, not a SIGBUS: the frames
+// before it were read whole.
+func TestTruncatedUnderTheReader(t *testing.T) {
+	frame := bytes.Repeat([]byte{0x45}, 1000)
+	path, r, _ := mappedFile(t, func(int) []byte { return frame })
 	read := 0
 	for ; read < 1000; read++ {
 		if _, _, _, err := r.Next(); err != nil {
@@ -195,26 +203,9 @@ func FuzzMapped(f *testing.F) {
 // instead of a SIGBUS: the frames handed out before the cut and still in
 // the file read whole.
 func TestInPlaceTruncatedUnderTheReader(t *testing.T) {
-	var frames [][]byte
-	for i := range 20000 { // ~20 MB: many pages past the cut
-		f := bytes.Repeat([]byte{byte(i)}, 1000)
-		frames = append(frames, f)
-	}
-	b := classicFile(binary.LittleEndian, magicMicro, 4, 0, frames...)
-	path := filepath.Join(t.TempDir(), "shrinking.pcap")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if !r.InPlace() {
-		t.Fatal("not in place")
-	}
+	path, r, frames := mappedFile(t, func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 1000) })
 	var kept [][]byte // frames as handed out, read later
-	err = r.Guard(func() {
+	err := r.Guard(func() {
 		for i := range 8000 {
 			f, _, _, err := r.NextInPlace()
 			if err != nil {
