@@ -228,6 +228,11 @@ func (m *Merger) SetModel(md *classifier.Model) { m.cfg.Model = md }
 // are still within their TTL.
 func (m *Merger) Predicted() int { return m.npred }
 
+// LookupsGaveUp counts the snapshot lookups that gave up waiting for the
+// merger's deletions (a merger descheduled in the middle of one for over
+// 10 ms) and read a host as unseen. Safe from any goroutine.
+func (m *Merger) LookupsGaveUp() uint64 { return m.hosts.gaveUp.Load() }
+
 // Reputed is the number of peers other boxes proved that the merger holds
 // (some may have expired: a lookup checks the time).
 func (m *Merger) Reputed() int { return m.reputation.Len() }

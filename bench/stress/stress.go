@@ -404,6 +404,10 @@ func flood(o Options) (*Result, error) {
 	res.promise("no fail-open while alive", d(bpf.FailOpenForward)+d(bpf.FailOpenPass) == 0 && st.Withheld == 0, "%d packets failed open, %d heartbeats withheld", d(bpf.FailOpenForward)+d(bpf.FailOpenPass), st.Withheld)
 	res.promise("memory under the cap", peakRSS <= capBytes, "peak %s, cap %s", mib(peakRSS), mib(capBytes))
 	res.promise("host state bounded", st.Hosts <= maxHosts, "%d hosts, max %d", st.Hosts, maxHosts)
+	// More sources than the bound: the hosts dropped to stay within it are
+	// counted (swarmguard_hosts_dropped_total), none silently.
+	dropped := st.HostsEvicted - st0.HostsEvicted + st.HostsShed - st0.HostsShed
+	res.promise("dropped hosts counted", dropped > 0, "%d evicted or shed", dropped)
 	res.promise("overload shed and counted", d(bpf.Shed)+fs.Shed-st0.Flows.Shed > 0 || st.XSKRxRingFull == st0.XSKRxRingFull, "%d shed in the kernel, %d by the workers", d(bpf.Shed), fs.Shed-st0.Flows.Shed)
 	res.promise("the swarm stays banned", len(before) > 0 && kept == len(before) && d(bpf.BanDrop) > 0, "%d of %d bans kept; %d packets dropped by bans during the flood", kept, len(before), d(bpf.BanDrop))
 	// The stream's throughput is a timing figure: a promise only in the
@@ -466,10 +470,14 @@ func hosts(o Options) (*Result, error) {
 		return nil, err
 	}
 	res.figure("offered", "%d packets from as many source addresses in %v, after a real swarm", packets, secs)
-	res.figure("hosts", "%d kept of at most %d; %d flows created", st.Hosts, maxHosts, st.Flows.Created-st0.Flows.Created)
+	res.figure("hosts", "%d kept of at most %d; %d flows created; %d hosts evicted, %d shed over a merge's budget; %d lookups gave up waiting for the merger", st.Hosts, maxHosts, st.Flows.Created-st0.Flows.Created, st.HostsEvicted-st0.HostsEvicted, st.HostsShed-st0.HostsShed, st.HostLookupsGaveUp)
 	res.figure("merge", "longest merge and publish %v; longest tick %v with the wait for hand-overs (the tick is 100 ms; a worker late for it hands over at the next: %d late ticks)", st.MergeMax.Round(time.Millisecond), st.TickMax.Round(time.Millisecond), st.Late-st0.Late)
 	res.figure("swarm", "%d hosts turned p2p before the flood, %d still labelled p2p after it; %d bans", len(labelled), kept, len(bans))
 	res.promise("host state bounded", st.Hosts <= maxHosts, "%d hosts, max %d", st.Hosts, maxHosts)
+	// More sources than the bound: the hosts dropped to stay within it are
+	// counted (swarmguard_hosts_dropped_total), none silently.
+	dropped := st.HostsEvicted - st0.HostsEvicted + st.HostsShed - st0.HostsShed
+	res.promise("dropped hosts counted", dropped > 0, "%d evicted or shed", dropped)
 	if o.Full { // a timing figure: a promise only in the full run
 		res.promise("the merge stays under its tick", st.MergeMax < 100*time.Millisecond, "longest %v", st.MergeMax.Round(time.Millisecond))
 	}

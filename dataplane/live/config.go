@@ -91,7 +91,8 @@ const (
 	// DefaultNewPerSecond is each worker's new-flow budget: over it, new
 	// flows are sampled (one in sixteen) and the rest pass uninspected.
 	DefaultNewPerSecond = 50_000
-	// DefaultMaxHosts bounds the host state (about 2 KiB a host).
+	// DefaultMaxHosts bounds the host state (about 1 KiB a host,
+	// BENCHMARKS.md).
 	DefaultMaxHosts = 1 << 17
 	// DefaultUserPPS is each CPU's budget of packets to the workers.
 	DefaultUserPPS = 300_000

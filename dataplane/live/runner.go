@@ -45,14 +45,19 @@ type Stats struct {
 	// here), and transmits that found the tx ring empty.
 	XSKRxDropped, XSKRxRingFull, XSKFillEmpty, XSKTxEmpty, XSKInvalid uint64
 	// Workers are the per-worker counters, in queue order.
-	Workers     []WorkerStats
-	Predicted   int                         // peers predicted from discovery answers, within their TTL
-	Reputed     int                         // peers other boxes proved (AddReputation)
-	ByLabel     [classifier.Scan + 1]uint64 // final decisions by label
-	BansExpired uint64                      // bans removed at their expiry
-	Snapshot    time.Time                   // when the host snapshot was last published
-	Heartbeat   time.Time                   // the last heartbeat the kernel took
-	Started     time.Time
+	Workers []WorkerStats
+	// HostsEvicted and HostsShed count hosts dropped to keep the host state
+	// within MaxHosts and new hosts not made over a merge's budget
+	// (hostmerge.Merger); HostLookupsGaveUp the workers' host lookups that
+	// waited over 10 ms for the merger and read the host as unseen.
+	HostsEvicted, HostsShed, HostLookupsGaveUp uint64
+	Predicted                                  int                         // peers predicted from discovery answers, within their TTL
+	Reputed                                    int                         // peers other boxes proved (AddReputation)
+	ByLabel                                    [classifier.Scan + 1]uint64 // final decisions by label
+	BansExpired                                uint64                      // bans removed at their expiry
+	Snapshot                                   time.Time                   // when the host snapshot was last published
+	Heartbeat                                  time.Time                   // the last heartbeat the kernel took
+	Started                                    time.Time
 	// Tick is how long the last tick took: the wait for the workers'
 	// hand-overs (at most 50 ms), the merge and the publish; TickMax the
 	// longest so far.
@@ -659,6 +664,8 @@ func (r *Runner) tick(now time.Time) {
 		r.stats.Kernel = k
 	}
 	r.stats.Hosts = r.engine.Merger().Hosts()
+	r.stats.HostsEvicted, r.stats.HostsShed = r.engine.Merger().EvictedHosts, r.engine.Merger().ShedHosts
+	r.stats.HostLookupsGaveUp = r.engine.Merger().LookupsGaveUp()
 	r.stats.Predicted = r.engine.Merger().Predicted()
 	r.stats.Reputed = r.engine.Merger().Reputed()
 	if snap != nil && snap.Gen > 0 {

@@ -68,6 +68,8 @@ var (
 	dWithheld   = desc("heartbeats_withheld_total", "Heartbeats the watchdog withheld because a worker or the control loop made no progress.")
 	dXSK        = desc("xsk_frames_total", "The kernel's AF_XDP socket statistics (XDP_STATISTICS), summed over the sockets.", "event")
 	dHosts      = desc("hosts", "Hosts in the merged host state.")
+	dHostsDrop  = desc("hosts_dropped_total", "Hosts left out of the host state to keep it within classifier.max_hosts: evicted (the least active go first, subscribers in policy.local_networks last), or shed (new hosts over a merge's budget of 4,096, a flood of new addresses).", "why")
+	dGaveUp     = desc("host_lookups_gave_up_total", "Workers' host lookups that waited over 10 ms for the merger's deletions and read the host as unseen (a merger thread descheduled in the middle of one).")
 	dPredicted  = desc("predicted_peers", "Peers predicted from tracker, DHT and PEX answers, within their TTL.")
 	dReputed    = desc("reputed_peers", "Peers other boxes proved in confirmed p2p flows (cluster.nats), held as predicted peers of every host.")
 	dBansActive = desc("bans_active", "Bans in the kernel map that have not expired.")
@@ -140,6 +142,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	n(dXSK, st.XSKTxEmpty, "tx_ring_empty")
 	n(dXSK, st.XSKInvalid, "invalid_descriptor")
 	g(dHosts, float64(st.Hosts))
+	n(dHostsDrop, st.HostsEvicted, "evicted")
+	n(dHostsDrop, st.HostsShed, "shed")
+	n(dGaveUp, st.HostLookupsGaveUp)
 	g(dPredicted, float64(st.Predicted))
 	g(dReputed, float64(st.Reputed))
 	if b, err := c.src.BansActive(); err == nil {
