@@ -319,19 +319,14 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 	// Hosts come in batches whose state is warmed first (warm.go): at a
 	// million hosts each is a cache and TLB miss, and the batch's overlap.
 	for _, d := range deltas {
-		var hashes [warmBatch]uint64
-		for i := 0; i < len(d.used); i += warmBatch {
-			batch := d.used[i:min(i+warmBatch, len(d.used))]
-			for j, k := range batch {
-				hashes[j] = hostHash(d.slots[k].addr)
-			}
-			m.sink += m.hosts.warmSlots(hashes[:len(batch)], unsafe.Offsetof(host{}.ips))
+		inBatches(d.used, func(batch []int32) {
+			m.sink += m.hosts.warmSlots(len(batch), func(j int) Host { return d.slots[batch[j]].addr }, unsafe.Offsetof(host{}.ips))
 			for _, k := range batch {
 				if h := m.host(d.slots[k].addr, now); h != nil {
 					h.pend.add(&d.slots[k].c)
 				}
 			}
-		}
+		})
 	}
 	for _, h := range m.touched {
 		for i := range h.win {
@@ -340,40 +335,12 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 		h.pend = counters{}
 	}
 	for _, d := range deltas {
-		var hashes [warmBatch]uint64
-		for i, r := range d.remotes {
-			if i%warmBatch == 0 {
-				batch := d.remotes[i:min(i+warmBatch, len(d.remotes))]
-				for j := range batch {
-					hashes[j] = hostHash(batch[j].host)
-				}
-				m.sink += m.hosts.warmSlots(hashes[:len(batch)], unsafe.Sizeof(host{}))
+		inBatches(d.remotes, func(batch []remote) {
+			m.sink += m.hosts.warmSlots(len(batch), func(j int) Host { return batch[j].host }, unsafe.Sizeof(host{}))
+			for j := range batch {
+				m.remote(&batch[j], now)
 			}
-			h := m.host(r.host, now)
-			if h == nil {
-				continue
-			}
-			bit := r.peer % overlapBits
-			switch r.kind {
-			case msePeer:
-				h.msePeers[bit/64] |= 1 << (bit % 64)
-				continue
-			case btPeer:
-				h.btPeers[bit/64] |= 1 << (bit % 64)
-				continue
-			case discPeer:
-				h.discPeers[bit/64] |= 1 << (bit % 64)
-				continue
-			}
-			h.ips.insert(r.peer)
-			h.stale = true
-			h.ports.insert(uint64(r.port)*0x9e3779b97f4a7c15 + 1)
-			if r.proto == 6 {
-				h.tcpPeers[bit/64] |= 1 << (bit % 64)
-			} else {
-				h.udpPeers[bit/64] |= 1 << (bit % 64)
-			}
-		}
+		})
 		exp := now + int64(m.cfg.PredictTTL)
 		for _, p := range d.predicted {
 			k := predKey(p)
@@ -393,6 +360,35 @@ func (m *Merger) Merge(now int64, deltas ...*Delta) {
 	m.takeReputation(now)
 	m.bound(now)
 	m.publish(now)
+}
+
+// remote folds one remote of a delta into its host: the peer sketches and
+// the per-protocol and per-kind peer bits.
+func (m *Merger) remote(r *remote, now int64) {
+	h := m.host(r.host, now)
+	if h == nil {
+		return
+	}
+	bit := r.peer % overlapBits
+	switch r.kind {
+	case msePeer:
+		h.msePeers[bit/64] |= 1 << (bit % 64)
+		return
+	case btPeer:
+		h.btPeers[bit/64] |= 1 << (bit % 64)
+		return
+	case discPeer:
+		h.discPeers[bit/64] |= 1 << (bit % 64)
+		return
+	}
+	h.ips.insert(r.peer)
+	h.stale = true
+	h.ports.insert(uint64(r.port)*0x9e3779b97f4a7c15 + 1)
+	if r.proto == 6 {
+		h.tcpPeers[bit/64] |= 1 << (bit % 64)
+	} else {
+		h.udpPeers[bit/64] |= 1 << (bit % 64)
+	}
 }
 
 // sweepPredictions drops the expired predictions of one shard a merge
@@ -516,8 +512,7 @@ func (m *Merger) publish(now int64) {
 	}
 	// A new slice each time: earlier snapshots keep theirs.
 	turns := append(make([]Turn, 0, len(m.turns)-keep+4), m.turns[keep:]...)
-	for i := 0; i < len(m.touched); i += warmBatch {
-		batch := m.touched[i:min(i+warmBatch, len(m.touched))]
+	inBatches(m.touched, func(batch []*host) {
 		m.sink += m.hosts.warmHosts(batch)
 		for _, h := range batch {
 			h.touched = false
@@ -525,13 +520,11 @@ func (m *Merger) publish(now int64) {
 				turns = m.derive(h, now, turns)
 			}
 		}
-	}
+	})
 	m.touched = m.touched[:0]
 	o := m.order[m.refresh]
 	end := min(len(o), m.cursor+maxRefresh)
-	walk := o[min(m.cursor, end):end]
-	for i := 0; i < len(walk); i += warmBatch {
-		batch := walk[i:min(i+warmBatch, len(walk))]
+	inBatches(o[min(m.cursor, end):end], func(batch []*host) {
 		m.sink += m.hosts.warmHosts(batch)
 		for _, h := range batch {
 			if h.viewGen != m.gen {
@@ -539,7 +532,7 @@ func (m *Merger) publish(now int64) {
 				turns = m.derive(h, now, turns)
 			}
 		}
-	}
+	})
 	m.cursor = end
 	if end == len(o) {
 		m.refresh, m.cursor = (m.refresh+1)%numShards, 0

@@ -5,6 +5,15 @@ import "unsafe"
 // warmBatch is how many hosts the merge warms ahead of the work on them.
 const warmBatch = 32
 
+// inBatches calls fn with xs in batches of warmBatch, in order.
+func inBatches[T any](xs []T, fn func(batch []T)) {
+	for len(xs) > 0 {
+		n := min(len(xs), warmBatch)
+		fn(xs[:n])
+		xs = xs[n:]
+	}
+}
+
 // warmLines loads one word of each cache line of the n bytes at p and
 // returns their sum, which the caller keeps so that the loads stay. Go has
 // no prefetch instruction; independent loads are the next best thing: a
@@ -33,26 +42,29 @@ func (x *index) warmHosts(hs []*host) (sum uint64) {
 	return sum
 }
 
-// warmSlots warms the index slots of hashes hs and the first n bytes of
-// the hosts they find, in three passes whose loads do not wait on each
-// other within a pass: the home slots, then the probe to each host (its run
-// now cached), then the hosts.
-func (x *index) warmSlots(hs []uint64, n uintptr) (sum uint64) {
-	for _, h := range hs {
-		sum += x.slots[h&x.mask].hash.Load()
+// warmSlots warms the index slots of the n hosts addr gives (n at most
+// warmBatch) and the first bytes of their state, in three passes whose
+// loads do not wait on each other within a pass: the home slots, then the
+// probe to each host by hash alone (its run now cached; get compares the
+// address, which is in the host), then the hosts.
+func (x *index) warmSlots(n int, addr func(j int) Host, bytes uintptr) (sum uint64) {
+	var hashes [warmBatch]uint64
+	for j := range n {
+		hashes[j] = hostHash(addr(j))
+		sum += x.slots[hashes[j]&x.mask].hash.Load()
 	}
 	var found [warmBatch]*host
-	for i, h := range hs {
-		for j := h & x.mask; x.slots[j].h != nil; j = (j + 1) & x.mask {
-			if x.slots[j].hash.Load() == h|occupied {
-				found[i] = x.slots[j].h
+	for j, h := range hashes[:n] {
+		for i := h & x.mask; x.slots[i].h != nil; i = (i + 1) & x.mask {
+			if x.slots[i].hash.Load() == h|occupied {
+				found[j] = x.slots[i].h
 				break
 			}
 		}
 	}
-	for _, h := range found[:len(hs)] {
+	for _, h := range found[:n] {
 		if h != nil {
-			sum += warmLines(unsafe.Pointer(h), n)
+			sum += warmLines(unsafe.Pointer(h), bytes)
 		}
 	}
 	return sum

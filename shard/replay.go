@@ -196,9 +196,9 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 	// Frames in place: the reading goroutine and the lanes read them
 	// inside the source's guard, so a file truncated under the replay ends
 	// it with an error (the first one any goroutine met) instead of a crash.
-	next, guard, guarded := src.Next, func(fn func()) error { fn(); return nil }, false
+	next, guard, inPlace := src.Next, func(fn func()) error { fn(); return nil }, false
 	if ip, ok := src.(InPlaceSource); ok && ip.InPlace() {
-		next, guard, guarded = ip.NextInPlace, ip.Guard, true
+		next, guard, inPlace = ip.NextInPlace, ip.Guard, true
 	}
 	laneErrs := make([]error, len(lanes))
 	if len(lanes) > 1 {
@@ -302,7 +302,7 @@ func replay(e *Engine, src Source, pcap string, opt Options) (*Result, error) {
 				i = int(key.Hash() % uint64(len(lanes)))
 			}
 			b := &cur.batches[i]
-			if guarded {
+			if inPlace {
 				b.frames = append(b.frames, frameRef{frame: frame, link: link, ts: now, hdr: hdr, parsed: parsed})
 			} else {
 				b.frames = append(b.frames, frameRef{off: len(b.arena), n: len(frame), link: link, ts: now, hdr: hdr, parsed: parsed})

@@ -103,29 +103,16 @@ func (m *mapped) inside(a uintptr) bool {
 // end of the mapping it returns io.EOF, and io.ErrUnexpectedEOF for a
 // record cut short.
 func (m *mapped) next() (frame []byte, ts time.Time, err error) {
-	hl := 16 + m.extra
-	if m.pos == len(m.data) {
-		return nil, time.Time{}, io.EOF
-	}
-	if len(m.data)-m.pos < hl {
-		return nil, time.Time{}, io.ErrUnexpectedEOF
-	}
 	// One guarded stretch for the record's header and frame.
 	defer m.fault(&err)
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
-	h := m.hdr[:hl]
-	copy(h, m.data[m.pos:])
-	incl, ts, err := m.record(h)
+	in, ts, err := m.nextInPlace()
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if len(m.data)-m.pos-hl < incl {
-		return nil, time.Time{}, io.ErrUnexpectedEOF
-	}
-	frame = m.frameBuf(incl)
-	copy(frame, m.data[m.pos+hl:])
-	m.pos += hl + incl
+	frame = m.frameBuf(len(in))
+	copy(frame, in)
 	return frame, ts, nil
 }
 
